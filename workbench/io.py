@@ -1,0 +1,355 @@
+"""All disk and Hub access: pair files in and out, the shared data folder, run folders, figures, tables.
+
+Stage modules never open files; they take and return frames and arrays, and notebooks call these
+functions at the edges. Writes are atomic (temp file + ``os.replace``) so a crash or Ctrl-C never
+leaves a half-written parquet, manifest or config behind.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import gzip
+import io as _io
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from workbench.pairs import PairError, ReadReport, records_to_pairs
+from workbench.schema import ARROW_SCHEMA, PAIR_COLUMNS, PairFrame
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DATA_DIR_ENV = "WORKBENCH_DATA_DIR"
+_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv", ".tsv")
+
+
+# ---------------------------------------------------------------- shared data
+
+
+def shared_data_dir(path: str | os.PathLike | None = None) -> Path:
+    """Locate the shared real data: ``path``, else ``$WORKBENCH_DATA_DIR``, else ``<repo>/../shared/data``.
+
+    Raises:
+        FileNotFoundError: saying where it looked and how to point the workbench at the data.
+    """
+    candidates = [Path(path)] if path else []
+    if not candidates and os.environ.get(DATA_DIR_ENV):
+        candidates.append(Path(os.environ[DATA_DIR_ENV]))
+    if not candidates:
+        candidates.append(REPO_ROOT.parent / "shared" / "data")
+    for c in candidates:
+        c = c if c.is_absolute() else (REPO_ROOT / c)
+        if (c / "hh_rlhf").is_dir():
+            return c.resolve()
+    raise FileNotFoundError(
+        f"Shared data not found at {[str(c) for c in candidates]} (expected a folder with hh_rlhf/, "
+        f"rewardbench/, llmbar/, rm_bench/). Put the data at <repo>/../shared/data, set ${DATA_DIR_ENV}, "
+        "or pass data_dir=... (the notebooks' `data_dir` parameter)."
+    )
+
+
+# ---------------------------------------------------------------- reading records
+
+
+def _open_bytes(path: Path) -> bytes:
+    raw = path.read_bytes()
+    if path.suffix == ".gz":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as e:
+            raise ValueError(f"{path}: not a valid gzip file ({e}); remove the .gz suffix or re-compress it.") from None
+    return raw
+
+
+def file_format(path: Path) -> str:
+    """``.jsonl`` / ``.json`` / ``.parquet`` / ``.csv`` / ``.tsv`` (a trailing ``.gz`` is allowed)."""
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] == ".gz":
+        suffixes = suffixes[:-1]
+    if not suffixes or suffixes[-1] not in _SUFFIXES:
+        raise ValueError(f"{path}: unsupported file type {''.join(path.suffixes)!r}; use one of {list(_SUFFIXES)} (optionally .gz).")
+    return suffixes[-1]
+
+
+def iter_records(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any] | Exception]]:
+    """Yield ``(row, record)`` from a local file; a row that cannot be read yields the exception instead.
+
+    Rows are 1-based: the line number for JSONL, the element number for a JSON array, the data row
+    (header excluded) for CSV/TSV and parquet. Undecodable bytes are kept as surrogate escapes so
+    the validator can name the field that holds them instead of failing the whole file.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file.")
+    kind = file_format(path)
+    if kind == ".parquet":
+        for i, rec in enumerate(pq.read_table(path).to_pylist(), start=1):
+            yield i, rec
+        return
+    text = _open_bytes(path).decode("utf-8", errors="surrogateescape")
+    if kind == ".jsonl":
+        for i, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                yield i, json.loads(line)
+            except json.JSONDecodeError as e:
+                yield i, ValueError(f"invalid JSON ({e.msg} at column {e.colno})")
+    elif kind == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}.") from None
+        if isinstance(data, Mapping):  # {"data": [...]} or a single record
+            lists = [v for v in data.values() if isinstance(v, list)]
+            data = lists[0] if len(lists) == 1 else [data]
+        if not isinstance(data, list):
+            raise ValueError(f"{path}: expected a JSON array of records, got {type(data).__name__}.")
+        yield from enumerate(data, start=1)
+    else:
+        reader = csv.DictReader(_io.StringIO(text, newline=""), delimiter="\t" if kind == ".tsv" else ",")
+        for i, rec in enumerate(reader, start=1):
+            if None in rec:
+                yield i, ValueError(f"{len(rec[None])} more cells than header columns {reader.fieldnames}")
+                continue
+            yield i, _decode_json_cells(rec)
+
+
+def _decode_json_cells(rec: dict[str, Any]) -> dict[str, Any]:
+    """CSV cells that hold JSON lists (message lists) are parsed; everything else stays a string."""
+    out = {}
+    for k, v in rec.items():
+        if isinstance(v, str) and v.startswith("[") and v.endswith("]"):
+            try:
+                v = json.loads(v)
+            except json.JSONDecodeError:
+                pass
+        out[k] = v
+    return out
+
+
+def _renamed(records: Iterable[tuple[int, Any]], columns: Mapping[str, str]) -> Iterator[tuple[int, Any]]:
+    for row, rec in records:
+        if isinstance(rec, Mapping):
+            rec = {columns.get(k, k): v for k, v in rec.items()}
+        yield row, rec
+
+
+def _hub_records(dataset_id: str, split: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    try:
+        import datasets
+
+        ds = datasets.load_dataset(dataset_id, split=split)
+    except Exception as e:  # noqa: BLE001 - many network/hub error types; all mean "cannot load"
+        raise FileNotFoundError(
+            f"{dataset_id!r} is not a local file and could not be loaded from the Hugging Face Hub "
+            f"(split={split!r}): {type(e).__name__}: {e}. Offline? Download it once and pass the local path."
+        ) from None
+    for i, rec in enumerate(ds, start=1):
+        yield i, rec
+
+
+def read_pairs(
+    path_or_id: str | os.PathLike,
+    *,
+    fmt: str = "auto",
+    source: str | None = None,
+    strict: bool = True,
+    columns: Mapping[str, str] | None = None,
+    keep: Iterable[str] = (),
+    hub_split: str = "train",
+    rejects_path: str | os.PathLike | None = None,
+) -> tuple[PairFrame, ReadReport]:
+    """Read a pair file (JSONL / JSON / parquet / CSV / TSV, optionally .gz) or a Hub dataset id.
+
+    Args:
+        path_or_id: local path, or ``"org/name"`` of a Hugging Face dataset (needs network).
+        fmt: ``"auto"`` or one of `workbench.pairs.PARSERS` (``hh``, ``conversational``, ...).
+        source: value of the ``source`` column; defaults to the file name without suffixes.
+        strict: raise on the first bad row (naming file, row, field); else collect rejects.
+        columns: rename fields first, e.g. ``{"question": "prompt", "response_A": "chosen"}``.
+        keep: extra fields copied into columns.
+        hub_split: split to load when ``path_or_id`` is a Hub id.
+        rejects_path: with ``strict=False``, write the rejected rows and reasons here (JSONL).
+
+    Returns:
+        ``(pairs, report)``; ``report.summary()`` gives counts and reject reasons.
+
+    Example: ``pairs, rep = read_pairs("hh/test.jsonl.gz", strict=False); print(rep.summary())``.
+    """
+    path = Path(path_or_id)
+    if path.exists():
+        where, records = str(path), iter_records(path)
+        default_source = path.name.split(".")[0] if path.name.split(".")[0] != "test" else f"{path.parent.name}"
+    elif isinstance(path_or_id, str) and path_or_id.count("/") == 1 and not path.suffix:
+        where, records, default_source = f"hf://{path_or_id}[{hub_split}]", _hub_records(path_or_id, hub_split), path_or_id
+    else:
+        raise FileNotFoundError(f"{path}: no such file (and not a Hugging Face dataset id of the form 'org/name').")
+    if columns:
+        records = _renamed(records, columns)
+    pairs, report = records_to_pairs(records, where=where, source=source or default_source, fmt=fmt, strict=strict, keep=keep)
+    if rejects_path is not None:
+        write_rejects([report], rejects_path)
+    return pairs, report
+
+
+def write_rejects(reports: Iterable[ReadReport], path: str | os.PathLike) -> Path:
+    """Write every rejected row (where, row, field, reason) as JSONL; an empty file when none."""
+    lines = [json.dumps(r, ensure_ascii=False) for rep in reports for r in rep.rejects]
+    return _atomic_write_text(Path(path), "\n".join(lines) + ("\n" if lines else ""))
+
+
+# ---------------------------------------------------------------- writing / loading pairs
+
+
+def _atomic_write_text(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def _to_arrow(pairs: PairFrame) -> pa.Table:
+    table = pa.Table.from_pandas(pairs, preserve_index=False)
+    for name in PAIR_COLUMNS:
+        if name in table.column_names:
+            i = table.column_names.index(name)
+            table = table.set_column(i, ARROW_SCHEMA.field(name), table.column(name).cast(ARROW_SCHEMA.field(name).type))
+    return table
+
+
+def write_pairs(pairs: PairFrame, path: str | os.PathLike) -> Path:
+    """Write pairs to ``.parquet`` (Hugging Face `datasets` can load it) or ``.jsonl[.gz]``, atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    kind = file_format(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    if kind == ".parquet":
+        pq.write_table(_to_arrow(pairs), tmp)
+    elif kind == ".jsonl":
+        body = pairs.to_json(orient="records", lines=True, force_ascii=False)
+        data = body.encode("utf-8")
+        Path(tmp).write_bytes(gzip.compress(data) if path.suffix == ".gz" else data)
+    else:
+        os.unlink(tmp)
+        raise ValueError(f"{path}: write pairs as .parquet or .jsonl (optionally .gz), not {kind}.")
+    os.replace(tmp, path)
+    return path
+
+
+def load_pairs(path: str | os.PathLike) -> PairFrame:
+    """Load pairs written by `write_pairs` (prompt back as plain lists of dicts)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no pairs file here; run the step that writes it first (see README).")
+    if file_format(path) == ".parquet":
+        pairs = pq.read_table(path).to_pandas()
+    else:
+        pairs = pd.read_json(_io.BytesIO(_open_bytes(path)), orient="records", lines=True, dtype=False)
+    pairs["prompt"] = [list(p) for p in pairs["prompt"]]
+    return pairs
+
+
+# ---------------------------------------------------------------- runs
+
+
+@dataclass(frozen=True)
+class Run:
+    """A run folder ``runs/<name>/``: everything a run produces lives under `path`."""
+
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def file(self, *parts: str) -> Path:
+        """A path inside the run, with its parent folders created."""
+        p = self.path.joinpath(*parts)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return p
+
+
+def _jsonable(config: Any) -> Any:
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        return dataclasses.asdict(config)
+    return config
+
+
+def start_run(run_dir: str | os.PathLike, config: Any = None, *, step: str = "run") -> Run:
+    """Create (or reopen) a run folder and record ``config_<step>.json`` in it."""
+    run = Run(Path(run_dir).resolve())
+    run.path.mkdir(parents=True, exist_ok=True)
+    if config is not None:
+        payload = {"step": step, "python": sys.version.split()[0], "config": _jsonable(config)}
+        _atomic_write_text(run.file(f"config_{step}.json"), json.dumps(payload, indent=2, default=str))
+    return run
+
+
+def write_json(obj: Any, path: str | os.PathLike) -> Path:
+    """Atomic JSON write (dataclasses become dicts)."""
+    return _atomic_write_text(Path(path), json.dumps(_jsonable(obj), indent=2, default=str, ensure_ascii=False))
+
+
+def read_json(path: str | os.PathLike, default: Any = None) -> Any:
+    """Read JSON, or return ``default`` when the file does not exist."""
+    path = Path(path)
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else default
+
+
+MANIFEST = "report_items.json"
+
+
+def _register(run: Run, name: str, item: dict[str, Any]) -> None:
+    """Record a report item; re-saving the same name replaces it in place (re-runs do not duplicate)."""
+    manifest = read_json(run.path / MANIFEST, default={"items": []})
+    items = [i for i in manifest["items"] if i["name"] != name]
+    position = next((k for k, i in enumerate(manifest["items"]) if i["name"] == name), len(items))
+    items.insert(position, {"name": name, **item})
+    write_json({"items": items}, run.path / MANIFEST)
+
+
+def save_figure(fig: Any, run: Run, name: str, *, title: str = "", caption: str = "", step: str = "") -> Path:
+    """Save a plotly figure as standalone HTML (works offline) plus JSON, and list it in the report."""
+    html = run.file("figures", f"{name}.html")
+    # "directory" writes plotly.min.js once next to the figures: offline, and not 4 MB per figure.
+    fig.write_html(str(html), include_plotlyjs="directory", full_html=True)
+    _atomic_write_text(run.file("figures", f"{name}.json"), fig.to_json())
+    _register(run, name, {"kind": "figure", "path": f"figures/{name}.json", "title": title or name, "caption": caption, "step": step})
+    return html
+
+
+def save_table(table: pd.DataFrame, run: Run, name: str, *, title: str = "", caption: str = "", step: str = "", index: bool = True) -> Path:
+    """Save a table as CSV and list it in the report (the report shows at most 50 rows)."""
+    path = run.file("tables", f"{name}.csv")
+    _atomic_write_text(path, table.to_csv(index=index))
+    _register(run, name, {"kind": "table", "path": f"tables/{name}.csv", "title": title or name, "caption": caption, "step": step, "index": index})
+    return path
+
+
+def save_metrics(metrics: Mapping[str, Any], run: Run, name: str, *, title: str = "", step: str = "") -> Path:
+    """Save key numbers (a flat dict) as JSON and list them in the report."""
+    path = write_json(dict(metrics), run.file("metrics", f"{name}.json"))
+    _register(run, name, {"kind": "metrics", "path": f"metrics/{name}.json", "title": title or name, "caption": "", "step": step})
+    return path
+
+
+__all__ = [
+    "PairError", "Run", "file_format", "iter_records", "load_pairs", "read_json", "read_pairs",
+    "save_figure", "save_metrics", "save_table", "shared_data_dir", "start_run", "write_json",
+    "write_pairs", "write_rejects",
+]
