@@ -205,13 +205,13 @@ def read_pairs(
 def write_rejects(reports: Iterable[ReadReport], path: str | os.PathLike) -> Path:
     """Write every rejected row (where, row, field, reason) as JSONL; an empty file when none."""
     lines = [json.dumps(r, ensure_ascii=False) for rep in reports for r in rep.rejects]
-    return _atomic_write_text(Path(path), "\n".join(lines) + ("\n" if lines else ""))
+    return write_text_atomic(Path(path), "\n".join(lines) + ("\n" if lines else ""))
 
 
 # ---------------------------------------------------------------- writing / loading pairs
 
 
-def _atomic_write_text(path: Path, text: str) -> Path:
+def write_text_atomic(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
@@ -296,13 +296,13 @@ def start_run(run_dir: str | os.PathLike, config: Any = None, *, step: str = "ru
     run.path.mkdir(parents=True, exist_ok=True)
     if config is not None:
         payload = {"step": step, "python": sys.version.split()[0], "config": _jsonable(config)}
-        _atomic_write_text(run.file(f"config_{step}.json"), json.dumps(payload, indent=2, default=str))
+        write_text_atomic(run.file(f"config_{step}.json"), json.dumps(payload, indent=2, default=str))
     return run
 
 
 def write_json(obj: Any, path: str | os.PathLike) -> Path:
     """Atomic JSON write (dataclasses become dicts)."""
-    return _atomic_write_text(Path(path), json.dumps(_jsonable(obj), indent=2, default=str, ensure_ascii=False))
+    return write_text_atomic(Path(path), json.dumps(_jsonable(obj), indent=2, default=str, ensure_ascii=False))
 
 
 def read_json(path: str | os.PathLike, default: Any = None) -> Any:
@@ -328,7 +328,7 @@ def save_figure(fig: Any, run: Run, name: str, *, title: str = "", caption: str 
     html = run.file("figures", f"{name}.html")
     # "directory" writes plotly.min.js once next to the figures: offline, and not 4 MB per figure.
     fig.write_html(str(html), include_plotlyjs="directory", full_html=True)
-    _atomic_write_text(run.file("figures", f"{name}.json"), fig.to_json())
+    write_text_atomic(run.file("figures", f"{name}.json"), fig.to_json())
     _register(run, name, {"kind": "figure", "path": f"figures/{name}.json", "title": title or name, "caption": caption, "step": step})
     return html
 
@@ -336,7 +336,7 @@ def save_figure(fig: Any, run: Run, name: str, *, title: str = "", caption: str 
 def save_table(table: pd.DataFrame, run: Run, name: str, *, title: str = "", caption: str = "", step: str = "", index: bool = True) -> Path:
     """Save a table as CSV and list it in the report (the report shows at most 50 rows)."""
     path = run.file("tables", f"{name}.csv")
-    _atomic_write_text(path, table.to_csv(index=index))
+    write_text_atomic(path, table.to_csv(index=index))
     _register(run, name, {"kind": "table", "path": f"tables/{name}.csv", "title": title or name, "caption": caption, "step": step, "index": index})
     return path
 
@@ -350,6 +350,6 @@ def save_metrics(metrics: Mapping[str, Any], run: Run, name: str, *, title: str 
 
 __all__ = [
     "PairError", "Run", "file_format", "iter_records", "load_pairs", "read_json", "read_pairs",
-    "save_figure", "save_metrics", "save_table", "shared_data_dir", "start_run", "write_json",
+    "save_figure", "save_metrics", "save_table", "shared_data_dir", "start_run", "write_json", "write_text_atomic",
     "write_pairs", "write_rejects",
 ]
