@@ -15,7 +15,7 @@ preferences (noisy labels) plus two parts whose labels are *true by construction
 ("parameters", """
 run_dir = "../runs/scratch"   # every output of the run goes here
 data_dir = ""                 # empty: <repo>/../shared/data, or $WORKBENCH_DATA_DIR
-pairs_path = ""               # empty: the demo build; else your own pairs (JSONL/JSON/parquet/CSV, .gz ok) instead of the demo build
+pairs_path = ""               # empty: the demo build; else your own pairs (JSONL/JSON/parquet/CSV, .gz ok)
 pairs_format = "auto"         # auto | hh | conversational | prompt_strings | llmbar
 smoke = False                 # tiny sizes for tests
 seed = 0

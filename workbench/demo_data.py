@@ -98,6 +98,7 @@ def _constructed(base: pd.Series, chosen: str, rejected: str, construction: str)
 def make_cross_prompt_pairs(donors: PairFrame, hosts: PairFrame, *, n_candidates: int, rng: np.random.Generator) -> PairFrame:
     """Host's real chosen response vs a donor's chosen response written for another conversation.
 
+    ``donors`` should be conversations not used as pairs anywhere else in the build.
     Among ``n_candidates`` random donors the one closest in word count is used, so an RM has to judge
     relevance to the conversation, not length.
     """
@@ -181,8 +182,11 @@ def build_demo_pairs(data_dir: str | Path | None = None, cfg: DemoDataConfig = D
             f"not enough HH conversations for n_truncated={cfg.n_truncated}, n_cross_prompt={cfg.n_cross_prompt} "
             f"(have {int(long_enough.sum())} long responses, {len(pool_frame)} in all); lower them."
         )
+    # Donors are conversations used nowhere else, so a donated response never appears as the text
+    # of another pair (which could sit in another split and leak across it).
+    donors = pool_frame.drop(trunc_hosts.index).drop(cross_hosts.index)
     if cfg.n_cross_prompt:
-        parts.append(make_cross_prompt_pairs(pool_frame, cross_hosts, n_candidates=cfg.donor_candidates, rng=rng))
+        parts.append(make_cross_prompt_pairs(donors, cross_hosts, n_candidates=cfg.donor_candidates, rng=rng))
     if cfg.n_truncated:
         parts.append(make_truncated_pairs(trunc_hosts, min_words=cfg.min_words_truncated, rng=rng))
 

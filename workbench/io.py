@@ -30,6 +30,7 @@ from workbench.schema import ARROW_SCHEMA, PAIR_COLUMNS, PairFrame
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR_ENV = "WORKBENCH_DATA_DIR"
 _SUFFIXES = (".jsonl", ".json", ".parquet", ".csv", ".tsv")
+_GENERIC_STEMS = {"test", "train", "validation", "dev", "dataset", "data"}
 
 
 # ---------------------------------------------------------------- shared data
@@ -189,7 +190,9 @@ def read_pairs(
     path = Path(path_or_id)
     if path.exists():
         where, records = str(path), iter_records(path)
-        default_source = path.name.split(".")[0] if path.name.split(".")[0] != "test" else f"{path.parent.name}"
+        stem = path.name.split(".")[0]
+        # hh_rlhf/helpful-base/test.jsonl.gz -> "helpful-base": generic file names say less than their folder
+        default_source = path.parent.name if stem in _GENERIC_STEMS else stem
     elif isinstance(path_or_id, str) and path_or_id.count("/") == 1 and not path.suffix:
         where, records, default_source = f"hf://{path_or_id}[{hub_split}]", _hub_records(path_or_id, hub_split), path_or_id
     else:
