@@ -95,7 +95,9 @@ def _constructed(base: pd.Series, chosen: str, rejected: str, construction: str)
     }
 
 
-def make_cross_prompt_pairs(donors: PairFrame, hosts: PairFrame, *, n_candidates: int, rng: np.random.Generator) -> PairFrame:
+def make_cross_prompt_pairs(
+    donors: PairFrame, hosts: PairFrame, *, n: int, n_candidates: int, rng: np.random.Generator
+) -> PairFrame:
     """Host's real chosen response vs a donor's chosen response written for another conversation.
 
     ``donors`` should be conversations not used as pairs anywhere else in the build.
@@ -107,6 +109,8 @@ def make_cross_prompt_pairs(donors: PairFrame, hosts: PairFrame, *, n_candidates
     donor_key = donors["prompt"].map(prompt_key).to_numpy()
     rows = []
     for _, host in hosts.iterrows():
+        if len(rows) == n:
+            break
         cand = rng.choice(len(donors), size=min(n_candidates, len(donors)), replace=False)
         cand = cand[donor_key[cand] != prompt_key(host["prompt"])]
         if not len(cand):
@@ -176,7 +180,8 @@ def build_demo_pairs(data_dir: str | Path | None = None, cfg: DemoDataConfig = D
     pool_frame = pool_frame.iloc[rng.permutation(len(pool_frame))].drop_duplicates(subset="pair_id")
     long_enough = pool_frame["chosen"].str.split().str.len() >= cfg.min_words_truncated
     trunc_hosts = pool_frame[long_enough].iloc[: cfg.n_truncated]
-    cross_hosts = pool_frame.drop(trunc_hosts.index).iloc[: cfg.n_cross_prompt]
+    # A few spare hosts: a host is skipped when its best donor repeats its own response.
+    cross_hosts = pool_frame.drop(trunc_hosts.index).iloc[: cfg.n_cross_prompt + cfg.n_cross_prompt // 20 + 5]
     if len(trunc_hosts) < cfg.n_truncated or len(cross_hosts) < cfg.n_cross_prompt:
         raise ValueError(
             f"not enough HH conversations for n_truncated={cfg.n_truncated}, n_cross_prompt={cfg.n_cross_prompt} "
@@ -186,7 +191,7 @@ def build_demo_pairs(data_dir: str | Path | None = None, cfg: DemoDataConfig = D
     # of another pair (which could sit in another split and leak across it).
     donors = pool_frame.drop(trunc_hosts.index).drop(cross_hosts.index)
     if cfg.n_cross_prompt:
-        parts.append(make_cross_prompt_pairs(donors, cross_hosts, n_candidates=cfg.donor_candidates, rng=rng))
+        parts.append(make_cross_prompt_pairs(donors, cross_hosts, n=cfg.n_cross_prompt, n_candidates=cfg.donor_candidates, rng=rng))
     if cfg.n_truncated:
         parts.append(make_truncated_pairs(trunc_hosts, min_words=cfg.min_words_truncated, rng=rng))
 

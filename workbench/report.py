@@ -41,7 +41,7 @@ def _steps_table(state: dict, steps: list[dict]) -> str:
 def _render_item(run_dir: Path, item: dict) -> str:
     import plotly.io as pio
 
-    title = f"<h3>{html.escape(item.get('title', item['name']))}</h3>"
+    title = f"<h3 id='{html.escape(item['name'])}'>{html.escape(item.get('title', item['name']))}</h3>"
     caption = f"<p class='caption'>{html.escape(item['caption'])}</p>" if item.get("caption") else ""
     path = run_dir / item["path"]
     if not path.exists():

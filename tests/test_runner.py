@@ -1,0 +1,130 @@
+"""Papermill orchestration: parameters, skipping, --force, failure reporting, kernel, report."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+from workbench import io
+from workbench.runner import StepFailed, load_pipeline_config, run_pipeline
+
+WRITE_NB = [
+    ("parameters", 'run_dir = ""\nvalue = 1\nshared = "x"'),
+    ("code", "import sys, pathlib\nfrom workbench import io\nrun = io.start_run(run_dir)\n"
+             "(run.path / 'a.txt').write_text(f'{value}|{shared}|{sys.executable}')\n"
+             "import pandas as pd\nio.save_table(pd.DataFrame({'v': [value]}), run, 'a_table', step='a')"),
+]
+READ_NB = [
+    ("parameters", 'run_dir = ""\nfail = False'),
+    ("code", "import pathlib\ntext = (pathlib.Path(run_dir) / 'a.txt').read_text()"),
+    ("code", "if fail:\n    raise RuntimeError('planted failure')\n(pathlib.Path(run_dir) / 'b.txt').write_text(text)"),
+]
+
+
+def _nb(cells, path: Path) -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "no-such-kernel", "display_name": "gone", "language": "python"}
+    for kind, src in cells:
+        cell = nbformat.v4.new_code_cell(src)
+        if kind == "parameters":
+            cell.metadata["tags"] = ["parameters"]
+        nb.cells.append(cell)
+    nbformat.write(nb, str(path))
+    return path
+
+
+@pytest.fixture
+def pipeline(tmp_path):
+    _nb(WRITE_NB, tmp_path / "a.ipynb")
+    _nb(READ_NB, tmp_path / "b.ipynb")
+
+    def write(a_params=None, b_params=None, shared=None):
+        cfg = {"run_name": "t", "runs_dir": str(tmp_path / "runs"), "parameters": shared or {"shared": "s", "unused": 1},
+               "steps": [{"name": "a", "notebook": "a.ipynb", "parameters": a_params or {}},
+                         {"name": "b", "notebook": "b.ipynb", "parameters": b_params or {}}]}
+        path = tmp_path / "pipe.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        return path
+
+    return write
+
+
+def _run(path, **kw):
+    log = []
+    run_dir = run_pipeline(load_pipeline_config(path), log=log.append, progress_bar=False, **kw)
+    return run_dir, log
+
+
+def test_runs_in_order_with_parameters_on_this_interpreter(pipeline):
+    run_dir, log = _run(pipeline(a_params={"value": 7}))
+    assert (run_dir / "b.txt").read_text() == f"7|s|{sys.executable}"  # shared param passed, kernel = this python
+    state = json.loads((run_dir / "steps.json").read_text())
+    assert {k: v["status"] for k, v in state.items()} == {"a": "done", "b": "done"}
+    assert "unused" not in state["a"]["parameters"]  # shared params go only to notebooks that declare them
+    for step in ("a", "b"):
+        assert (run_dir / "notebooks" / f"{step}.ipynb").exists()
+    html = (run_dir / "report.html").read_text()
+    assert "a_table" in html and "Steps" in html
+
+
+def test_completed_steps_are_skipped_and_changes_rerun(pipeline):
+    path = pipeline()
+    run_dir, _ = _run(path)
+    _, log = _run(path)
+    assert [line.split(":")[1].strip() for line in log[:2]] == ["done before (0s), skipped"] * 2 or all("skipped" in line for line in log[:2])
+    _, log = _run(pipeline(b_params={"fail": False}))  # only b's parameters changed
+    assert "skipped" in log[0] and "running" in log[1]
+    _, log = _run(pipeline(a_params={"value": 2}))  # a changed -> b must re-run too
+    assert "running" in log[0] and any("b: running" in line for line in log)
+    _, log = _run(pipeline(a_params={"value": 2}), force=True)
+    assert sum("running" in line for line in log) == 2
+
+
+def test_failure_names_step_cell_and_error_then_resumes(pipeline):
+    with pytest.raises(StepFailed) as err:
+        _run(pipeline(b_params={"fail": True}))
+    msg = str(err.value)
+    assert "step 'b' failed in cell" in msg and "raise RuntimeError('planted failure')" in msg
+    assert "RuntimeError: planted failure" in msg
+    run_dir = Path(load_pipeline_config(pipeline(b_params={"fail": True})).run_dir)
+    state = json.loads((run_dir / "steps.json").read_text())
+    assert state["a"]["status"] == "done" and state["b"]["status"] == "failed"
+    assert "failed" in (run_dir / "report.html").read_text()
+    _, log = _run(pipeline(b_params={"fail": False}))  # fix and resume: a is not re-run
+    assert "skipped" in log[0] and "b: done" in log[-2]
+
+
+def test_unknown_step_parameter_is_an_error(pipeline):
+    with pytest.raises(ValueError, match=r"parameters \['valu'\] are not in a.ipynb's parameters cell"):
+        _run(pipeline(a_params={"valu": 3}))
+
+
+def test_config_errors_name_the_key(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("run_name: x\nstepz: []\n")
+    with pytest.raises(ValueError, match=r"unknown keys \['stepz'\]"):
+        load_pipeline_config(bad)
+    bad.write_text("run_name: x\nsteps: [{name: a}]\n")
+    with pytest.raises(ValueError, match=r"steps\[0\] needs a 'notebook' key"):
+        load_pipeline_config(bad)
+    with pytest.raises(FileNotFoundError, match="no such pipeline config"):
+        load_pipeline_config(tmp_path / "missing.yaml")
+
+
+def test_cli_exit_codes(pipeline, tmp_path):
+    ok = subprocess.run([sys.executable, "-m", "workbench", "run", "--config", str(pipeline()), "--no-progress"],
+                        capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0, ok.stderr
+    bad = subprocess.run([sys.executable, "-m", "workbench", "run", "--config", str(pipeline(b_params={"fail": True})), "--no-progress"],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 1 and "planted failure" in bad.stderr and "FAILED" in bad.stderr
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"prompt": "q", "chosen": "a", "rejected": "a"}\n{"prompt": "q", "chosen": "a", "rejected": "b"}\n')
+    chk = subprocess.run([sys.executable, "-m", "workbench", "check-data", str(data), "--out", str(tmp_path / "o.parquet")],
+                         capture_output=True, text=True, timeout=120)
+    assert chk.returncode == 2 and "row 1: field 'chosen/rejected': identical" in chk.stdout
+    assert len(io.load_pairs(tmp_path / "o.parquet")) == 1
