@@ -356,3 +356,71 @@ __all__ = [
     "save_figure", "save_metrics", "save_table", "shared_data_dir", "start_run", "write_json", "write_text_atomic",
     "write_pairs", "write_rejects",
 ]
+
+
+# ---------------------------------------------------------------- caches (scores, embeddings)
+
+
+class ScoreCache:
+    """Reward-model scores of a run, one parquet per (model fingerprint, settings) key.
+
+    Re-running a notebook with the same model and settings reads scores back instead of re-scoring.
+    """
+
+    def __init__(self, run: Run, key: str):
+        self.path = run.file("scores", f"{key}.parquet")
+
+    def get(self, pair_ids: Iterable[str]) -> pd.DataFrame:
+        if not self.path.exists():
+            from workbench.scoring import SCORE_COLUMNS
+
+            return pd.DataFrame(columns=list(SCORE_COLUMNS))
+        table = pd.read_parquet(self.path)
+        return table[table["pair_id"].isin(set(pair_ids))].reset_index(drop=True)
+
+    def put(self, scores: pd.DataFrame) -> None:
+        old = pd.read_parquet(self.path) if self.path.exists() else None
+        new = scores if old is None else pd.concat([old[~old["pair_id"].isin(set(scores["pair_id"]))], scores])
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp")
+        os.close(fd)
+        new.to_parquet(tmp, index=False)
+        os.replace(tmp, self.path)
+
+
+class EmbeddingCache:
+    """Text embeddings of a run for one embedder: float16 vectors on disk (memory-mapped) + their keys.
+
+    Keys are content hashes of the texts, so a prompt shared by many pairs is embedded once.
+    """
+
+    def __init__(self, run: Run, embedder_key: str):
+        self.folder = run.path / "embeddings" / embedder_key
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._keys_path, self._vec_path = self.folder / "keys.json", self.folder / "vectors.npy"
+
+    def _load(self) -> tuple[list[str], Any]:
+        import numpy as np
+
+        if not self._vec_path.exists():
+            return [], None
+        keys = read_json(self._keys_path, default=[])
+        # A crash between the two writes leaves extra vector rows without keys: ignore them.
+        return keys, np.load(self._vec_path, mmap_mode="r")[: len(keys)]
+
+    def lookup(self, keys: list[str]) -> tuple[dict[str, int], Any]:
+        """Row of each cached key, and the memory-mapped (n, dim) float16 array."""
+        stored, vectors = self._load()
+        index = {k: i for i, k in enumerate(stored)}
+        return {k: index[k] for k in keys if k in index}, vectors
+
+    def add(self, keys: list[str], vectors: Any) -> None:
+        """Append new vectors (written to a temp file, then swapped in; keys written last)."""
+        import numpy as np
+
+        stored, old = self._load()
+        merged = np.asarray(vectors, dtype=np.float16) if old is None else np.concatenate([np.asarray(old), np.asarray(vectors, dtype=np.float16)])
+        fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".npy")
+        os.close(fd)
+        np.save(tmp, merged)
+        os.replace(tmp, self._vec_path)
+        write_json(stored + list(keys), self._keys_path)

@@ -1,0 +1,161 @@
+"""Reward-model training: BT loss values, TRL agreement, tiny-model training, LoRA merge, resume, fast head."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification
+
+from workbench import io
+from workbench.scoring import ScoreConfig, load_reward_model, score_pairs
+from workbench.training import RMTrainConfig, bt_loss, gold_metrics, train_reward_model
+
+from conftest import make_pairs
+
+TINY = dict(max_steps=6, batch_size=4, eval_steps=3, max_length=64, learning_rate=1e-3, bf16="off")
+
+
+def test_bt_loss_known_values():
+    r_c, r_r = torch.tensor([2.0, 0.0, -1.0]), torch.tensor([0.0, 0.0, 1.0])
+    expected = np.mean([np.log1p(np.exp(-2.0)), np.log(2.0), np.log1p(np.exp(2.0))])
+    assert bt_loss(r_c, r_r).item() == pytest.approx(expected, rel=1e-6)
+    margin = torch.tensor([1.0, 1.0, 1.0])
+    assert bt_loss(r_c, r_r, margin=margin).item() == pytest.approx(np.mean([np.log1p(np.exp(-1.0)), np.log1p(np.e), np.log1p(np.exp(3.0))]), rel=1e-6)
+    centered = bt_loss(r_c, r_r, center_coefficient=0.1).item()
+    assert centered == pytest.approx(expected + 0.1 * np.mean([4.0, 0.0, 0.0]), rel=1e-6)
+
+
+def test_trl_reward_trainer_loss_is_our_bt_loss(tiny_decoder):
+    """We rely on TRL's compute_loss; check it computes exactly the BT loss on a known batch."""
+    import datasets
+    from transformers import AutoTokenizer
+    from trl import RewardConfig, RewardTrainer
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_decoder).eval()
+    tok = AutoTokenizer.from_pretrained(tiny_decoder)
+    ds = datasets.Dataset.from_dict({"chosen_ids": [[5, 6, 7], [8, 9]], "rejected_ids": [[10, 11], [12, 13, 14, 15]]})
+    args = RewardConfig(output_dir="/tmp/unused", use_cpu=True, bf16=False, report_to="none", center_rewards_coefficient=0.05)
+    trainer = RewardTrainer(model=model, args=args, train_dataset=ds, processing_class=tok)
+    batch = trainer.data_collator([ds[0], ds[1]])
+    loss = trainer.compute_loss(model, dict(batch)).item()
+    with torch.no_grad():
+        rewards = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, 0]
+    assert loss == pytest.approx(bt_loss(rewards[:2], rewards[2:], center_coefficient=0.05).item(), rel=1e-5)
+
+
+def test_gold_metrics_per_category():
+    m = gold_metrics(np.array([1.0, -1.0, 2.0]), ["a", "b", "a"])
+    assert m == {"gold_accuracy": pytest.approx(2 / 3), "gold_margin": pytest.approx(2 / 3), "gold_accuracy/a": 1.0, "gold_accuracy/b": 0.0}
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_decoder, tmp_path_factory):
+    pairs = make_pairs(40)
+    out = tmp_path_factory.mktemp("rm")
+    before = {k: v.clone() for k, v in AutoModelForSequenceClassification.from_pretrained(tiny_decoder).state_dict().items()}
+    result = train_reward_model(pairs.iloc[:30], pairs.iloc[30:], cfg=RMTrainConfig(backbone=str(tiny_decoder), **TINY),
+                                output_dir=out, progress=False)
+    return result, pairs, before
+
+
+def test_tiny_decoder_trains_saves_and_reloads(trained):
+    result, pairs, before = trained
+    losses = result.history["loss"].dropna()
+    assert len(losses) and np.isfinite(losses).all()
+    after = AutoModelForSequenceClassification.from_pretrained(result.model_dir).state_dict()
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    assert len(changed) == len(before)  # every parameter moved (full fine-tuning)
+    assert result.metrics["steps"] == 6 and result.metrics["best_checkpoint"].endswith(("checkpoint-3", "checkpoint-6"))
+    evals = result.history.dropna(subset=["eval_gold_accuracy"])
+    assert result.metrics["gold_accuracy"] == pytest.approx(evals["eval_gold_accuracy"].max())
+    assert {"eval_gold_accuracy/a", "eval_gold_accuracy/b"} <= set(evals.columns)
+    card = (result.model_dir / "README.md").read_text()
+    assert "Bradley-Terry" in card and '"n_train": 30' in card
+    # plain transformers + our scorer agree with the recorded best gold accuracy
+    scores = score_pairs(load_reward_model(result.model_dir), pairs.iloc[30:], cfg=ScoreConfig(max_length=64, dtype="fp32"), progress=False)
+    assert (scores["margin"] > 0).mean() == pytest.approx(result.metrics["gold_accuracy"])
+
+
+def test_lora_merged_equals_unmerged(tiny_decoder, tmp_path):
+    from peft import PeftModel
+
+    pairs = make_pairs(24)
+    result = train_reward_model(pairs.iloc[:20], pairs.iloc[20:], cfg=RMTrainConfig(backbone=str(tiny_decoder), lora_r=4, **TINY),
+                                output_dir=tmp_path, progress=False)
+    base = AutoModelForSequenceClassification.from_pretrained(tiny_decoder)
+    unmerged = PeftModel.from_pretrained(base, tmp_path / "adapter").eval()
+    merged = AutoModelForSequenceClassification.from_pretrained(result.model_dir).eval()
+    ids = torch.tensor([[5, 6, 7, 8], [9, 10, 11, 12]])
+    with torch.no_grad():
+        a, b = unmerged(input_ids=ids).logits, merged(input_ids=ids).logits
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+    head = [k for k in unmerged.state_dict() if "modules_to_save" in k and "score" in k]
+    assert head, "the new score head must be trained and saved with the adapter"
+
+
+def test_killed_run_resumes_and_finishes(tiny_decoder, tmp_path):
+    pairs = make_pairs(40)
+    io.write_pairs(pairs, tmp_path / "pairs.parquet")
+    script = textwrap.dedent(f"""
+        import os, sys
+        from transformers import TrainerCallback
+        from workbench import io
+        from workbench.training import RMTrainConfig, train_reward_model
+
+        class Kill(TrainerCallback):
+            def on_save(self, args, state, control, **kw):
+                if state.global_step == 4 and os.environ.get("KILL"):
+                    os._exit(137)  # hard kill right after the step-4 checkpoint, no cleanup
+
+        pairs = io.load_pairs(r"{tmp_path / 'pairs.parquet'}")
+        cfg = RMTrainConfig(backbone=r"{tiny_decoder}", max_steps=8, batch_size=4, eval_steps=2, max_length=64, bf16="off")
+        res = train_reward_model(pairs.iloc[:32], pairs.iloc[32:], cfg=cfg, output_dir=r"{tmp_path / 'rm'}", callbacks=[Kill()], progress=False)
+        print("RESUMED_FROM", res.metrics["resumed_from"], "STEPS", res.metrics["steps"])
+    """)
+    killed = subprocess.run([sys.executable, "-c", script], env={**__import__("os").environ, "KILL": "1"},
+                            capture_output=True, text=True, timeout=600)
+    assert killed.returncode == 137 and not (tmp_path / "rm" / "model").exists()
+    resumed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    line = [x for x in resumed.stdout.splitlines() if x.startswith("RESUMED_FROM")][0]
+    assert "checkpoint-4" in line and line.endswith("STEPS 8")
+    assert AutoModelForSequenceClassification.from_pretrained(tmp_path / "rm" / "model").config.num_labels == 1
+
+
+def test_changed_config_does_not_resume_silently(tiny_decoder, tmp_path, trained):
+    pairs = make_pairs(20)
+    train_reward_model(pairs, None, cfg=RMTrainConfig(backbone=str(tiny_decoder), **TINY), output_dir=tmp_path, progress=False)
+    with pytest.raises(ValueError, match="checkpoints of a different config"):
+        train_reward_model(pairs, None, cfg=RMTrainConfig(backbone=str(tiny_decoder), **{**TINY, "learning_rate": 1e-4}),
+                           output_dir=tmp_path, progress=False)
+
+
+def test_embedding_head_learns_planted_task(tmp_path):
+    pairs = make_pairs(120)
+    run = io.start_run(tmp_path / "run")
+    cache = io.EmbeddingCache(run, "minilm")
+    result = train_reward_model(pairs.iloc[:90], pairs.iloc[90:], cfg=RMTrainConfig(kind="embedding_head", head_epochs=40, seed=1),
+                                output_dir=tmp_path / "head", cache=cache, progress=False)
+    assert result.metrics["gold_accuracy"] >= 0.9
+    rm = load_reward_model(result.model_dir)
+    scores = score_pairs(rm, pairs.iloc[90:], progress=False)
+    assert (scores["margin"] > 0).mean() == pytest.approx(result.metrics["gold_accuracy"])
+    assert json.loads((result.model_dir / "workbench_rm.json").read_text())["kind"] == "embedding_head"
+
+
+def test_config_errors():
+    with pytest.raises(ValueError, match=r"Unknown kind 'svm'"):
+        RMTrainConfig(kind="svm")
+    with pytest.raises(ValueError, match="Unknown backend 'tpu'"):
+        RMTrainConfig(backend="tpu")
+    with pytest.raises(ValueError, match="train has no pairs"):
+        train_reward_model(make_pairs(2).iloc[:0], output_dir="/tmp/never")
+
+
+def test_unsloth_requested_without_gpu_is_clear(tmp_path):
+    with pytest.raises(RuntimeError, match="CUDA|unsloth"):
+        train_reward_model(make_pairs(4), cfg=RMTrainConfig(backend="unsloth"), output_dir=tmp_path, progress=False)

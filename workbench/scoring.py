@@ -1,0 +1,328 @@
+"""Score preference pairs with a reward model: one scalar per (conversation, response).
+
+Any Hugging Face sequence-classification model with one output logit works: released
+Skywork-Reward-V2 checkpoints (Llama / Qwen3 ``ForSequenceClassification``), the workbench's own
+fine-tunes, and encoder backbones. Decoders whose tokenizer has a chat template are scored on the
+conversation rendered with that template (the paper's recipe, a duplicated BOS removed); other
+tokenizers get ``(conversation text, response)`` as a text pair. Training uses the same encoding
+(`encode_sides`), so scores at training and scoring time agree.
+
+Scoring sorts inputs by length and pads each batch only to its own longest input, runs under
+``torch.inference_mode`` and bf16 autocast where the device supports it. Inputs longer than
+``max_length`` are truncated (the oldest conversation turns go first) and *reported*: a warning with
+the count and the ``truncated`` column, or an error with ``truncation="error"``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from workbench.schema import Message, PairFrame, prompt_text
+
+SCORE_COLUMNS = ("pair_id", "r_chosen", "r_rejected", "margin", "p", "truncated")
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    """How to score: the length limit, batch size, numeric type and what to do with long inputs."""
+
+    max_length: int = 512  # tokens per (conversation, response); longer inputs are truncated and reported
+    batch_size: int = 32
+    dtype: str = "auto"  # auto (bf16 where supported) | bf16 | fp32
+    truncation: str = "report"  # report (warn + `truncated` column) | error
+    device: str = "auto"  # auto | cpu | cuda
+
+    def __post_init__(self) -> None:
+        if self.max_length < 8:
+            raise ValueError(f"max_length must be >= 8 tokens, got {self.max_length}.")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}.")
+        for name, allowed in (("dtype", ("auto", "bf16", "fp32")), ("truncation", ("report", "error")),
+                              ("device", ("auto", "cpu", "cuda"))):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {list(allowed)}, got {getattr(self, name)!r}.")
+
+
+class RewardModel(Protocol):
+    """What `score_pairs` needs: a fingerprint for the cache and a batched side scorer."""
+
+    fingerprint: str
+
+    def score_sides(self, prompts: Sequence[list[Message]], responses: Sequence[str], cfg: ScoreConfig, *,
+                    progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Rewards (n,) and truncated flags (n,) for n (conversation, response) inputs."""
+        ...
+
+
+# ---------------------------------------------------------------- device and dtype
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto`` -> cuda when available, else cpu; asking for cuda without one is a clear error."""
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device='cuda' requested but torch sees no CUDA GPU; use device='auto' or 'cpu'.")
+    return torch.device("cuda" if device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """True when bf16 runs natively (CUDA with bf16, or a CPU with AVX512-BF16 / AMX)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    cpu = torch.cpu
+    return bool(getattr(cpu, "_is_avx512_bf16_supported", lambda: False)() or getattr(cpu, "_is_amx_tile_supported", lambda: False)())
+
+
+def autocast_for(device: torch.device, dtype: str) -> torch.autocast | None:
+    use_bf16 = dtype == "bf16" or (dtype == "auto" and bf16_supported(device))
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16) if use_bf16 else None
+
+
+# ---------------------------------------------------------------- encoding (shared with training)
+
+
+def _has_chat_template(tokenizer: Any) -> bool:
+    return getattr(tokenizer, "chat_template", None) is not None
+
+
+def _chat_ids(tokenizer: Any, messages: list[Message]) -> list[int]:
+    out = tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=False)
+    ids = list(out["input_ids"] if hasattr(out, "keys") else out)
+    bos = getattr(tokenizer, "bos_token_id", None)
+    if bos is not None and len(ids) > 1 and ids[0] == ids[1] == bos:
+        ids = ids[1:]  # templates that add BOS themselves + tokenizers that add it again (paper: remove the duplicate)
+    return ids
+
+
+def _encode_chat(tokenizer: Any, prompt: list[Message], response: str, max_length: int) -> tuple[list[int], bool]:
+    turns = list(prompt)
+    ids = _chat_ids(tokenizer, turns + [{"role": "assistant", "content": response}])
+    truncated = len(ids) > max_length
+    # Drop the oldest turns first (keep any system message and the last user turn): the end of the
+    # conversation matters most for judging the final response.
+    while len(ids) > max_length:
+        droppable = [i for i, m in enumerate(turns[:-1]) if m["role"] != "system"]
+        if not droppable:
+            ids = ids[-max_length:]
+            break
+        del turns[droppable[0]]
+        ids = _chat_ids(tokenizer, turns + [{"role": "assistant", "content": response}])
+    return ids, truncated
+
+
+def _encode_text_pairs(tokenizer: Any, prompts: Sequence[list[Message]], responses: Sequence[str],
+                       max_length: int) -> tuple[list[list[int]], np.ndarray]:
+    texts = [prompt_text(p) for p in prompts]
+    full = tokenizer(texts, list(responses), add_special_tokens=True, verbose=False)["input_ids"]
+    truncated = np.array([len(ids) > max_length for ids in full])
+    out = [list(ids) for ids in full]
+    if truncated.any():
+        side = tokenizer.truncation_side
+        try:
+            for i in np.flatnonzero(truncated):
+                tokenizer.truncation_side = "left"  # cut the start of the conversation, keep its end
+                try:
+                    ids = tokenizer(texts[i], responses[i], truncation="only_first", max_length=max_length)["input_ids"]
+                except Exception:  # noqa: BLE001 - the response alone is too long for "only_first"
+                    ids = None
+                if ids is None or len(ids) > max_length:
+                    tokenizer.truncation_side = "right"
+                    ids = tokenizer(texts[i], responses[i], truncation="longest_first", max_length=max_length)["input_ids"]
+                out[i] = list(ids)
+        finally:
+            tokenizer.truncation_side = side
+    return out, truncated
+
+
+def encode_sides(tokenizer: Any, prompts: Sequence[list[Message]], responses: Sequence[str], *,
+                 max_length: int) -> tuple[list[list[int]], np.ndarray]:
+    """Token ids for each (conversation, response) and whether it had to be truncated.
+
+    Chat template when the tokenizer has one (decoder RMs), else a text pair (encoder RMs).
+    """
+    if _has_chat_template(tokenizer):
+        pairs = [_encode_chat(tokenizer, list(p), r, max_length) for p, r in zip(prompts, responses)]
+        return [ids for ids, _ in pairs], np.array([t for _, t in pairs], dtype=bool)
+    return _encode_text_pairs(tokenizer, prompts, responses, max_length)
+
+
+# ---------------------------------------------------------------- the HF reward model
+
+
+def score_token_ids(model: torch.nn.Module, ids: list[list[int]], *, pad_id: int, batch_size: int = 32,
+                    dtype: str = "auto", progress: bool = True) -> np.ndarray:
+    """Rewards (n,) for token-id inputs: sorted by length, each batch padded to its own longest input.
+
+    Used for scoring and for gold evaluation during training. The model is left in eval mode.
+    """
+    device = next(model.parameters()).device
+    model.eval()
+    order = np.argsort([-len(x) for x in ids], kind="stable")
+    rewards = np.empty(len(ids), dtype=np.float32)
+    cast = autocast_for(device, dtype)
+    batches = [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
+    with torch.inference_mode():
+        for batch in tqdm(batches, desc="scoring", unit="batch", disable=not progress or len(batches) < 2):
+            width = max(len(ids[i]) for i in batch)
+            input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for row, i in enumerate(batch):
+                input_ids[row, : len(ids[i])] = torch.tensor(ids[i])
+                mask[row, : len(ids[i])] = 1
+            input_ids, mask = input_ids.to(device), mask.to(device)
+            if cast is not None:
+                with cast:
+                    logits = model(input_ids=input_ids, attention_mask=mask).logits
+            else:
+                logits = model(input_ids=input_ids, attention_mask=mask).logits
+            rewards[batch] = logits[:, 0].float().cpu().numpy()
+    return rewards
+
+
+def fingerprint_model(model: torch.nn.Module, extra: str = "") -> str:
+    """Content hash of the weights (all of them below 300M parameters, a sample above)."""
+    h = hashlib.sha256(extra.encode())
+    params = list(model.state_dict().items())
+    big = sum(t.numel() for _, t in params) > 300_000_000
+    for name, t in params:
+        h.update(name.encode())
+        h.update(str(tuple(t.shape)).encode())
+        flat = t.detach().reshape(-1)
+        if big:
+            flat = flat[:: max(1, flat.numel() // 4096)]
+        h.update(flat.to("cpu", torch.float32).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+class HFRewardModel:
+    """A one-logit ``AutoModelForSequenceClassification`` plus its tokenizer."""
+
+    def __init__(self, model: torch.nn.Module, tokenizer: Any, *, name: str = "", device: str = "auto"):
+        n = getattr(model.config, "num_labels", None)
+        if n != 1:
+            raise ValueError(f"{name or type(model).__name__} has num_labels={n}: not a reward model. A reward model is a "
+                             "sequence classifier with exactly one output logit (AutoModelForSequenceClassification, num_labels=1).")
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        if getattr(model.config, "pad_token_id", None) is None:
+            model.config.pad_token_id = tokenizer.pad_token_id
+        self.device = resolve_device(device)
+        self.model, self.tokenizer, self.name = model.to(self.device).eval(), tokenizer, name
+        self.fingerprint = fingerprint_model(model, extra=name.split("/")[-1] + str(tokenizer.chat_template))
+
+    def score_ids(self, ids: list[list[int]], cfg: ScoreConfig, *, progress: bool = True) -> np.ndarray:
+        """Rewards for pre-tokenised inputs (see `score_token_ids`)."""
+        return score_token_ids(self.model, ids, pad_id=self.tokenizer.pad_token_id, batch_size=cfg.batch_size,
+                               dtype=cfg.dtype, progress=progress)
+
+    def score_sides(self, prompts, responses, cfg: ScoreConfig, *, progress: bool = True):
+        ids, truncated = encode_sides(self.tokenizer, prompts, responses, max_length=cfg.max_length)
+        return self.score_ids(ids, cfg, progress=progress), truncated
+
+
+def load_reward_model(path_or_id: str | Path, *, device: str = "auto") -> RewardModel:
+    """Load a reward model from a folder or Hub id: an HF one-logit classifier or a workbench fast RM.
+
+    Raises:
+        ValueError: when the model has more than one logit, or its classification head is missing
+            (a plain backbone would get a random head and produce meaningless scores).
+    """
+    from workbench import fast_rm
+
+    path = Path(path_or_id)
+    if (path / fast_rm.MARKER).exists():
+        return fast_rm.load_embedding_rm(path)
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+    config = AutoConfig.from_pretrained(str(path_or_id))
+    archs = getattr(config, "architectures", None) or []
+    if archs and not any(a.endswith("ForSequenceClassification") for a in archs):
+        raise ValueError(f"{path_or_id}: architectures={archs} is not a sequence classifier, so its classification head "
+                         "is not in the checkpoint (it would be randomly initialised). This is a backbone, not a reward "
+                         "model; train one with workbench.training.train_reward_model first.")
+    if getattr(config, "num_labels", 1) != 1:
+        raise ValueError(f"{path_or_id}: num_labels={config.num_labels}; a reward model has exactly one output logit. "
+                         "Pass a model trained with num_labels=1 (e.g. a Skywork-Reward-V2 checkpoint).")
+    model, info = AutoModelForSequenceClassification.from_pretrained(str(path_or_id), num_labels=1, output_loading_info=True)
+    fresh = [k for k in info.get("missing_keys", []) if k.split(".")[0] in ("score", "classifier")]
+    if fresh:
+        raise ValueError(f"{path_or_id}: the classification head {sorted(fresh)} is not in the checkpoint, so it would be "
+                         "randomly initialised. This is a backbone, not a reward model; train one with "
+                         "workbench.training.train_reward_model first.")
+    tokenizer = AutoTokenizer.from_pretrained(str(path_or_id))
+    return HFRewardModel(model, tokenizer, name=str(path_or_id), device=device)
+
+
+# ---------------------------------------------------------------- pairs
+
+
+def score_pairs(model: RewardModel, pairs: PairFrame, *, cfg: ScoreConfig = ScoreConfig(), cache: Any = None,
+                progress: bool = True) -> pd.DataFrame:
+    """Rewards of chosen and rejected for every pair, with margin and ``p = sigmoid(margin)``.
+
+    Args:
+        model: from `load_reward_model`, or an `HFRewardModel` / fast RM in memory.
+        pairs: canonical pairs (``pair_id``, ``prompt``, ``chosen``, ``rejected``).
+        cfg: `ScoreConfig`.
+        cache: a `workbench.io.ScoreCache` (keyed by model fingerprint and settings); pairs already
+            in it are not scored again.
+
+    Returns:
+        Frame with `SCORE_COLUMNS`, in the order of ``pairs``.
+
+    Example: ``scores = score_pairs(load_reward_model("runs/demo/models/rm"), pairs)``.
+    """
+    ids = pairs["pair_id"].tolist()
+    cached = cache.get(ids) if cache is not None else pd.DataFrame(columns=SCORE_COLUMNS)
+    todo = pairs[~pairs["pair_id"].isin(set(cached["pair_id"]))]
+    fresh = pd.DataFrame(columns=SCORE_COLUMNS)
+    if len(todo):
+        prompts = list(todo["prompt"]) * 2
+        responses = list(todo["chosen"]) + list(todo["rejected"])
+        rewards, truncated = model.score_sides(prompts, responses, cfg, progress=progress)
+        n = len(todo)
+        r_c, r_r = rewards[:n].astype(np.float64), rewards[n:].astype(np.float64)
+        fresh = pd.DataFrame({"pair_id": todo["pair_id"].to_numpy(), "r_chosen": r_c, "r_rejected": r_r,
+                              "margin": r_c - r_r, "p": 1 / (1 + np.exp(-(r_c - r_r))),
+                              "truncated": truncated[:n] | truncated[n:]})
+        if cache is not None:
+            cache.put(fresh)
+    out = pd.concat([cached, fresh], ignore_index=True) if len(cached) else fresh
+    out = out.set_index("pair_id").loc[ids].reset_index()
+    out = out.astype({"r_chosen": float, "r_rejected": float, "margin": float, "p": float, "truncated": bool})
+    n_trunc = int(out["truncated"].sum())
+    if n_trunc:
+        example = out.loc[out["truncated"], "pair_id"].iloc[0]
+        msg = (f"{n_trunc} of {len(out)} pairs are longer than max_length={cfg.max_length} tokens (e.g. pair {example}); "
+               "their oldest turns were cut. Raise max_length to score them whole.")
+        if cfg.truncation == "error":
+            raise ValueError(msg + " (truncation='error')")
+        warnings.warn(msg, stacklevel=2)
+    return out
+
+
+def accuracy_table(pairs: PairFrame, scores: pd.DataFrame, *, by: str | None = None) -> pd.DataFrame:
+    """Accuracy (chosen scored higher), mean margin and count, overall or per ``by`` group."""
+    frame = pairs[["pair_id"] + ([by] if by else [])].merge(scores, on="pair_id")
+    frame["correct"] = frame["margin"] > 0
+    groups = frame.groupby(by) if by else [("all", frame)]
+    rows = {name: {"accuracy": g["correct"].mean(), "mean_margin": g["margin"].mean(), "n": len(g)} for name, g in groups}
+    table = pd.DataFrame(rows).T
+    table["n"] = table["n"].astype(int)
+    return table
+
+
+def settings_key(model: RewardModel, cfg: ScoreConfig) -> str:
+    """Cache key: the model fingerprint plus the settings that change scores."""
+    raw = json.dumps({"model": model.fingerprint, "max_length": cfg.max_length, "v": 1})
+    return hashlib.sha256(raw.encode()).hexdigest()[:16]
