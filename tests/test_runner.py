@@ -128,3 +128,11 @@ def test_cli_exit_codes(pipeline, tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert chk.returncode == 2 and "row 1: field 'chosen/rejected': identical" in chk.stdout
     assert len(io.load_pairs(tmp_path / "o.parquet")) == 1
+
+
+def test_set_overrides_beat_step_parameters_and_typos_fail(pipeline):
+    path = pipeline(a_params={"value": 7})
+    run_dir = run_pipeline(load_pipeline_config(path, overrides={"value": 9}), log=lambda _: None, progress_bar=False)
+    assert (run_dir / "a.txt").read_text().startswith("9|")
+    with pytest.raises(ValueError, match=r"--set \['valeu'\]: no notebook of this pipeline declares"):
+        run_pipeline(load_pipeline_config(path, overrides={"valeu": 9}), log=lambda _: None, progress_bar=False)

@@ -225,3 +225,20 @@ def build_user_pairs(path: str | Path, cfg: DemoDataConfig = DemoDataConfig(), *
     pairs, dedup = deduplicate(pairs)
     pairs = assign_splits(pairs, fractions=cfg.fractions, seed=cfg.seed)
     return DemoBuild(pairs=pairs, read_reports=[report], dedup=dedup)
+
+
+def heldout_hh_pairs(data_dir: str | Path | None, exclude: PairFrame, *, n: int = 1000, seed: int = 0) -> PairFrame:
+    """HH-RLHF helpful-base + harmless-base pairs whose prompts are not in ``exclude``: an external test set.
+
+    The demo samples its human part from these two files; the rest is unseen by anything trained on
+    the demo, so accuracy here measures generalisation to real (noisy) human preferences.
+    """
+    data_dir = io.shared_data_dir(data_dir)
+    seen = set(exclude["prompt"].map(prompt_key))
+    parts = [_read_hh(data_dir, name)[0] for name in HH_HUMAN_FILES]
+    pool = pd.concat(parts, ignore_index=True)
+    pool = pool[~pool["prompt"].map(prompt_key).isin(seen)].drop_duplicates("pair_id")
+    take = min(n, len(pool))
+    rng = np.random.default_rng(seed)
+    out = pool.iloc[np.sort(rng.choice(len(pool), size=take, replace=False))].reset_index(drop=True)
+    return out.assign(construction="hh_heldout", label_known_true=False, split="test")

@@ -43,3 +43,42 @@ def overlap_histogram(pairs: PairFrame, *, by: str = "source") -> go.Figure:
     fig.add_vline(x=NEAR_DUPLICATE_OVERLAP, line_dash="dash", annotation_text="near-tie")
     fig.update_layout(xaxis_title="Jaccard overlap of word sets", yaxis_title="pairs")
     return fig
+
+
+def training_curves(history: pd.DataFrame) -> go.Figure:
+    """Training loss and gold accuracy against the optimizer step (fine-tune) or epoch (fast head)."""
+    from plotly.subplots import make_subplots
+
+    x = "step" if "step" in history.columns else "epoch"
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    loss = history.dropna(subset=["loss"]) if "loss" in history.columns else history.iloc[:0]
+    fig.add_trace(go.Scatter(x=loss[x], y=loss["loss"], name="train loss", mode="lines+markers"), secondary_y=False)
+    acc_col = "eval_gold_accuracy" if "eval_gold_accuracy" in history.columns else "gold_accuracy"
+    if acc_col in history.columns:
+        acc = history.dropna(subset=[acc_col])
+        fig.add_trace(go.Scatter(x=acc[x], y=acc[acc_col], name="gold accuracy", mode="lines+markers"), secondary_y=True)
+    fig.update_layout(title="Training: BT loss and gold accuracy", xaxis_title=x)
+    fig.update_yaxes(title_text="loss", secondary_y=False)
+    fig.update_yaxes(title_text="gold accuracy", range=[0, 1], secondary_y=True)
+    return fig
+
+
+def accuracy_bars(table: pd.DataFrame, *, title: str = "Accuracy by group") -> go.Figure:
+    """Grouped bars from `workbench.scoring.compare_accuracy` (one bar per model / baseline per group)."""
+    cols = [c for c in table.columns if c != "n"]
+    long = table[cols].reset_index().melt(id_vars=table.index.name or "index", var_name="model", value_name="accuracy")
+    fig = px.bar(long, x=table.index.name or "index", y="accuracy", color="model", barmode="group", title=title,
+                 text_auto=".2f")
+    fig.update_yaxes(range=[0, 1])
+    return fig
+
+
+def margin_histogram(scores: pd.DataFrame, pairs: PairFrame | None = None, *, by: str | None = None) -> go.Figure:
+    """Histogram of reward margins r_chosen - r_rejected (right of 0 = the RM agrees with the label)."""
+    frame = scores[["pair_id", "margin"]]
+    if pairs is not None and by:
+        frame = frame.merge(pairs[["pair_id", by]], on="pair_id")
+    fig = px.histogram(frame, x="margin", color=by if by else None, nbins=50, barmode="overlay", opacity=0.6,
+                       title="Reward margin (chosen - rejected)")
+    fig.add_vline(x=0, line_dash="dash")
+    return fig

@@ -53,6 +53,7 @@ class PipelineConfig:
     runs_dir: Path
     steps: tuple[StepSpec, ...]
     parameters: dict[str, Any] = field(default_factory=dict)
+    overrides: dict[str, Any] = field(default_factory=dict)  # --set: beat shared and step parameters
 
     @property
     def run_dir(self) -> Path:
@@ -75,7 +76,8 @@ def load_pipeline_config(path: str | os.PathLike, *, run_name: str | None = None
                          overrides: Mapping[str, Any] | None = None) -> PipelineConfig:
     """Read and check a pipeline YAML; errors name the file and the offending key.
 
-    ``overrides`` replace shared ``parameters`` (the CLI's ``--set key=value``).
+    ``overrides`` (the CLI's ``--set key=value``) win over shared and step parameters, in every
+    notebook that declares them.
     """
     path = Path(path)
     if not path.exists():
@@ -101,13 +103,12 @@ def load_pipeline_config(path: str | os.PathLike, *, run_name: str | None = None
     names = [s.name for s in steps]
     if len(set(names)) != len(names):
         raise ValueError(f"{path}: step names must be unique, got {names}.")
-    shared = dict(raw.get("parameters") or {})
-    shared.update(overrides or {})
     return PipelineConfig(
         run_name=str(run_name or raw.get("run_name") or path.stem),
         runs_dir=Path(runs_dir or raw.get("runs_dir") or "runs"),
         steps=tuple(steps),
-        parameters=shared,
+        parameters=dict(raw.get("parameters") or {}),
+        overrides=dict(overrides or {}),
     )
 
 
@@ -136,7 +137,7 @@ def current_python_kernel() -> Iterator[str]:
 
 
 def step_parameters(step: StepSpec, cfg: PipelineConfig) -> dict[str, Any]:
-    """Shared parameters the notebook declares, then the step's own, then ``run_dir``.
+    """Shared parameters the notebook declares, then the step's own, then ``--set`` overrides, then ``run_dir``.
 
     Raises:
         ValueError: when a step parameter is not declared in the notebook's ``parameters`` cell
@@ -151,6 +152,7 @@ def step_parameters(step: StepSpec, cfg: PipelineConfig) -> dict[str, Any]:
                          f"declared: {sorted(declared)}.")
     params = {k: v for k, v in cfg.parameters.items() if k in declared}
     params.update(step.parameters)
+    params.update({k: v for k, v in cfg.overrides.items() if k in declared})
     params["run_dir"] = str(cfg.run_dir)
     return params
 
@@ -183,8 +185,15 @@ def run_pipeline(cfg: PipelineConfig, *, force: bool = False, log: Callable[[str
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
+    import papermill as _pm
+
+    declared_anywhere = set().union(*(set(_pm.inspect_notebook(str(s.notebook))) for s in cfg.steps))
+    unknown = sorted(set(cfg.overrides) - declared_anywhere)
+    if unknown:
+        raise ValueError(f"--set {unknown}: no notebook of this pipeline declares these parameters; "
+                         f"declared: {sorted(declared_anywhere)}.")
     run = io.start_run(cfg.run_dir)
-    io.write_json({"run_name": cfg.run_name, "parameters": cfg.parameters,
+    io.write_json({"run_name": cfg.run_name, "parameters": {**cfg.parameters, **cfg.overrides},
                    "steps": [{"name": s.name, "notebook": str(s.notebook), "parameters": s.parameters} for s in cfg.steps]},
                   run.file("pipeline.json"))
     state_path = run.file("steps.json")

@@ -326,3 +326,26 @@ def settings_key(model: RewardModel, cfg: ScoreConfig) -> str:
     """Cache key: the model fingerprint plus the settings that change scores."""
     raw = json.dumps({"model": model.fingerprint, "max_length": cfg.max_length, "v": 1})
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+def compare_accuracy(pairs: PairFrame, scores_by_model: dict[str, pd.DataFrame], *, by: str | None = None) -> pd.DataFrame:
+    """Accuracy of several models side by side, plus the "longer response wins" and random baselines.
+
+    Rows: ``by`` groups and ``all``; columns: one per model, ``longer wins``, ``random``, ``n``.
+    Ties count half, for the length rule as for models.
+    """
+    words_c = pairs["chosen"].str.split().str.len().to_numpy()
+    words_r = pairs["rejected"].str.split().str.len().to_numpy()
+    frame = pd.DataFrame({"pair_id": pairs["pair_id"].to_numpy(), "longer wins": np.where(words_c == words_r, 0.5, words_c > words_r),
+                          "group": pairs[by].to_numpy() if by else "all"})
+    for name, scores in scores_by_model.items():
+        m = frame[["pair_id"]].merge(scores[["pair_id", "margin"]], on="pair_id", how="left")["margin"].to_numpy()
+        frame[name] = np.where(m == 0, 0.5, m > 0)
+    cols = list(scores_by_model) + ["longer wins"]
+    table = frame.groupby("group")[cols].mean()
+    if by:
+        table.loc["all"] = frame[cols].mean()
+    table["random"] = 0.5
+    table["n"] = frame.groupby("group").size().reindex(table.index).fillna(len(frame)).astype(int)
+    table.index.name = by or "group"
+    return table

@@ -1,0 +1,164 @@
+"""Reward-model speed, measured side by side in one run on the same model and data.
+
+1. Scoring pairs/s: `workbench.scoring.score_pairs` (length-sorted batches, dynamic padding, bf16 where
+   native) vs a naive loop (one pair at a time) vs fixed max-length padding (batches in data order,
+   every input padded to max_length). Goal: >= 3x the naive loop.
+2. Training pairs/s: `workbench.training.train_reward_model` (pre-tokenised, length-grouped batches)
+   vs TRL `RewardTrainer` with default settings (prompt + response as plain text; pairs over
+   max_length dropped), same MiniLM, batch size, steps and bf16. Goal: >= 1.3x.
+3. Achieved training FLOP/s as a fraction of this CPU's bf16 matmul peak (torch.matmul, same dtype).
+
+Run: .venv/bin/python benchmarks/bench_rm.py [--pairs 256] [--steps 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+import warnings
+
+import numpy as np
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+warnings.filterwarnings("ignore")
+
+
+def demo_pairs(n: int):
+    from workbench import demo_data
+
+    pairs = demo_data.build_demo_pairs().pairs
+    return pairs[pairs["split"] == "train"].sample(n, random_state=0).reset_index(drop=True)
+
+
+def minilm_rm():
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from workbench.embedding import default_embedder_path
+    from workbench.scoring import HFRewardModel
+
+    torch.manual_seed(0)
+    path = default_embedder_path()
+    return HFRewardModel(AutoModelForSequenceClassification.from_pretrained(path, num_labels=1),
+                         AutoTokenizer.from_pretrained(path), name="minilm")
+
+
+def bench_scoring(pairs, max_length: int = 256) -> dict:
+    from workbench.schema import prompt_text
+    from workbench.scoring import ScoreConfig, autocast_for, score_pairs
+
+    rm = minilm_rm()
+    tok, model = rm.tokenizer, rm.model
+    cast = autocast_for(torch.device("cpu"), "auto")
+
+    def forward(enc):
+        with torch.inference_mode():
+            if cast is not None:
+                with cast:
+                    return model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits[:, 0]
+            return model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits[:, 0]
+
+    texts = [prompt_text(p) for p in pairs["prompt"]]
+    t = time.perf_counter()
+    score_pairs(rm, pairs, cfg=ScoreConfig(max_length=max_length, batch_size=32), progress=False)
+    t_wb = time.perf_counter() - t
+
+    t = time.perf_counter()
+    for text, c, r in zip(texts, pairs["chosen"], pairs["rejected"]):
+        for resp in (c, r):
+            forward(tok(text, resp, truncation=True, max_length=max_length, return_tensors="pt"))
+    t_naive = time.perf_counter() - t
+
+    t = time.perf_counter()
+    all_texts, all_resp = texts * 2, list(pairs["chosen"]) + list(pairs["rejected"])
+    for i in range(0, len(all_texts), 32):
+        forward(tok(all_texts[i:i + 32], all_resp[i:i + 32], truncation=True, max_length=max_length,
+                    padding="max_length", return_tensors="pt"))
+    t_fixed = time.perf_counter() - t
+    n = len(pairs)
+    return {"workbench": n / t_wb, "naive": n / t_naive, "fixed_pad": n / t_fixed}
+
+
+def _count_flops_tokens(ids_lists) -> int:
+    return int(sum(len(x) for x in ids_lists))
+
+
+def bench_training(pairs, *, steps: int, batch: int, max_length: int = 256) -> dict:
+    import datasets
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from trl import RewardConfig, RewardTrainer
+
+    from workbench.embedding import default_embedder_path
+    from workbench.schema import prompt_text
+    from workbench.scoring import bf16_supported, encode_sides
+    from workbench.training import RMTrainConfig, train_reward_model
+
+    path = default_embedder_path()
+    bf16 = bf16_supported(torch.device("cpu"))
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = RMTrainConfig(max_steps=steps, batch_size=batch, max_length=max_length, eval_steps=10_000, save_total_limit=1)
+        res = train_reward_model(pairs, None, cfg=cfg, output_dir=f"{tmp}/wb", progress=False)
+        out["workbench"] = steps * batch / res.metrics["train_seconds"]
+        tok = AutoTokenizer.from_pretrained(path)
+        ids_c, _ = encode_sides(tok, list(pairs["prompt"]), list(pairs["chosen"]), max_length=max_length)
+        ids_r, _ = encode_sides(tok, list(pairs["prompt"]), list(pairs["rejected"]), max_length=max_length)
+        # real tokens one training step sees, on average (for the FLOP estimate)
+        out["tokens_per_pair"] = (_count_flops_tokens(ids_c) + _count_flops_tokens(ids_r)) / len(pairs)
+
+        ds = datasets.Dataset.from_dict({"prompt": [prompt_text(p) + "\n\n" for p in pairs["prompt"]],
+                                         "chosen": list(pairs["chosen"]), "rejected": list(pairs["rejected"])})
+        torch.manual_seed(0)
+        model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
+        args = RewardConfig(output_dir=f"{tmp}/trl", per_device_train_batch_size=batch, max_steps=steps, use_cpu=True,
+                            bf16=bf16, eos_token="[SEP]", max_length=max_length, report_to="none", save_strategy="no",
+                            disable_tqdm=True, logging_steps=1000)
+        trainer = RewardTrainer(model=model, args=args, train_dataset=ds, processing_class=tok)
+        kept = len(trainer.train_dataset)
+        t = time.perf_counter()
+        trainer.train()
+        out["trl_default"] = steps * batch / (time.perf_counter() - t)
+        out["trl_dropped_pairs"] = len(pairs) - kept
+        out["n_params"] = sum(p.numel() for p in model.parameters())
+    return out
+
+
+def matmul_peak(dtype=torch.bfloat16, n: int = 2048, reps: int = 10) -> float:
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    torch.matmul(a, b)
+    t = time.perf_counter()
+    for _ in range(reps):
+        torch.matmul(a, b)
+    return 2 * n ** 3 * reps / (time.perf_counter() - t)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--pairs", type=int, default=256)
+    ap.add_argument("--steps", type=int, default=16)
+    ap.add_argument("--batch", type=int, default=16)
+    args = ap.parse_args()
+    pairs = demo_pairs(max(args.pairs, args.steps * args.batch))
+    print(f"torch threads: {torch.get_num_threads()}, pairs: {len(pairs)}")
+
+    s = bench_scoring(pairs.iloc[: args.pairs])
+    print(f"scoring pairs/s: workbench {s['workbench']:.1f} | naive loop {s['naive']:.1f} | fixed max-length padding {s['fixed_pad']:.1f}")
+    print(f"  ratio vs naive: {s['workbench'] / s['naive']:.2f}x (goal >= 3x); vs fixed padding: {s['workbench'] / s['fixed_pad']:.2f}x")
+
+    t = bench_training(pairs, steps=args.steps, batch=args.batch)
+    print(f"training pairs/s: workbench {t['workbench']:.2f} | TRL RewardTrainer default {t['trl_default']:.2f} "
+          f"(TRL dropped {t['trl_dropped_pairs']} of {len(pairs)} pairs as too long)")
+    print(f"  ratio: {t['workbench'] / t['trl_default']:.2f}x (goal >= 1.3x)")
+
+    dtype = torch.bfloat16 if __import__("workbench.scoring", fromlist=["x"]).bf16_supported(torch.device("cpu")) else torch.float32
+    peak = matmul_peak(dtype)
+    # Training FLOPs ~ 6 * params * tokens (forward 2, backward 4), tokens = real tokens of both sides.
+    achieved = 6 * t["n_params"] * t["tokens_per_pair"] * t["workbench"]
+    print(f"matmul peak ({dtype}): {peak / 1e9:.1f} GFLOP/s; achieved training: {achieved / 1e9:.1f} GFLOP/s "
+          f"= {achieved / peak:.1%} of peak ({t['tokens_per_pair']:.0f} real tokens/pair, {t['n_params'] / 1e6:.1f}M params)")
+
+
+if __name__ == "__main__":
+    main()
