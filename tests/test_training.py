@@ -159,3 +159,19 @@ def test_config_errors():
 def test_unsloth_requested_without_gpu_is_clear(tmp_path):
     with pytest.raises(RuntimeError, match="CUDA|unsloth"):
         train_reward_model(make_pairs(4), cfg=RMTrainConfig(backend="unsloth"), output_dir=tmp_path, progress=False)
+
+
+def test_encoder_rm_plain_transformers_call_matches_scorer(tmp_path):
+    """The model card's plain `tok(conversation, response)` call gives the workbench score (token types tied)."""
+    from transformers import AutoTokenizer
+
+    pairs = make_pairs(12)
+    result = train_reward_model(pairs.iloc[:8], pairs.iloc[8:], cfg=RMTrainConfig(max_steps=2, batch_size=4, eval_steps=2,
+                                max_length=64, bf16="off"), output_dir=tmp_path, progress=False)
+    tok = AutoTokenizer.from_pretrained(result.model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(result.model_dir).eval()
+    row = pairs.iloc[9]
+    with torch.no_grad():
+        plain = model(**tok(f"user: {row['prompt'][0]['content']}", row["chosen"], return_tensors="pt")).logits[0, 0].item()
+    ours = score_pairs(load_reward_model(result.model_dir), pairs.iloc[[9]], cfg=ScoreConfig(max_length=64, dtype="fp32"), progress=False)
+    assert ours["r_chosen"].iloc[0] == pytest.approx(plain, abs=1e-5)

@@ -80,8 +80,7 @@ if compare_fast_head and rm_kind != "embedding_head":
     head_cfg = training.RMTrainConfig(kind="embedding_head", seed=seed, head_epochs=5 if smoke else 30)
     head = training.train_reward_model(train, gold, cfg=head_cfg, output_dir=run.path / "models" / "fast_head",
                                        cache=io.EmbeddingCache(run, "minilm"), progress=not smoke)
-    head_rm = scoring.load_reward_model(head.model_dir)
-    head_rm.cache = io.EmbeddingCache(run, "minilm")
+    head_rm = scoring.load_reward_model(head.model_dir, embedding_cache=io.EmbeddingCache(run, "minilm"))
     models["fast_head"] = scoring.score_pairs(head_rm, test)
 test_table = scoring.compare_accuracy(test, models, by=by)
 io.save_table(test_table, run, "rm_test_accuracy", title="Test-split accuracy vs baselines", step=STEP)
@@ -115,7 +114,7 @@ hh_table
 ("code", """
 summary = {k: v for k, v in result.metrics.items() if not isinstance(v, dict)}
 summary["model_dir"] = str(result.model_dir)
-summary["test_accuracy"] = float(test_table.loc["all" if by else "all", model_name])
+summary["test_accuracy"] = float(test_table.loc["all", model_name])
 summary["test_longer_wins"] = float(test_table.loc["all", "longer wins"])
 if hh_table is not None:
     summary["hh_heldout_accuracy"] = float(hh_table.loc["all", model_name])

@@ -230,8 +230,10 @@ class HFRewardModel:
         return self.score_ids(ids, cfg, progress=progress), truncated
 
 
-def load_reward_model(path_or_id: str | Path, *, device: str = "auto") -> RewardModel:
+def load_reward_model(path_or_id: str | Path, *, device: str = "auto", embedding_cache: Any = None) -> RewardModel:
     """Load a reward model from a folder or Hub id: an HF one-logit classifier or a workbench fast RM.
+
+    ``embedding_cache`` (a `workbench.io.EmbeddingCache`) is used by fast embedding-head RMs only.
 
     Raises:
         ValueError: when the model has more than one logit, or its classification head is missing
@@ -241,7 +243,7 @@ def load_reward_model(path_or_id: str | Path, *, device: str = "auto") -> Reward
 
     path = Path(path_or_id)
     if (path / fast_rm.MARKER).exists():
-        return fast_rm.load_embedding_rm(path)
+        return fast_rm.load_embedding_rm(path, cache=embedding_cache)
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
     config = AutoConfig.from_pretrained(str(path_or_id))

@@ -227,6 +227,19 @@ def _make_trainer_class():
     return WorkbenchRewardTrainer, EvalAtEnd
 
 
+def _tie_token_type_embeddings(model: torch.nn.Module) -> None:
+    """Make BERT-style models ignore ``token_type_ids``.
+
+    TRL's collator feeds only input_ids and attention_mask, so training saw segment id 0 everywhere.
+    Plain ``transformers`` users call ``tok(conversation, response)``, which marks the response as
+    segment 1. Copying row 0 into the other rows makes both calls give the same reward.
+    """
+    for name, module in model.named_modules():
+        if name.endswith("token_type_embeddings") and isinstance(module, torch.nn.Embedding):
+            with torch.no_grad():
+                module.weight[1:] = module.weight[0]
+
+
 def _config_hash(cfg: RMTrainConfig, train: PairFrame) -> str:
     h = hashlib.sha256(json.dumps(asdict(cfg), sort_keys=True).encode())
     h.update("".join(sorted(train["pair_id"])).encode())
@@ -239,12 +252,13 @@ def _use_bf16(cfg: RMTrainConfig) -> bool:
 
 def _finetune(train: PairFrame, gold: PairFrame | None, cfg: RMTrainConfig, output_dir: Path,
               callbacks: Sequence[Any], progress: bool) -> TrainResult:
+    t_start = time.time()
+    # Load first: Unsloth must be imported before transformers/trl to patch them.
+    model, tokenizer, backend = load_backbone(cfg)
     import datasets
     from transformers.trainer_utils import get_last_checkpoint
     from trl import RewardConfig
 
-    t_start = time.time()
-    model, tokenizer, backend = load_backbone(cfg)
     prompts = list(train["prompt"])
     chosen_ids, c_trunc = encode_sides(tokenizer, prompts, list(train["chosen"]), max_length=cfg.max_length)
     rejected_ids, r_trunc = encode_sides(tokenizer, prompts, list(train["rejected"]), max_length=cfg.max_length)
@@ -306,6 +320,7 @@ def _finetune(train: PairFrame, gold: PairFrame | None, cfg: RMTrainConfig, outp
     if hasattr(final, "merge_and_unload"):  # LoRA: keep the adapter, save a merged model plain transformers loads
         final.save_pretrained(str(output_dir / "adapter"))
         final = final.merge_and_unload()
+    _tie_token_type_embeddings(final)
     final.save_pretrained(str(model_dir))
     tokenizer.save_pretrained(str(model_dir))
 
