@@ -3,7 +3,9 @@
 Modules, one per pipeline stage: `schema` (pair columns, ids), `pairs` (format parsing and
 validation), `io` (all disk access, runs, figures), `splits` (dedup, grouped splits, label states),
 `demo_data` (the bundled demo build), `overview` (descriptive numbers), `plots` (figures),
-`runner` / `report` / `cli` (papermill orchestration).
+`scoring` (reward-model scores), `training` (BT reward models), `fast_rm` (embedding-head RM),
+`embedding` (cached sentence embeddings), `unsloth_backend` (CUDA only), `runner` / `report` / `cli`
+(papermill orchestration). Heavy modules (torch, transformers) are imported only when used.
 """
 
 from workbench.demo_data import DemoDataConfig, build_demo_pairs

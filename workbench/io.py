@@ -424,3 +424,51 @@ class EmbeddingCache:
         np.save(tmp, merged)
         os.replace(tmp, self._vec_path)
         write_json(stored + list(keys), self._keys_path)
+
+
+class ResultStore:
+    """Durable per-item results (tags, judge votes) in one SQLite file of the run, keyed by (fingerprint, key).
+
+    WAL journal with synchronous=FULL: every committed batch survives a crash or Ctrl-C, so an
+    interrupted tagging run resumes without repeating a single request. Values are JSON.
+    """
+
+    def __init__(self, path: str | os.PathLike, table: str):
+        import sqlite3
+
+        if not table.isidentifier():
+            raise ValueError(f"table name must be an identifier, got {table!r}.")
+        self.path, self.table = Path(path), table
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute(f"CREATE TABLE IF NOT EXISTS {table} (fingerprint TEXT NOT NULL, key TEXT NOT NULL, "
+                         "ok INTEGER NOT NULL, value TEXT NOT NULL, created_at TEXT NOT NULL, PRIMARY KEY (fingerprint, key))")
+        self._db.commit()
+
+    def get(self, fingerprint: str, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Stored values (with an ``ok`` flag) for the keys present; missing keys are absent."""
+        keys = list(keys)
+        out: dict[str, dict[str, Any]] = {}
+        for i in range(0, len(keys), 500):
+            chunk = keys[i: i + 500]
+            rows = self._db.execute(f"SELECT key, ok, value FROM {self.table} WHERE fingerprint = ? AND key IN "
+                                    f"({','.join('?' * len(chunk))})", [fingerprint, *chunk]).fetchall()
+            out.update({k: {**json.loads(v), "ok": bool(ok)} for k, ok, v in rows})
+        return out
+
+    def put(self, fingerprint: str, items: Iterable[tuple[str, bool, dict[str, Any]]]) -> None:
+        """Insert or replace ``(key, ok, value)`` items in one transaction."""
+        from workbench.pairs import now_iso
+
+        stamp = now_iso()
+        with self._db:
+            self._db.executemany(f"INSERT OR REPLACE INTO {self.table} VALUES (?, ?, ?, ?, ?)",
+                                 [(fingerprint, k, int(ok), json.dumps(v, ensure_ascii=False, default=str), stamp) for k, ok, v in items])
+
+    def count(self, fingerprint: str) -> int:
+        return self._db.execute(f"SELECT COUNT(*) FROM {self.table} WHERE fingerprint = ?", [fingerprint]).fetchone()[0]
+
+    def close(self) -> None:
+        self._db.close()
