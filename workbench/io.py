@@ -472,3 +472,22 @@ class ResultStore:
 
     def close(self) -> None:
         self._db.close()
+
+
+def write_frame(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Atomic parquet write of any frame (tags, scores, judgments)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    frame.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+    return path
+
+
+def read_frame(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a parquet frame written by `write_frame`, with a clear error when a step has not run yet."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: not found; run the notebook that writes it first (see README).")
+    return pd.read_parquet(path)

@@ -94,9 +94,9 @@ _PROTOTYPES: dict[str, list[str]] = {
 _SIGNALS: list[tuple[str, re.Pattern, float]] = [
     ("coding", re.compile(r"```|\bdef |\bfunction\b|\bclass \w+|#include|\bSELECT\b|\bimport \w+|\b(python|javascript|java|c\+\+|rust|golang|sql|html|css|regex|bash|code|compile|debug)\b", re.I), 0.25),
     ("reasoning_math", re.compile(r"\d+\s*[-+*/^=×÷]\s*\d+|\\frac|\\sqrt|\$[^$]+\$|\b(solve|calculate|compute|equation|integral|derivative|probability|how many|sum of|percent)\b", re.I), 0.2),
-    ("safety", re.compile(r"\b(kill|murder|hurt|poison|bomb|weapon|gun|steal|rob|shoplift|hack|drugs?|cocaine|meth|suicide|abuse|racist|slur|insult|illegal|cheat|fraud|scam|revenge|terror|explosive|kidnap|stalk)\w*", re.I), 0.25),
-    ("knowledge_qa", re.compile(r"^(who|what|when|where|why|which|how (does|do|did|is|are|was|were))\b.*\?\s*$", re.I | re.S), 0.08),
-    ("creative_writing", re.compile(r"\b(write|compose|create) (me )?(a |an )?(poem|story|song|lyrics|haiku|limerick|joke|slogan|essay|letter|script)|\bjoke\b|\bpoem\b|\bstory\b", re.I), 0.2),
+    ("safety", re.compile(r"\b(kill|murder|hurt|poison|bomb|weapon|gun|steal|rob|shoplift|hack|drugs?|cocaine|meth|suicide|abuse|racist|slur|insult|illegal|cheat|fraud|scam|revenge|terror|explosive|kidnap|stalk)\w*", re.I), 0.1),
+    ("knowledge_qa", re.compile(r"^(who|what|when|where|why|which|how (does|do|did|is|are|was|were|many|much))\b.*\?\s*$", re.I | re.S), 0.12),
+    ("creative_writing", re.compile(r"\b(write|compose|create|tell) (me )?(a |an )?(short |funny )?(poem|story|song|lyrics|haiku|limerick|joke|slogan|essay|letter|script)", re.I), 0.2),
     ("role_play", re.compile(r"\b(pretend|act as|role[- ]?play|you are (a|an|my) |stay in character|let's play)\b", re.I), 0.25),
     ("instruction_following", re.compile(r"\b(summari[sz]e|rewrite|rephrase|paraphrase|translate|list \d+|in \d+ words|bullet points|classify|extract|convert|format)\b", re.I), 0.2),
 ]
@@ -169,14 +169,13 @@ class EmbeddedTagger:
             refusal = bool(_REFUSAL.search(chosen) or _REFUSAL.search(rejected))
             harmful = bool(_SIGNALS[2][1].search(text))
             if category != "safety" and harmful and refusal:
-                category = "safety"
+                category = "safety"  # a harm word alone is weak evidence; with a refusal in either response it is strong
             objective = category in ("reasoning_math", "coding", "knowledge_qa") or (
                 category == "instruction_following" and bool(re.search(r"\d|\b(exactly|only|must|format)\b", text, re.I)))
-            divisive = bool(_DIVISIVE.search(text))
-            if category == "safety" or divisive:
-                controversy = "high" if (divisive or (harmful and not refusal)) else "medium"
-            else:
-                controversy = "low" if objective else "medium"
+            # Controversiality is about whether the *better response* is contested (data/tagging_gold's
+            # convention; a harmful request that one response refuses is clear-cut). Surface cues only
+            # detect divisive topics; "medium" (style disagreements) needs an LLM tagger.
+            controversy = "high" if _DIVISIVE.search(text) else "low"
             attrs, guideline = _TEMPLATES[category]
             if controversy == "high":
                 guideline += " The topic is divisive or safety-critical: prefer balanced, careful responses over one-sided ones."
@@ -367,3 +366,60 @@ def tag_accuracy(tags: pd.DataFrame, gold: pd.DataFrame) -> pd.DataFrame:
     for field_name in ("task_category", "objectivity", "controversiality"):
         rows[field_name] = {"accuracy": float((merged[f"{field_name}_gold"] == merged[field_name]).mean()), "n": len(merged)}
     return pd.DataFrame(rows).T
+
+
+TAGGER_KINDS = ("embedded", "llm", "local")
+
+
+def make_tagger(kind: str = "embedded", *, endpoint: Any = None, local_model_path: str = "", cache: Any = None) -> Tagger:
+    """Build a tagger from notebook parameters.
+
+    Args:
+        kind: ``embedded`` (offline default), ``llm`` (needs ``endpoint``, a `workbench.llm_client.EndpointConfig`)
+            or ``local`` (needs ``local_model_path``, a causal LM folder).
+    """
+    if kind == "embedded":
+        return EmbeddedTagger(cache=cache)
+    if kind == "llm":
+        from workbench.llm_client import ChatClient, EndpointConfig
+
+        return LLMTagger(ChatClient((endpoint or EndpointConfig()).resolved()))
+    if kind == "local":
+        if not local_model_path:
+            raise ValueError("tagger='local' needs local_model_path: a folder with a causal LM and its tokenizer.")
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from workbench.scoring import resolve_device
+
+        model = AutoModelForCausalLM.from_pretrained(local_model_path).to(resolve_device("auto"))
+        return LocalTransformersTagger(model, AutoTokenizer.from_pretrained(local_model_path), name=local_model_path.rstrip("/").split("/")[-1])
+    raise ValueError(f"Unknown tagger {kind!r}; choose one of {list(TAGGER_KINDS)}.")
+
+
+GOLD_TAGS_FILE = "data/tagging_gold/pairs.jsonl"
+
+
+def load_tagging_gold(data_dir: str | None = None) -> tuple[PairFrame, pd.DataFrame]:
+    """The committed hand-labeled tagging set: (pairs re-read from shared/data by pair_id, labels frame)."""
+    from workbench import io
+
+    labels = pd.read_json(io.REPO_ROOT / GOLD_TAGS_FILE, lines=True, dtype=False)
+    data = io.shared_data_dir(data_dir)
+    frames = []
+    for source, group in labels.groupby("source"):
+        if source in ("filtered", "rewardbench"):
+            path = data / "rewardbench" / "filtered.jsonl.gz"
+        else:  # HH-RLHF file sources are named after their folder, e.g. "helpful-base"
+            path = data / "hh_rlhf" / source / "test.jsonl.gz"
+        pairs, _ = io.read_pairs(path, strict=False)
+        frames.append(pairs[pairs["pair_id"].isin(set(group["pair_id"]))])
+    pairs = pd.concat(frames, ignore_index=True).drop_duplicates("pair_id")
+    missing = set(labels["pair_id"]) - set(pairs["pair_id"])
+    if missing:
+        raise ValueError(f"{GOLD_TAGS_FILE}: {len(missing)} pair_ids not found in {data}, e.g. {sorted(missing)[:3]}.")
+    return pairs.set_index("pair_id").loc[labels["pair_id"]].reset_index(), labels
+
+
+def majority_baseline(gold: pd.DataFrame) -> dict[str, float]:
+    """Accuracy of always answering each field's most common gold value: the bar a tagger must clear."""
+    return {f: float(gold[f].value_counts(normalize=True).iloc[0]) for f in ("task_category", "objectivity", "controversiality")}

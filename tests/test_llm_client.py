@@ -1,0 +1,315 @@
+"""ChatClient against the scriptable fake server: retries, structured output, batching, secrets."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from fake_llm_server import FakeLLMServer, Reply
+
+from workbench.llm_client import CallResult, ChatClient, EndpointConfig, check_schema, extract_json
+
+SCHEMA = {
+    "type": "object",
+    "properties": {"label": {"type": "string", "enum": ["good", "bad"]}, "score": {"type": "integer", "minimum": 1,
+                                                                                   "maximum": 5}},
+    "required": ["label", "score"],
+    "additionalProperties": False,
+}
+GOOD = json.dumps({"label": "good", "score": 4})
+MSGS = [{"role": "user", "content": "rate this"}]
+FAKE_KEY = "sk-test-SECRET-0123456789abcdef"
+
+
+@pytest.fixture
+def server():
+    with FakeLLMServer(responder=lambda req: GOOD) as srv:
+        yield srv
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch):
+    for name in ("WORKBENCH_LLM_BASE_URL", "WORKBENCH_LLM_MODEL", "WORKBENCH_LLM_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def make_client(srv: FakeLLMServer, **kw) -> ChatClient:
+    kw = {"backoff_s": 0.01, "timeout_s": 2.0, "max_retries": 3, **kw}
+    return ChatClient(EndpointConfig(base_url=srv.base_url, model="fake-model", **kw))
+
+
+def test_success_counts_usage_and_cost(server):
+    server.plan(Reply.ok(GOOD, usage=(1000, 500)))
+    client = make_client(server, price_in_per_1k=0.5, price_out_per_1k=2.0)
+    r = client.complete(MSGS, schema=SCHEMA)
+    assert isinstance(r, CallResult)
+    assert r.ok and r.error is None and r.attempts == 1
+    assert r.parsed == {"label": "good", "score": 4} and r.content == GOOD
+    assert (r.prompt_tokens, r.completion_tokens) == (1000, 500)
+    u = client.usage
+    assert u["calls"] == 1 and u["requests"] == 1 and u["failures"] == 0
+    assert (u["prompt_tokens"], u["completion_tokens"]) == (1000, 500)
+    assert u["estimated_cost_usd"] == pytest.approx(0.5 + 1.0)
+    body = server.chat_requests()[0].body
+    assert body["model"] == "fake-model" and body["messages"] == MSGS
+    assert body["temperature"] == 0.0 and body["max_tokens"] == 512
+    assert body["response_format"] == {"type": "json_schema",
+                                       "json_schema": {"name": "attributes", "schema": SCHEMA, "strict": True}}
+
+
+def test_plain_text_without_schema_and_missing_usage(server):
+    server.plan(Reply.ok("just text", usage=False))
+    r = make_client(server).complete(MSGS, temperature=0.7, seed=3)
+    assert r.ok and r.content == "just text" and r.parsed is None
+    assert (r.prompt_tokens, r.completion_tokens) == (0, 0)
+    body = server.chat_requests()[0].body
+    assert "response_format" not in body and body["temperature"] == 0.7 and body["seed"] == 3
+
+
+def test_500_then_success(server):
+    server.plan(Reply.error(500), Reply.ok(GOOD))
+    r = make_client(server).complete(MSGS, schema=SCHEMA)
+    assert r.ok and r.attempts == 2 and r.parsed["score"] == 4
+
+
+def test_429_retry_after_is_honoured(server):
+    server.plan(Reply.rate_limited(retry_after=1), Reply.ok(GOOD))
+    t = time.perf_counter()
+    r = make_client(server).complete(MSGS, schema=SCHEMA)
+    elapsed = time.perf_counter() - t
+    assert r.ok and r.attempts == 2
+    assert elapsed >= 1.0
+    reqs = server.chat_requests()
+    assert reqs[1].t - reqs[0].t >= 1.0
+
+
+def test_timeout_then_success(server):
+    server.plan(Reply.sleep(1.5), Reply.ok(GOOD))
+    r = make_client(server, timeout_s=0.3).complete(MSGS, schema=SCHEMA)
+    assert r.ok and r.attempts == 2
+
+
+def test_timeout_every_time_reports_reason(server):
+    server.plan(Reply.sleep(1.0), Reply.sleep(1.0))
+    r = make_client(server, timeout_s=0.2, max_retries=1).complete(MSGS)
+    assert not r.ok and r.attempts == 2
+    assert r.error.startswith("timeout after 0.2s") and "after 1 retries" in r.error
+
+
+def test_repeated_500_fails_without_exception(server):
+    server.plan(*[Reply.error(500, "boom")] * 10)
+    r = make_client(server, max_retries=4).complete(MSGS, schema=SCHEMA)
+    assert not r.ok and r.attempts == 5 and r.parsed is None
+    assert r.error.startswith("HTTP 500 after 4 retries") and "boom" in r.error
+    assert len(server.chat_requests()) == 5
+    assert server.pending == 5
+    assert make_client(server).usage["failures"] == 0  # usage is per client
+    c = make_client(server, max_retries=0)
+    assert c.complete(MSGS).error == "HTTP 500: boom" and c.usage["failures"] == 1
+
+
+@pytest.mark.parametrize("bad, reason", [
+    (Reply.malformed(), "malformed response body (not JSON)"),
+    (Reply.ok("Sure! The label is good."), "invalid JSON"),
+    (Reply.ok(json.dumps({"label": "great", "score": 4})), "schema: field 'label' must be one of"),
+    (Reply.ok(json.dumps({"label": "good"})), "schema: field 'score' is required"),
+])
+def test_bad_replies_are_retried_then_reported(server, bad, reason):
+    server.plan(bad, Reply.ok(GOOD))
+    r = make_client(server).complete(MSGS, schema=SCHEMA)
+    assert r.ok and r.attempts == 2  # retried once, then fine
+
+    server.clear()
+    server.plan(*[bad] * 3)
+    r = make_client(server, max_retries=2).complete(MSGS, schema=SCHEMA)
+    assert not r.ok and r.attempts == 3 and r.parsed is None
+    assert reason in r.error and "after 2 retries" in r.error
+
+
+def test_reask_carries_the_reason(server):
+    server.plan(Reply.ok("no json here"), Reply.ok(GOOD))
+    r = make_client(server).complete(MSGS, schema=SCHEMA)
+    assert r.ok
+    second = server.chat_requests()[1].body["messages"]
+    assert second[:1] == MSGS and second[1] == {"role": "assistant", "content": "no json here"}
+    assert "invalid JSON" in second[2]["content"]
+
+
+def test_validate_callable(server):
+    def validate(d):
+        if d["score"] < 3:
+            raise ValueError(f"score {d['score']} too low")
+        return (d["label"], d["score"])
+
+    server.plan(Reply.ok('{"label": "bad", "score": 1}'), Reply.ok("```json\n" + GOOD + "\n```"))
+    r = make_client(server).complete(MSGS, validate=validate)
+    assert r.ok and r.parsed == ("good", 4) and r.attempts == 2
+    # only a validator: JSON is still requested (json_object, no schema to send)
+    assert server.chat_requests()[0].body["response_format"] == {"type": "json_object"}
+
+
+def test_truncated_reply_names_max_tokens(server):
+    server.plan(Reply.ok('{"label": "go', finish_reason="length"))
+    r = make_client(server, max_retries=0).complete(MSGS, schema=SCHEMA)
+    assert not r.ok and "max_tokens=512" in r.error
+
+
+def test_auto_falls_back_from_json_schema_to_json_object():
+    with FakeLLMServer(responder=lambda req: GOOD, reject_json_schema=True) as srv:
+        client = make_client(srv)
+        r = client.complete(MSGS, schema=SCHEMA)
+        assert r.ok and r.parsed["label"] == "good"
+        kinds = [req.body.get("response_format", {}).get("type") for req in srv.chat_requests()]
+        assert kinds == ["json_schema", "json_object"]
+        assert client.structured_mode == "json_object"
+        assert client.complete(MSGS, schema=SCHEMA).ok  # remembered: no second probe
+        kinds = [req.body.get("response_format", {}).get("type") for req in srv.chat_requests()]
+        assert kinds == ["json_schema", "json_object", "json_object"]
+
+
+def test_auto_falls_back_to_no_response_format():
+    with FakeLLMServer(responder=lambda req: "Here: " + GOOD, reject_json_schema=True,
+                       reject_json_object=True) as srv:
+        client = make_client(srv)
+        r = client.complete(MSGS, schema=SCHEMA)
+        assert r.ok and r.parsed["score"] == 4 and client.structured_mode == "none"
+        assert "response_format" not in srv.chat_requests()[-1].body
+
+
+def test_explicit_json_schema_mode_does_not_fall_back():
+    with FakeLLMServer(responder=lambda req: GOOD, reject_json_schema=True) as srv:
+        r = make_client(srv, json_schema_mode="json_schema").complete(MSGS, schema=SCHEMA)
+        assert not r.ok and r.attempts == 1 and "HTTP 400" in r.error and "json_schema_mode='auto'" in r.error
+
+
+def test_401_is_not_retried_and_key_is_redacted(monkeypatch):
+    monkeypatch.setenv("WORKBENCH_LLM_API_KEY", FAKE_KEY)
+    with FakeLLMServer(responder=lambda req: GOOD, api_key="the-right-key") as srv:
+        client = make_client(srv)
+        r = client.complete(MSGS, schema=SCHEMA)
+        assert not r.ok and r.attempts == 1 and len(srv.chat_requests()) == 1
+        assert r.error.startswith("HTTP 401") and "WORKBENCH_LLM_API_KEY" in r.error
+        # the key was sent, and the server echoed it, but it is nowhere in what the client shows
+        assert srv.chat_requests()[0].headers["Authorization"] == f"Bearer {FAKE_KEY}"
+        assert "***" in r.error
+        shown = [repr(client), str(client), repr(client.cfg), repr(r), str(r), r.error, json.dumps(client.usage)]
+        assert not any(FAKE_KEY in s for s in shown)
+
+
+def test_key_sent_as_bearer_and_absent_from_reprs(monkeypatch):
+    monkeypatch.setenv("MY_KEY_VAR", FAKE_KEY)
+    with FakeLLMServer(responder=lambda req: GOOD, api_key=FAKE_KEY) as srv:
+        client = make_client(srv, api_key_env="MY_KEY_VAR")
+        results = client.complete_many([MSGS] * 3, schema=SCHEMA, progress=False)
+        assert all(r.ok for r in results)
+        assert all(req.headers["Authorization"] == f"Bearer {FAKE_KEY}" for req in srv.chat_requests())
+        assert FAKE_KEY not in repr(client) + repr(client.cfg) + repr(results) + str(vars(client))
+
+
+def test_404_error_explains(server):
+    server.plan(Reply.error(404, "model 'fake-model' not found"))
+    r = make_client(server).complete(MSGS)
+    assert not r.ok and r.attempts == 1 and "HTTP 404" in r.error and "not found" in r.error
+
+
+def test_connection_refused_is_retried_then_reported():
+    with FakeLLMServer() as srv:
+        url = srv.base_url
+    client = ChatClient(EndpointConfig(base_url=url, model="m", backoff_s=0.01, max_retries=2, timeout_s=1))
+    r = client.complete(MSGS)
+    assert not r.ok and r.attempts == 3 and r.error.startswith("connection error")
+
+
+def test_complete_many_order_and_overlap():
+    with FakeLLMServer(responder=lambda req: json.dumps({"echo": req["messages"][0]["content"]}),
+                       latency_s=0.2) as srv:
+        client = make_client(srv, concurrency=8)
+        batch = [[{"role": "user", "content": f"item {i}"}] for i in range(8)]
+        t = time.perf_counter()
+        results = client.complete_many(batch, validate=lambda d: d["echo"], progress=False)
+        wall = time.perf_counter() - t
+        assert [r.parsed for r in results] == [f"item {i}" for i in range(8)]
+        assert wall < 4 * 0.2, f"8 requests at concurrency 8 took {wall:.2f}s: calls did not overlap"
+        assert srv.max_in_flight > 1
+        assert len(srv.chat_requests()) == 8  # zero repeated requests
+        assert client.usage["calls"] == 8
+
+
+def test_complete_many_one_failure_does_not_abort(server):
+    def validate(d):
+        if d.get("boom"):
+            raise RuntimeError("bug in validator")  # not a validation error: an internal error
+        return d
+
+    server.plan(Reply.ok('{"boom": true}'))
+    client = make_client(server, concurrency=1)
+    results = client.complete_many([MSGS] * 3, validate=validate, progress=False)
+    assert [r.ok for r in results] == [False, True, True]
+    assert results[0].error.startswith("internal error: RuntimeError")
+    assert client.usage["failures"] == 1
+
+
+def test_n_samples_native_and_sequential_fallback():
+    with FakeLLMServer(responder=lambda req: GOOD) as srv:
+        rs = make_client(srv).complete(MSGS, schema=SCHEMA, n=3, temperature=0.8)
+        assert isinstance(rs, list) and len(rs) == 3 and all(r.ok for r in rs)
+        assert len(srv.chat_requests()) == 1 and srv.chat_requests()[0].body["n"] == 3
+    with FakeLLMServer(responder=lambda req: GOOD, support_n=False) as srv:
+        client = make_client(srv)
+        rs = client.complete(MSGS, schema=SCHEMA, n=3, temperature=0.8, seed=10)
+        assert len(rs) == 3 and all(r.ok for r in rs)
+        seeds = [req.body.get("seed") for req in srv.chat_requests()]
+        assert seeds == [10, 11, 12]
+        assert client.complete(MSGS, schema=SCHEMA, n=2, temperature=0.8) and len(srv.chat_requests()) == 5
+
+
+def test_n_sample_that_fails_validation_is_reasked():
+    with FakeLLMServer(responder=lambda req: GOOD) as srv:
+        srv.plan(Reply.ok('{"label": "meh", "score": 2}'))  # all n choices of the first request are invalid
+        rs = make_client(srv).complete(MSGS, schema=SCHEMA, n=2, temperature=0.8)
+        assert [r.ok for r in rs] == [True, True]
+        assert len(srv.chat_requests()) == 3  # one n=2 request + one re-ask per sample
+
+
+def test_config_resolution_and_validation(monkeypatch):
+    with pytest.raises(ValueError, match=r"no LLM endpoint configured: set base_url or \$WORKBENCH_LLM_BASE_URL"):
+        EndpointConfig().resolved()
+    with pytest.raises(ValueError, match="no LLM endpoint configured"):
+        ChatClient(EndpointConfig())
+    monkeypatch.setenv("WORKBENCH_LLM_BASE_URL", "http://localhost:8000/v1/")
+    with pytest.raises(ValueError, match=r"no LLM model configured: set model or \$WORKBENCH_LLM_MODEL"):
+        EndpointConfig().resolved()
+    monkeypatch.setenv("WORKBENCH_LLM_MODEL", "qwen")
+    cfg = EndpointConfig().resolved()
+    assert (cfg.base_url, cfg.model) == ("http://localhost:8000/v1", "qwen")
+    with pytest.raises(ValueError, match="json_schema_mode='xml' is invalid"):
+        EndpointConfig(json_schema_mode="xml")
+    with pytest.raises(ValueError, match="looks like a key") as err:
+        EndpointConfig(api_key_env=FAKE_KEY)
+    assert FAKE_KEY not in str(err.value)
+    with pytest.raises(ValueError, match="NAME of an environment variable") as err:
+        EndpointConfig(api_key_env="my key 123")
+    assert "my key 123" not in str(err.value)
+    with pytest.raises(ValueError, match="base_url='localhost:8000' is invalid"):
+        EndpointConfig(base_url="localhost:8000")
+    for bad in ({"max_retries": -1}, {"concurrency": 0}, {"timeout_s": 0}, {"temperature": 3}, {"max_tokens": 0}):
+        with pytest.raises(ValueError, match="is invalid"):
+            EndpointConfig(**bad)
+
+
+def test_extract_json_and_check_schema():
+    assert extract_json('```json\n{"a": 1}\n```') == {"a": 1}
+    assert extract_json('<think>maybe {"a": 0}</think>\nAnswer: {"a": 2} done') == {"a": 2}
+    assert extract_json('[1, 2]') == [1, 2]
+    with pytest.raises(ValueError, match="invalid JSON"):
+        extract_json("nothing")
+    with pytest.raises(ValueError, match=r"field 'score' must be <= 5, got 9"):
+        check_schema({"label": "good", "score": 9}, SCHEMA)
+    with pytest.raises(ValueError, match=r"field 'extra' is not allowed"):
+        check_schema({"label": "good", "score": 1, "extra": 1}, SCHEMA)
+    with pytest.raises(ValueError, match=r"field 'xs\[1\]' should be integer"):
+        check_schema({"xs": [1, "2"]}, {"type": "object", "properties": {"xs": {"type": "array",
+                                                                                "items": {"type": "integer"}}}})
+    with pytest.raises(ValueError, match="should be integer"):
+        check_schema(True, {"type": "integer"})
