@@ -45,6 +45,9 @@ cfg = training.RMTrainConfig(kind=rm_kind, backbone=rm_backbone, backend=rm_back
                              learning_rate=learning_rate, lora_r=lora_r, eval_steps=2 if smoke else eval_steps, seed=seed)
 run = io.start_run(run_dir, cfg, step=STEP)
 pairs = io.load_pairs(run.path / pairs_file)
+if (run.path / "tags.parquet").exists():  # per-category gold accuracy uses the tags of notebook 02
+    tags = io.read_frame(run.path / "tags.parquet")[["pair_id", "task_category"]]
+    pairs = pairs.drop(columns=["task_category"], errors="ignore").merge(tags, on="pair_id", how="left")
 usable = pairs[pairs["label_state"] != "dropped"]
 train, gold, test = (usable[usable["split"] == s] for s in ("train", "gold", "test"))
 print(f"train {len(train)}, gold {len(gold)}, test {len(test)} pairs from {pairs_file}")

@@ -82,3 +82,23 @@ def margin_histogram(scores: pd.DataFrame, pairs: PairFrame | None = None, *, by
                        title="Reward margin (chosen - rejected)")
     fig.add_vline(x=0, line_dash="dash")
     return fig
+
+
+def tag_distribution(tags: pd.DataFrame, pairs: PairFrame | None = None, *, by: str | None = None) -> go.Figure:
+    """Bars of task categories (stacked by ``by`` when given, e.g. construction or split)."""
+    frame = tags[tags["tag_ok"]][["pair_id", "task_category"]]
+    if pairs is not None and by:
+        frame = frame.merge(pairs[["pair_id", by]], on="pair_id")
+    counts = frame.groupby(["task_category"] + ([by] if by and pairs is not None else [])).size().reset_index(name="pairs")
+    order = counts.groupby("task_category")["pairs"].sum().sort_values(ascending=False).index.tolist()
+    fig = px.bar(counts, x="task_category", y="pairs", color=by if by and pairs is not None else None,
+                 category_orders={"task_category": order}, title="Task categories")
+    return fig
+
+
+def objectivity_controversiality(tags: pd.DataFrame) -> go.Figure:
+    """Heatmap of pair counts: objectivity x controversiality."""
+    ok = tags[tags["tag_ok"]]
+    table = pd.crosstab(ok["objectivity"], ok["controversiality"]).reindex(columns=["low", "medium", "high"], fill_value=0)
+    fig = px.imshow(table, text_auto=True, color_continuous_scale="Blues", title="Objectivity x controversiality (pairs)")
+    return fig

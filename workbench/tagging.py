@@ -423,3 +423,11 @@ def load_tagging_gold(data_dir: str | None = None) -> tuple[PairFrame, pd.DataFr
 def majority_baseline(gold: pd.DataFrame) -> dict[str, float]:
     """Accuracy of always answering each field's most common gold value: the bar a tagger must clear."""
     return {f: float(gold[f].value_counts(normalize=True).iloc[0]) for f in ("task_category", "objectivity", "controversiality")}
+
+
+def examples_per_category(tags: pd.DataFrame, pairs: PairFrame, *, n: int = 3, chars: int = 160) -> pd.DataFrame:
+    """Up to ``n`` prompts per task category with their objectivity, controversiality and guideline."""
+    frame = tags[tags["tag_ok"]].merge(pairs[["pair_id", "prompt"]], on="pair_id")
+    frame["prompt_excerpt"] = frame["prompt"].map(lambda p: topic_text(p)[:chars])
+    cols = ["task_category", "prompt_excerpt", "objectivity", "controversiality", "annotation_guideline"]
+    return frame.groupby("task_category", group_keys=False).head(n)[cols].sort_values("task_category").reset_index(drop=True)

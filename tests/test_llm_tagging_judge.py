@@ -1,0 +1,111 @@
+"""The LLM tagger and the LLM judge end to end against the local fake chat-completions server."""
+
+import json
+import re
+
+import pytest
+
+from workbench import io
+from workbench.judge import JudgeConfig, LLMJudge, aggregate_votes, candidate_order, judge_pairs
+from workbench.llm_client import ChatClient, EndpointConfig
+from workbench.tagging import LLMTagger, TagConfig, tag_pairs
+
+from conftest import make_pairs
+from fake_llm_server import FakeLLMServer, Reply
+
+ATTRS = {"task_category": "knowledge_qa", "objectivity": "objective", "controversiality": "low",
+         "desired_attributes": ["accurate"], "annotation_guideline": "Prefer the accurate answer."}
+
+
+def _client(srv, **kw):
+    return ChatClient(EndpointConfig(base_url=srv.base_url, model="fake-model", backoff_s=0.01, timeout_s=5, max_retries=2,
+                                     **kw))
+
+
+def test_llm_tagger_validates_and_records_failures(tmp_path):
+    with FakeLLMServer(responder=lambda req: json.dumps(ATTRS)) as srv:
+        srv.plan(Reply.ok(json.dumps({**ATTRS, "task_category": "cooking"})),  # schema-invalid, re-asked once
+                 Reply.ok(json.dumps(ATTRS)))
+        tagger = LLMTagger(_client(srv, concurrency=1))
+        tags = tag_pairs(make_pairs(3), tagger, store=io.ResultStore(tmp_path / "t.sqlite", "tags"), progress=False)
+        assert tags["tag_ok"].all() and set(tags["task_category"]) == {"knowledge_qa"} and not tags["heuristic"].any()
+        assert tagger.fingerprint == "llm:fake-model:v1"
+    with FakeLLMServer() as srv:  # every answer is an error: recorded with the reason, never dropped
+        srv.plan(*[Reply.error(500)] * 20)
+        tags = tag_pairs(make_pairs(2), LLMTagger(_client(srv, concurrency=1)),
+                         store=io.ResultStore(tmp_path / "t2.sqlite", "tags"), progress=False)
+        assert not tags["tag_ok"].any() and all("HTTP 500" in e for e in tags["tag_error"])
+
+
+def test_interrupted_llm_tagging_resumes_with_zero_repeated_requests(tmp_path):
+    pairs = make_pairs(12)
+    store_path = tmp_path / "tags.sqlite"
+    with FakeLLMServer(responder=lambda req: json.dumps(ATTRS)) as srv:
+        tagger = LLMTagger(_client(srv, concurrency=4))
+        real = tagger.tag_batch
+        calls = {"n": 0}
+
+        def crash_after_two_chunks(chunk):
+            calls["n"] += 1
+            if calls["n"] > 2:
+                raise KeyboardInterrupt  # Ctrl-C in the middle of the run
+            return real(chunk)
+
+        tagger.tag_batch = crash_after_two_chunks
+        with pytest.raises(KeyboardInterrupt):
+            tag_pairs(pairs, tagger, store=io.ResultStore(store_path, "tags"), cfg=TagConfig(chunk_size=4), progress=False)
+        assert len(srv.chat_requests()) == 8
+        tagger2 = LLMTagger(_client(srv, concurrency=4))
+        tags = tag_pairs(pairs, tagger2, store=io.ResultStore(store_path, "tags"), cfg=TagConfig(chunk_size=4), progress=False)
+        assert tags["tag_ok"].all()
+        sent = [json.dumps(r.body["messages"]) for r in srv.chat_requests()]
+        assert len(sent) == 12 and len(set(sent)) == 12  # every pair asked exactly once over both runs
+
+
+def _judge_responder(good_marker="great"):
+    """Answers which candidate contains `good_marker` (the planted chosen response says 'is great')."""
+    def respond(req):
+        text = req["messages"][-1]["content"].split("Now judge this one.")[-1]
+        c1 = re.search(r"Candidate 1:\n(.*?)\n\nCandidate 2:", text, re.S).group(1)
+        return json.dumps({"reason": "contains the keyword", "better": 1 if good_marker in c1 else 2})
+    return respond
+
+
+def test_judge_maps_randomised_order_back_and_aggregates(tmp_path):
+    pairs = make_pairs(8)
+    with FakeLLMServer(responder=_judge_responder()) as srv:
+        judge = LLMJudge([_client(srv)], JudgeConfig(samples=3, seed=1))
+        out = judge_pairs(pairs, judge, store=io.ResultStore(tmp_path / "j.sqlite", "judgments"), progress=False)
+        assert (out["judge_label"] == "chosen").all() and (out["votes_chosen"] == 3).all()
+        shown_first = [r["chosen_first"] for raw in out["raw"] for r in raw]
+        assert 0 < sum(shown_first) < len(shown_first)  # both orders were used
+        n_requests = len(srv.chat_requests())
+        assert n_requests == 8 * 3
+        again = judge_pairs(pairs, judge, store=io.ResultStore(tmp_path / "j.sqlite", "judgments"), progress=False)
+        assert len(srv.chat_requests()) == n_requests and again["judge_label"].tolist() == out["judge_label"].tolist()
+    flipped = pairs.assign(chosen=pairs["rejected"], rejected=pairs["chosen"])  # now the label is wrong
+    with FakeLLMServer(responder=_judge_responder()) as srv:
+        out = judge_pairs(flipped, LLMJudge([_client(srv)], JudgeConfig(samples=1)),
+                          store=io.ResultStore(tmp_path / "j2.sqlite", "judgments"), progress=False)
+        assert (out["judge_label"] == "rejected").all()
+
+
+def test_judge_prompt_has_guideline_and_examples(tmp_path):
+    pairs = make_pairs(3)
+    seen = []
+    with FakeLLMServer(responder=lambda req: seen.append(req) or json.dumps({"reason": "x", "better": 1})) as srv:
+        judge = LLMJudge([_client(srv)], JudgeConfig(samples=1))
+        judge_pairs(pairs.iloc[:1], judge, store=io.ResultStore(tmp_path / "j.sqlite", "judgments"),
+                    attributes={pairs["pair_id"].iloc[0]: ATTRS},
+                    examples={pairs["pair_id"].iloc[0]: [pairs.iloc[1], pairs.iloc[2]]}, progress=False)
+    user = seen[0]["messages"][-1]["content"]
+    assert "Annotation guideline: Prefer the accurate answer." in user
+    assert "Example 1 (labeled by a person)" in user and "Example 2 (labeled by a person)" in user
+
+
+def test_aggregate_votes_and_order_coin():
+    assert aggregate_votes({"a": ["chosen", "chosen", "rejected"], "b": ["rejected"]})[0] == "tie"
+    assert aggregate_votes({"a": ["chosen", "chosen", "rejected"], "b": ["chosen"], "c": ["rejected"]})[0] == "chosen"
+    assert aggregate_votes({"a": []})[0] == "tie"
+    coins = [candidate_order(f"p{i}", 0, 0) for i in range(200)]
+    assert 70 < sum(coins) < 130 and coins == [candidate_order(f"p{i}", 0, 0) for i in range(200)]
