@@ -5,6 +5,8 @@ Notebooks display the figure and save it with `workbench.io.save_figure`.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
@@ -102,3 +104,79 @@ def objectivity_controversiality(tags: pd.DataFrame) -> go.Figure:
     table = pd.crosstab(ok["objectivity"], ok["controversiality"]).reindex(columns=["low", "medium", "high"], fill_value=0)
     fig = px.imshow(table, text_auto=True, color_continuous_scale="Blues", title="Objectivity x controversiality (pairs)")
     return fig
+
+
+def _hover(frame: pd.DataFrame, chars: int = 120) -> list[str]:
+    import html
+
+    from workbench.tagging import topic_text
+
+    def clip(t: str) -> str:
+        t = html.escape(t.replace("\n", " "))
+        return t if len(t) <= chars else t[:chars] + "…"
+
+    rows = []
+    for r in frame.itertuples():
+        extra = f"<br>category: {r.task_category}" if "task_category" in frame.columns else ""
+        rows.append(f"<b>{r.pair_id}</b> [{r.split}] cluster {r.cluster}<br>prompt: {clip(topic_text(r.prompt))}"
+                    f"<br>chosen: {clip(r.chosen)}<br>rejected: {clip(r.rejected)}<br>margin: {r.margin:.3f}{extra}")
+    return rows
+
+
+def error_map(frame: pd.DataFrame, *, color: str = "correct", max_points: int = 20_000) -> go.Figure:
+    """2-D map of pairs (from `workbench.clustering.error_frame`), coloured by correct / margin / cluster / a tag.
+
+    Large maps are downsampled for the browser, keeping every RM error.
+    """
+    if color not in frame.columns:
+        raise ValueError(f"color {color!r} is not a column; choose one of {sorted(frame.columns)}.")
+    if len(frame) > max_points:
+        errors = frame[~frame["correct"]]
+        rest = frame[frame["correct"]].sample(max(0, max_points - len(errors)), random_state=0)
+        frame = pd.concat([errors, rest])
+    data = frame.assign(hover=_hover(frame))
+    if color == "correct":
+        data = data.assign(correct=data["correct"].map({True: "RM agrees with label", False: "RM error"}))
+    if color == "cluster":
+        data = data.assign(cluster=data["cluster"].astype(str))
+    fig = px.scatter(data, x="x", y="y", color=color, symbol="split", hover_name=None, custom_data=["pair_id"],
+                     color_continuous_scale="RdBu" if color == "margin" else None, opacity=0.75,
+                     title=f"Pairs in embedding space (UMAP), colour = {color}")
+    fig.update_traces(hovertemplate="%{text}<extra></extra>", marker={"size": 6})
+    for trace in fig.data:  # per-trace hover text, aligned with that trace's points
+        ids = list(trace.customdata[:, 0]) if trace.customdata is not None else []
+        lookup = dict(zip(data["pair_id"], data["hover"]))
+        trace.text = [lookup[i] for i in ids]
+    fig.update_layout(xaxis_title="UMAP 1", yaxis_title="UMAP 2", legend_title_text="")
+    return fig
+
+
+def cluster_error_bars(summary: pd.DataFrame, *, top: int = 20) -> go.Figure:
+    """Clusters ranked by gold error rate (bars), with size and keywords on hover."""
+    data = summary[~summary["noise"]].head(top).copy()
+    data["label"] = "c" + data["cluster"].astype(str) + ": " + data["keywords"].str.split(", ").str[:3].str.join(", ")
+    fig = px.bar(data, x="label", y="gold_error_rate", hover_data=["size", "gold_pairs", "mean_margin", "low_confidence_share"],
+                 color="low_confidence_share", color_continuous_scale="Oranges", title="Clusters ranked by RM error rate on gold pairs")
+    fig.update_layout(xaxis_title="cluster: keywords", yaxis_title="gold error rate", yaxis_range=[0, 1])
+    return fig
+
+
+class MapSelection:
+    """pair_ids selected on an interactive map (lasso / box in a ``go.FigureWidget``)."""
+
+    def __init__(self) -> None:
+        self.pair_ids: list[str] = []
+
+    def __call__(self, trace: Any, points: Any, selector: Any) -> None:
+        chosen = [trace.customdata[i][0] for i in points.point_inds]
+        self.pair_ids = sorted(set(self.pair_ids) | set(chosen))
+
+
+def error_map_widget(frame: pd.DataFrame, *, color: str = "correct") -> tuple[go.FigureWidget, MapSelection]:
+    """The error map as a FigureWidget: lasso or box-select points, read ``selection.pair_ids``."""
+    fig = go.FigureWidget(error_map(frame, color=color))
+    fig.update_layout(dragmode="lasso")
+    selection = MapSelection()
+    for trace in fig.data:
+        trace.on_selection(selection)
+    return fig, selection
