@@ -64,8 +64,9 @@ class IdentityReducer:
 def pair_text(prompt: Sequence[dict[str, str]], tags: dict[str, Any] | None = None) -> str:
     """The text embedded for a pair: its topic (first and last user turn) plus its attributes."""
     text = topic_text(prompt)
-    if tags and tags.get("task_category"):
-        attrs = ", ".join(tags.get("desired_attributes") or [])
+    if tags and isinstance(tags.get("task_category"), str):
+        wanted = tags.get("desired_attributes")
+        attrs = ", ".join(list(wanted)) if wanted is not None else ""  # a numpy array when read from parquet
         text += f"\n[{tags['task_category']}; {tags.get('objectivity')}; {tags.get('controversiality')}; {attrs}]"
     return text
 
