@@ -142,7 +142,7 @@ class LLMJudge:
         per_pair: list[dict[str, list]] = [{} for _ in rows]
         raw: list[list] = [[] for _ in rows]
         for client in self.clients:
-            results = client.complete_many(calls, validate=validate_verdict, schema=JUDGE_SCHEMA,
+            results = client.complete_many(calls, validate=validate_verdict, schema=JUDGE_SCHEMA, progress=False,
                                            temperature=self.cfg.temperature)
             for (i, first), res in zip(index, results):
                 votes = per_pair[i].setdefault(client.cfg.model, [])

@@ -221,7 +221,7 @@ class LLMTagger:
 
     def tag_batch(self, pairs: PairFrame) -> list[tuple[bool, dict[str, Any] | None, str | None]]:
         batch = [tagging_messages(p, c, r) for p, c, r in zip(pairs["prompt"], pairs["chosen"], pairs["rejected"])]
-        results = self.client.complete_many(batch, schema=ATTRIBUTE_JSON_SCHEMA, validate=validate_attributes)
+        results = self.client.complete_many(batch, schema=ATTRIBUTE_JSON_SCHEMA, validate=validate_attributes, progress=False)
         out = []
         for res in results:
             if res.ok:
