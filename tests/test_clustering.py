@@ -121,3 +121,26 @@ def test_selection_widget_collects_pair_ids():
     trace = fig.data[0]
     selection(trace, SimpleNamespace(point_inds=[0]), None)
     assert selection.pair_ids == [trace.customdata[0][0]]
+
+
+@pytest.mark.slow
+def test_real_data_code_errors_form_the_worst_cluster(shared_data):
+    """Real pairs, real MiniLM + UMAP + HDBSCAN: RewardBench code prompts vs HH-RLHF chit-chat; the RM
+    is made to err only on the code pairs, and the worst cluster must be made of code pairs."""
+    rb, _ = io.read_pairs(shared_data / "rewardbench" / "filtered.jsonl.gz", keep=["subset"])
+    hh, _ = io.read_pairs(shared_data / "hh_rlhf" / "helpful-base" / "test.jsonl.gz", strict=False)
+    code = rb[rb["subset"] == "hep-python"].head(60).assign(topic="code")
+    chat = hh.head(60).assign(topic="chat")
+    pairs = pd.concat([code, chat], ignore_index=True)
+    pairs["split"] = ["gold" if i % 2 else "train" for i in range(len(pairs))]
+    emb = embed_pairs(pairs, progress=False)
+    cfg = ClusterConfig(min_cluster_size=8, n_neighbors=10, cluster_dims=3)
+    emap = ErrorMap(cfg).fit(emb)
+    margin = np.where(pairs["topic"] == "code", -1.0, 1.0)
+    scores = pd.DataFrame({"pair_id": pairs["pair_id"], "margin": margin, "p": 1 / (1 + np.exp(-margin))})
+    frame = error_frame(pairs, scores, emap.xy, emap.clusters, cfg=cfg).assign(topic=pairs["topic"].to_numpy())
+    summary = summarize_clusters(frame, emb)
+    worst = summary.iloc[0]
+    members = frame[frame["cluster"] == worst["cluster"]]
+    assert worst["gold_error_rate"] >= 0.9 and (members["topic"] == "code").mean() >= 0.9
+    assert summary[~summary["noise"]]["gold_error_rate"].min() <= 0.1

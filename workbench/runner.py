@@ -183,11 +183,8 @@ def run_pipeline(cfg: PipelineConfig, *, force: bool = False, log: Callable[[str
         StepFailed: at the first failing cell (the report is still written for what ran).
     """
     import papermill
-    from papermill.exceptions import PapermillExecutionError
 
-    import papermill as _pm
-
-    declared_anywhere = set().union(*(set(_pm.inspect_notebook(str(s.notebook))) for s in cfg.steps))
+    declared_anywhere = set().union(*(set(papermill.inspect_notebook(str(s.notebook))) for s in cfg.steps))
     unknown = sorted(set(cfg.overrides) - declared_anywhere)
     if unknown:
         raise ValueError(f"--set {unknown}: no notebook of this pipeline declares these parameters; "
@@ -218,7 +215,7 @@ def run_pipeline(cfg: PipelineConfig, *, force: bool = False, log: Callable[[str
             try:
                 papermill.execute_notebook(str(step.notebook), str(out_nb), parameters=params, kernel_name=kernel,
                                            progress_bar=progress_bar, cwd=str(step.notebook.parent))
-            except (PapermillExecutionError, Exception) as err:
+            except Exception as err:  # PapermillExecutionError (a cell raised) and kernel start-up failures
                 state[step.name].update(status="failed", seconds=time.time() - t0, error=f"{getattr(err, 'ename', type(err).__name__)}: {getattr(err, 'evalue', err)}")
                 io.write_json(state, state_path)
                 build_report(run.path)

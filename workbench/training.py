@@ -340,20 +340,26 @@ def _finetune(train: PairFrame, gold: PairFrame | None, cfg: RMTrainConfig, outp
 # ---------------------------------------------------------------- fast head
 
 
+def _head_gold_eval(gold: PairFrame | None, cfg: RMTrainConfig) -> Callable[[Any], dict[str, float]] | None:
+    """Gold metrics of a fast head after each epoch (None without gold pairs)."""
+    if gold is None or not len(gold):
+        return None
+    col = _category_column(gold, cfg)
+    cats = gold[col].astype(str).tolist() if col else None
+
+    def evaluate(rm: Any) -> dict[str, float]:
+        rewards, _ = rm.score_sides(list(gold["prompt"]) * 2, list(gold["chosen"]) + list(gold["rejected"]), progress=False)
+        return gold_metrics(rewards[: len(gold)] - rewards[len(gold):], cats)
+
+    return evaluate
+
+
 def _train_head(train: PairFrame, gold: PairFrame | None, cfg: RMTrainConfig, output_dir: Path, cache: Any,
                 progress: bool) -> TrainResult:
     t0 = time.time()
     head_cfg = fast_rm.HeadConfig(hidden=cfg.head_hidden, epochs=cfg.head_epochs, batch_size=max(cfg.batch_size, 64),
                                   learning_rate=1e-3, seed=cfg.seed)
-    eval_fn = None
-    if gold is not None and len(gold):
-        col = _category_column(gold, cfg)
-        cats = gold[col].astype(str).tolist() if col else None
-
-        def eval_fn(rm):
-            rewards, _ = rm.score_sides(list(gold["prompt"]) * 2, list(gold["chosen"]) + list(gold["rejected"]), progress=False)
-            return gold_metrics(rewards[: len(gold)] - rewards[len(gold):], cats)
-
+    eval_fn = _head_gold_eval(gold, cfg)
     rm, rows = fast_rm.train_embedding_head(list(train["prompt"]), list(train["chosen"]), list(train["rejected"]),
                                             embedder_name=cfg.backbone, cfg=head_cfg, cache=cache, eval_fn=eval_fn,
                                             progress=progress)
