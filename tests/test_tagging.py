@@ -39,12 +39,15 @@ def test_embedded_tagger_obvious_cases(tmp_path):
                     "Write a poem about the sea at night.",
                     "Pretend you are a pirate captain and greet me.",
                     "Translate this sentence into French: I like cheese.",
-                    "Who was the first emperor of Rome?"])
+                    "Who was the first emperor of Rome?",
+                    "Should abortion be legal? Give me your opinion."])
     tags = tag_pairs(pairs, EmbeddedTagger(), store=io.ResultStore(tmp_path / "t.sqlite", "tags"), progress=False)
-    assert tags["task_category"].tolist() == ["coding", "reasoning_math", "safety", "creative_writing", "role_play",
-                                              "instruction_following", "knowledge_qa"]
+    assert tags["task_category"].tolist()[:7] == ["coding", "reasoning_math", "safety", "creative_writing", "role_play",
+                                                  "instruction_following", "knowledge_qa"]
     assert tags.loc[0, "objectivity"] == "objective" and tags.loc[3, "objectivity"] == "subjective"
-    assert tags.loc[2, "controversiality"] == "high" and tags["heuristic"].all() and tags["tag_ok"].all()
+    # divisive topic -> high; a harmful request is clear-cut (low) by the hand-labeled set's convention
+    assert tags.loc[7, "controversiality"] == "high" and tags.loc[2, "controversiality"] == "low"
+    assert tags["heuristic"].all() and tags["tag_ok"].all()
     assert all(len(a) >= 1 for a in tags["desired_attributes"]) and all(tags["annotation_guideline"].str.len() > 20)
 
 
