@@ -70,6 +70,7 @@ def test_tiny_decoder_trains_saves_and_reloads(trained):
     changed = [k for k in before if not torch.equal(before[k], after[k])]
     assert len(changed) == len(before)  # every parameter moved (full fine-tuning)
     assert result.metrics["steps"] == 6 and result.metrics["best_checkpoint"].endswith(("checkpoint-3", "checkpoint-6"))
+    assert not (result.model_dir.parent / "checkpoints").exists()  # cleaned up once the model is saved
     evals = result.history.dropna(subset=["eval_gold_accuracy"])
     assert result.metrics["gold_accuracy"] == pytest.approx(evals["eval_gold_accuracy"].max())
     assert {"eval_gold_accuracy/a", "eval_gold_accuracy/b"} <= set(evals.columns)
@@ -128,10 +129,11 @@ def test_killed_run_resumes_and_finishes(tiny_decoder, tmp_path):
 
 def test_changed_config_does_not_resume_silently(tiny_decoder, tmp_path, trained):
     pairs = make_pairs(20)
-    train_reward_model(pairs, None, cfg=RMTrainConfig(backbone=str(tiny_decoder), **TINY), output_dir=tmp_path, progress=False)
+    train_reward_model(pairs, None, cfg=RMTrainConfig(backbone=str(tiny_decoder), keep_checkpoints=True, **TINY),
+                       output_dir=tmp_path, progress=False)
     with pytest.raises(ValueError, match="checkpoints of a different config"):
-        train_reward_model(pairs, None, cfg=RMTrainConfig(backbone=str(tiny_decoder), **{**TINY, "learning_rate": 1e-4}),
-                           output_dir=tmp_path, progress=False)
+        train_reward_model(pairs, None, cfg=RMTrainConfig(backbone=str(tiny_decoder), keep_checkpoints=True,
+                                                          **{**TINY, "learning_rate": 1e-4}), output_dir=tmp_path, progress=False)
 
 
 def test_embedding_head_learns_planted_task(tmp_path):

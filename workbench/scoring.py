@@ -326,7 +326,7 @@ def accuracy_table(pairs: PairFrame, scores: pd.DataFrame, *, by: str | None = N
 
 def settings_key(model: RewardModel, cfg: ScoreConfig) -> str:
     """Cache key: the model fingerprint plus the settings that change scores."""
-    raw = json.dumps({"model": model.fingerprint, "max_length": cfg.max_length, "v": 1})
+    raw = json.dumps({"model": model.fingerprint, "max_length": cfg.max_length, "dtype": cfg.dtype, "v": 1})
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 

@@ -64,6 +64,7 @@ class RMTrainConfig:
     group_by_length: bool = True
     eval_steps: int = 50  # gold evaluation + checkpoint every this many optimizer steps
     save_total_limit: int = 2
+    keep_checkpoints: bool = False  # delete checkpoints/ once the final model is saved (hundreds of MB each)
     bf16: str = "auto"  # auto | on | off
     seed: int = 0
     category_column: str = ""  # per-category gold accuracy; "" = task_category if present, else construction
@@ -326,10 +327,13 @@ def _finetune(train: PairFrame, gold: PairFrame | None, cfg: RMTrainConfig, outp
 
     history = pd.DataFrame(trainer.state.log_history)
     best = evaluator(final) if evaluator else {}
+    best_checkpoint = trainer.state.best_model_checkpoint
+    if not cfg.keep_checkpoints:  # training finished and the model is saved: resume state is no longer needed
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
     steps_done = trainer.state.global_step
     metrics = {
         "kind": "finetune", "backend": backend, "n_train": len(train), "n_gold": 0 if gold is None else len(gold),
-        "n_truncated": int((c_trunc | r_trunc).sum()), "steps": steps_done, "best_checkpoint": trainer.state.best_model_checkpoint,
+        "n_truncated": int((c_trunc | r_trunc).sum()), "steps": steps_done, "best_checkpoint": best_checkpoint,
         "resumed_from": last, "train_seconds": round(train_seconds, 2), "total_seconds": round(time.time() - t_start, 2),
         "pairs_per_second": round(steps_done * cfg.batch_size * cfg.grad_accum / max(train_seconds, 1e-9), 3),
         **best,
