@@ -139,8 +139,10 @@ def error_map(frame: pd.DataFrame, *, color: str = "correct", max_points: int = 
         data = data.assign(correct=data["correct"].map({True: "RM agrees with label", False: "RM error"}))
     if color == "cluster":
         data = data.assign(cluster=data["cluster"].astype(str))
+    palette = {"RM error": "#d62728", "RM agrees with label": "#9ecae1"} if color == "correct" else None
     fig = px.scatter(data, x="x", y="y", color=color, symbol="split", hover_name=None, custom_data=["pair_id"],
                      color_continuous_scale="RdBu" if color == "margin" else None, opacity=0.75,
+                     color_discrete_map=palette,
                      title=f"Pairs in embedding space (UMAP), colour = {color}")
     fig.update_traces(hovertemplate="%{text}<extra></extra>", marker={"size": 6})
     for trace in fig.data:  # per-trace hover text, aligned with that trace's points
