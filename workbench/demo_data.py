@@ -34,10 +34,10 @@ HH_CONSTRUCTION_FILES = ("helpful-online", "helpful-rejection-sampled")
 
 @dataclass(frozen=True)
 class DemoDataConfig:
-    """Sizes and seed of the demo build; the defaults make about 2,500 pairs (CPU-friendly)."""
+    """Sizes and seed of the demo build; the defaults make 3,000 pairs (CPU-friendly)."""
 
     n_hh_helpful: int = 800
-    n_hh_harmless: int = 700
+    n_hh_harmless: int = 1200  # fewer harmless pairs left the demo RM inverted on unseen harmless-base pairs
     n_cross_prompt: int = 500
     n_truncated: int = 500
     train_fraction: float = 0.70  # the unverified pool
