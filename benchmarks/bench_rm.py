@@ -15,12 +15,12 @@ Run: .venv/bin/python benchmarks/bench_rm.py [--pairs 256] [--steps 16]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import tempfile
 import time
 import warnings
 
-import numpy as np
 import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -55,10 +55,7 @@ def bench_scoring(pairs, max_length: int = 256) -> dict:
     cast = autocast_for(torch.device("cpu"), "auto")
 
     def forward(enc, use_cast=True):
-        with torch.inference_mode():
-            if cast is not None and use_cast:
-                with cast:
-                    return model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits[:, 0]
+        with torch.inference_mode(), (cast if use_cast else contextlib.nullcontext()):
             return model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits[:, 0]
 
     texts = [prompt_text(p) for p in pairs["prompt"]]

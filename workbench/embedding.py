@@ -53,12 +53,8 @@ def _encode(model: Any, texts: list[str], batch_size: int, progress: bool) -> np
     batches = [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
     for batch in tqdm(batches, desc="embedding", unit="batch", disable=not progress or len(batches) < 2):
         chunk = [texts[i] for i in batch]
-        with torch.inference_mode():
-            if cast is not None:
-                with cast:
-                    vec = model.encode(chunk, batch_size=len(chunk), convert_to_numpy=True, normalize_embeddings=True)
-            else:
-                vec = model.encode(chunk, batch_size=len(chunk), convert_to_numpy=True, normalize_embeddings=True)
+        with torch.inference_mode(), cast:
+            vec = model.encode(chunk, batch_size=len(chunk), convert_to_numpy=True, normalize_embeddings=True)
         out[batch] = vec.astype(np.float32)
     return out
 

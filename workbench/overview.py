@@ -92,8 +92,13 @@ def read_report_table(reports: list[ReadReport]) -> pd.DataFrame:
     ).set_index("source")
 
 
+def longer_wins(pairs: PairFrame) -> np.ndarray:
+    """Per pair, the "longer response wins" rule's verdict on the label: 1 right, 0 wrong, 0.5 tie (same word count)."""
+    words_c = pairs["chosen"].map(_words).to_numpy()
+    words_r = pairs["rejected"].map(_words).to_numpy()
+    return np.where(words_c == words_r, 0.5, (words_c > words_r).astype(float))
+
+
 def length_bias(pairs: PairFrame) -> float:
     """Accuracy of the rule "the longer response wins" on these labels (0.5 = no length bias)."""
-    lengths = pair_lengths(pairs)
-    diff = lengths["chosen_words"].to_numpy() - lengths["rejected_words"].to_numpy()
-    return float(np.mean(np.where(diff == 0, 0.5, diff > 0)))
+    return float(np.mean(longer_wins(pairs)))

@@ -15,6 +15,7 @@ the count and the ``truncated`` column, or an error with ``truncation="error"``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import warnings
@@ -41,15 +42,13 @@ class ScoreConfig:
     batch_size: int = 32
     dtype: str = "auto"  # auto (bf16 where supported) | bf16 | fp32
     truncation: str = "report"  # report (warn + `truncated` column) | error
-    device: str = "auto"  # auto | cpu | cuda
 
     def __post_init__(self) -> None:
         if self.max_length < 8:
             raise ValueError(f"max_length must be >= 8 tokens, got {self.max_length}.")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}.")
-        for name, allowed in (("dtype", ("auto", "bf16", "fp32")), ("truncation", ("report", "error")),
-                              ("device", ("auto", "cpu", "cuda"))):
+        for name, allowed in (("dtype", ("auto", "bf16", "fp32")), ("truncation", ("report", "error"))):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {list(allowed)}, got {getattr(self, name)!r}.")
 
@@ -83,9 +82,10 @@ def bf16_supported(device: torch.device) -> bool:
     return bool(getattr(cpu, "_is_avx512_bf16_supported", lambda: False)() or getattr(cpu, "_is_amx_tile_supported", lambda: False)())
 
 
-def autocast_for(device: torch.device, dtype: str) -> torch.autocast | None:
+def autocast_for(device: torch.device, dtype: str) -> contextlib.AbstractContextManager:
+    """bf16 autocast when asked for (or ``auto`` and native), else a no-op context."""
     use_bf16 = dtype == "bf16" or (dtype == "auto" and bf16_supported(device))
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16) if use_bf16 else None
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16) if use_bf16 else contextlib.nullcontext()
 
 
 # ---------------------------------------------------------------- encoding (shared with training)
@@ -180,10 +180,7 @@ def score_token_ids(model: torch.nn.Module, ids: list[list[int]], *, pad_id: int
                 input_ids[row, : len(ids[i])] = torch.tensor(ids[i])
                 mask[row, : len(ids[i])] = 1
             input_ids, mask = input_ids.to(device), mask.to(device)
-            if cast is not None:
-                with cast:
-                    logits = model(input_ids=input_ids, attention_mask=mask).logits
-            else:
+            with cast:
                 logits = model(input_ids=input_ids, attention_mask=mask).logits
             rewards[batch] = logits[:, 0].float().cpu().numpy()
     return rewards
@@ -313,17 +310,6 @@ def score_pairs(model: RewardModel, pairs: PairFrame, *, cfg: ScoreConfig = Scor
     return out
 
 
-def accuracy_table(pairs: PairFrame, scores: pd.DataFrame, *, by: str | None = None) -> pd.DataFrame:
-    """Accuracy (chosen scored higher), mean margin and count, overall or per ``by`` group."""
-    frame = pairs[["pair_id"] + ([by] if by else [])].merge(scores, on="pair_id")
-    frame["correct"] = frame["margin"] > 0
-    groups = frame.groupby(by) if by else [("all", frame)]
-    rows = {name: {"accuracy": g["correct"].mean(), "mean_margin": g["margin"].mean(), "n": len(g)} for name, g in groups}
-    table = pd.DataFrame(rows).T
-    table["n"] = table["n"].astype(int)
-    return table
-
-
 def settings_key(model: RewardModel, cfg: ScoreConfig) -> str:
     """Cache key: the model fingerprint plus the settings that change scores."""
     raw = json.dumps({"model": model.fingerprint, "max_length": cfg.max_length, "dtype": cfg.dtype, "v": 1})
@@ -336,9 +322,9 @@ def compare_accuracy(pairs: PairFrame, scores_by_model: dict[str, pd.DataFrame],
     Rows: ``by`` groups and ``all``; columns: one per model, ``longer wins``, ``random``, ``n``.
     Ties count half, for the length rule as for models.
     """
-    words_c = pairs["chosen"].str.split().str.len().to_numpy()
-    words_r = pairs["rejected"].str.split().str.len().to_numpy()
-    frame = pd.DataFrame({"pair_id": pairs["pair_id"].to_numpy(), "longer wins": np.where(words_c == words_r, 0.5, words_c > words_r),
+    from workbench.overview import longer_wins
+
+    frame = pd.DataFrame({"pair_id": pairs["pair_id"].to_numpy(), "longer wins": longer_wins(pairs),
                           "group": pairs[by].to_numpy() if by else "all"})
     for name, scores in scores_by_model.items():
         m = frame[["pair_id"]].merge(scores[["pair_id", "margin"]], on="pair_id", how="left")["margin"].to_numpy()
