@@ -83,21 +83,28 @@ class EmbeddingHeadRM:
     def __init__(self, head: nn.Module, *, embedder_name: str, dim: int, head_cfg: HeadConfig, cache: Any = None):
         self.head, self.embedder_name, self.dim, self.head_cfg, self.cache = head.eval(), embedder_name, dim, head_cfg, cache
         self.name = f"embedding_head({embedder_name or 'all-MiniLM-L6-v2'})"
-        from workbench.scoring import fingerprint_model  # noqa: E402 - scoring imports this module lazily
+        self.refresh_fingerprint()
 
-        self.fingerprint = fingerprint_model(head, extra=self.name)
+    def refresh_fingerprint(self) -> None:
+        """Recompute the cache fingerprint from the head's current weights (after training)."""
+        from workbench.scoring import fingerprint_model  # scoring imports this module lazily
 
-    def embed_sides(self, prompts: Sequence[list[Message]], responses: Sequence[str], *, progress: bool = True):
+        self.fingerprint = fingerprint_model(self.head, extra=self.name)
+
+    def features(self, prompts: Sequence[list[Message]], responses: Sequence[str], *, progress: bool = True) -> torch.Tensor:
+        """(n, 4 * dim + N_STATS) head inputs; the embedder is frozen, so these never change for a text."""
         e_p = embed_texts([last_user_turn(p) for p in prompts], model_name=self.embedder_name, cache=self.cache, progress=progress)
         e_r = embed_texts(list(responses), model_name=self.embedder_name, cache=self.cache, progress=progress)
-        return torch.from_numpy(e_p), torch.from_numpy(e_r)
+        return _features(torch.from_numpy(e_p), torch.from_numpy(e_r), text_stats(responses))
+
+    def score_features(self, features: torch.Tensor) -> np.ndarray:
+        with torch.inference_mode():
+            return self.head(features).squeeze(-1).numpy().astype(np.float32)
 
     def score_sides(self, prompts, responses, cfg: Any = None, *, progress: bool = True):
-        e_p, e_r = self.embed_sides(prompts, responses, progress=progress)
-        with torch.inference_mode():
-            rewards = self.head(_features(e_p, e_r, text_stats(responses))).squeeze(-1).numpy()
+        rewards = self.score_features(self.features(prompts, responses, progress=progress))
         # sentence-transformers cuts long texts itself; the head never sees tokens, so nothing is flagged here.
-        return rewards.astype(np.float32), np.zeros(len(rewards), dtype=bool)
+        return rewards, np.zeros(len(rewards), dtype=bool)
 
     def save(self, folder: str | Path, *, card: str = "", metrics: dict | None = None) -> Path:
         from safetensors.torch import save_file
@@ -143,10 +150,10 @@ def train_embedding_head(train_prompts: Sequence[list[Message]], train_chosen: S
     np.random.seed(cfg.seed)
     dim = load_embedder(embedder_name).get_embedding_dimension()
     rm = EmbeddingHeadRM(_head(dim, cfg), embedder_name=embedder_name, dim=dim, head_cfg=cfg, cache=cache)
-    prompts = list(train_prompts)
-    e_p, e_c = rm.embed_sides(prompts, train_chosen, progress=progress)
-    _, e_r = rm.embed_sides(prompts, train_rejected, progress=progress)
-    f_c, f_r = _features(e_p, e_c, text_stats(train_chosen)), _features(e_p, e_r, text_stats(train_rejected))
+    prompts, n = list(train_prompts), len(train_chosen)
+    # One call for both sides: each prompt text is embedded once (embed_texts dedups within a call).
+    feats = rm.features(prompts * 2, list(train_chosen) + list(train_rejected), progress=progress)
+    f_c, f_r = feats[:n], feats[n:]
     opt = torch.optim.AdamW(rm.head.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed)
     history, best, best_state = [], -1.0, None
@@ -168,5 +175,5 @@ def train_embedding_head(train_prompts: Sequence[list[Message]], train_chosen: S
         if score > best:
             best, best_state = score, {k: v.clone() for k, v in rm.head.state_dict().items()}
     rm.head.load_state_dict(best_state)
-    rm.fingerprint = EmbeddingHeadRM(rm.head, embedder_name=embedder_name, dim=dim, head_cfg=cfg).fingerprint
+    rm.refresh_fingerprint()
     return rm, history

@@ -350,9 +350,12 @@ def _head_gold_eval(gold: PairFrame | None, cfg: RMTrainConfig) -> Callable[[Any
         return None
     col = _category_column(gold, cfg)
     cats = gold[col].astype(str).tolist() if col else None
+    features: list[torch.Tensor] = []  # gold features are computed once: the embedder is frozen across epochs
 
     def evaluate(rm: Any) -> dict[str, float]:
-        rewards, _ = rm.score_sides(list(gold["prompt"]) * 2, list(gold["chosen"]) + list(gold["rejected"]), progress=False)
+        if not features:
+            features.append(rm.features(list(gold["prompt"]) * 2, list(gold["chosen"]) + list(gold["rejected"]), progress=False))
+        rewards = rm.score_features(features[0])
         return gold_metrics(rewards[: len(gold)] - rewards[len(gold):], cats)
 
     return evaluate
