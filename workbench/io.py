@@ -467,6 +467,26 @@ class ResultStore:
             self._db.executemany(f"INSERT OR REPLACE INTO {self.table} VALUES (?, ?, ?, ?, ?)",
                                  [(fingerprint, k, int(ok), json.dumps(v, ensure_ascii=False, default=str), stamp) for k, ok, v in items])
 
+    def process(self, fingerprint: str, frame: pd.DataFrame, work: Any, *, chunk_size: int, redo_failed: bool = False,
+                desc: str = "", progress: bool = True) -> dict[str, dict[str, Any]]:
+        """Run ``work(chunk) -> [(ok, value), ...]`` on the rows of ``frame`` whose ``pair_id`` has no stored
+        result yet (or a failed one with ``redo_failed``), committing after every chunk; return every
+        row's stored value (with ``ok``) by pair_id. The resumable loop behind tagging and judging."""
+        from tqdm.auto import tqdm
+
+        ids = frame["pair_id"].tolist()
+        done = self.get(fingerprint, ids)
+        todo = frame[[pid not in done or (redo_failed and not done[pid]["ok"]) for pid in ids]]
+        bar = tqdm(total=len(todo), desc=desc, unit="pair", disable=not progress or not len(todo))
+        for start in range(0, len(todo), chunk_size):
+            chunk = todo.iloc[start: start + chunk_size]
+            items = [(pid, ok, value) for pid, (ok, value) in zip(chunk["pair_id"], work(chunk))]
+            self.put(fingerprint, items)
+            done.update({pid: {**value, "ok": ok} for pid, ok, value in items})
+            bar.update(len(chunk))
+        bar.close()
+        return done
+
     def count(self, fingerprint: str) -> int:
         return self._db.execute(f"SELECT COUNT(*) FROM {self.table} WHERE fingerprint = ?", [fingerprint]).fetchone()[0]
 

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from tqdm.auto import tqdm
 
 from workbench.schema import PairFrame, prompt_text
 
@@ -163,16 +162,10 @@ def judge_pairs(pairs: PairFrame, judge: LLMJudge, *, store: Any, attributes: di
                 examples: dict[str, Sequence[pd.Series]] | None = None, chunk_size: int = 64,
                 progress: bool = True) -> pd.DataFrame:
     """Judge every pair durably (resumable; stored per judge fingerprint); return `JUDGE_COLUMNS` rows."""
+    def work(chunk: PairFrame) -> list[tuple[bool, dict[str, Any]]]:
+        return [(r["n_valid"] > 0, r) for r in judge.judge_batch(chunk, attributes=attributes, examples=examples)]
+
+    done = store.process(judge.fingerprint, pairs, work, chunk_size=chunk_size, desc="judging", progress=progress)
     ids = pairs["pair_id"].tolist()
-    done = store.get(judge.fingerprint, ids)
-    todo = pairs[[pid not in done for pid in ids]]
-    bar = tqdm(total=len(todo), desc="judging", unit="pair", disable=not progress or not len(todo))
-    for start in range(0, len(todo), chunk_size):
-        chunk = todo.iloc[start: start + chunk_size]
-        results = judge.judge_batch(chunk, attributes=attributes, examples=examples)
-        store.put(judge.fingerprint, [(pid, r["n_valid"] > 0, r) for pid, r in zip(chunk["pair_id"], results)])
-        done.update({pid: {**r, "ok": r["n_valid"] > 0} for pid, r in zip(chunk["pair_id"], results)})
-        bar.update(len(chunk))
-    bar.close()
     return pd.DataFrame([{"pair_id": pid, **{k: done[pid][k] for k in JUDGE_COLUMNS[1:]}} for pid in ids],
                         columns=list(JUDGE_COLUMNS))

@@ -26,7 +26,6 @@ from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from workbench.schema import PairFrame, prompt_text
 from workbench.taxonomy import (ATTRIBUTE_JSON_SCHEMA, CONTROVERSIALITY, OBJECTIVITY, TASK_CATEGORIES, Attributes,
@@ -332,22 +331,12 @@ def tag_pairs(pairs: PairFrame, tagger: Tagger, *, store: Any, cfg: TagConfig = 
 
     Example: ``tags = tag_pairs(pairs, EmbeddedTagger(), store=io.ResultStore(run.file("tags.sqlite"), "tags"))``.
     """
+    def work(chunk: PairFrame) -> list[tuple[bool, dict[str, Any]]]:
+        return [(ok, {"attributes": attrs, "error": err}) for ok, attrs, err in tagger.tag_batch(chunk)]
+
+    done = store.process(tagger.fingerprint, pairs, work, chunk_size=cfg.chunk_size, redo_failed=cfg.retry_failed,
+                         desc=f"tagging ({tagger.fingerprint})", progress=progress)
     ids = pairs["pair_id"].tolist()
-    done = store.get(tagger.fingerprint, ids)
-    todo_mask = [pid not in done or (cfg.retry_failed and not done[pid]["ok"]) for pid in ids]
-    todo = pairs[todo_mask]
-    bar = tqdm(total=len(todo), desc=f"tagging ({tagger.fingerprint})", unit="pair", disable=not progress or not len(todo))
-    for start in range(0, len(todo), cfg.chunk_size):
-        chunk = todo.iloc[start: start + cfg.chunk_size]
-        results = tagger.tag_batch(chunk)
-        items = []
-        for pid, (ok, attrs, err) in zip(chunk["pair_id"], results):
-            value = {"attributes": attrs, "error": err}
-            items.append((pid, ok, value))
-            done[pid] = {**value, "ok": ok}
-        store.put(tagger.fingerprint, items)
-        bar.update(len(chunk))
-    bar.close()
     rows = []
     for pid in ids:
         rec = done[pid]
