@@ -15,7 +15,7 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -214,15 +214,30 @@ def write_rejects(reports: Iterable[ReadReport], path: str | os.PathLike) -> Pat
 # ---------------------------------------------------------------- writing / loading pairs
 
 
-def write_text_atomic(path: Path, text: str) -> Path:
+def _write_atomically(path: str | os.PathLike, write: Callable[[str], Any]) -> Path:
+    """Call ``write(tmp_path)`` on a temp file beside ``path``, then swap it in: readers never see half a file."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
+    os.close(fd)
+    try:
+        write(tmp)
+    except BaseException:
+        os.unlink(tmp)
+        raise
     os.replace(tmp, path)
     return path
+
+
+def write_text_atomic(path: Path, text: str) -> Path:
+    """Atomic, fsynced text write (configs, manifests, reports)."""
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8", errors="surrogateescape") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+
+    return _write_atomically(path, write)
 
 
 def _to_arrow(pairs: PairFrame) -> pa.Table:
@@ -237,21 +252,13 @@ def _to_arrow(pairs: PairFrame) -> pa.Table:
 def write_pairs(pairs: PairFrame, path: str | os.PathLike) -> Path:
     """Write pairs to ``.parquet`` (Hugging Face `datasets` can load it) or ``.jsonl[.gz]``, atomically."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     kind = file_format(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
     if kind == ".parquet":
-        pq.write_table(_to_arrow(pairs), tmp)
-    elif kind == ".jsonl":
-        body = pairs.to_json(orient="records", lines=True, force_ascii=False)
-        data = body.encode("utf-8")
-        Path(tmp).write_bytes(gzip.compress(data) if path.suffix == ".gz" else data)
-    else:
-        os.unlink(tmp)
-        raise ValueError(f"{path}: write pairs as .parquet or .jsonl (optionally .gz), not {kind}.")
-    os.replace(tmp, path)
-    return path
+        return _write_atomically(path, lambda tmp: pq.write_table(_to_arrow(pairs), tmp))
+    if kind == ".jsonl":
+        data = pairs.to_json(orient="records", lines=True, force_ascii=False).encode("utf-8")
+        return _write_atomically(path, lambda tmp: Path(tmp).write_bytes(gzip.compress(data) if path.suffix == ".gz" else data))
+    raise ValueError(f"{path}: write pairs as .parquet or .jsonl (optionally .gz), not {kind}.")
 
 
 def load_pairs(path: str | os.PathLike) -> PairFrame:
@@ -381,10 +388,7 @@ class ScoreCache:
     def put(self, scores: pd.DataFrame) -> None:
         old = pd.read_parquet(self.path) if self.path.exists() else None
         new = scores if old is None else pd.concat([old[~old["pair_id"].isin(set(scores["pair_id"]))], scores])
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp")
-        os.close(fd)
-        new.to_parquet(tmp, index=False)
-        os.replace(tmp, self.path)
+        write_frame(new, self.path)
 
 
 class EmbeddingCache:
@@ -419,10 +423,12 @@ class EmbeddingCache:
 
         stored, old = self._load()
         merged = np.asarray(vectors, dtype=np.float16) if old is None else np.concatenate([np.asarray(old), np.asarray(vectors, dtype=np.float16)])
-        fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".npy")
-        os.close(fd)
-        np.save(tmp, merged)
-        os.replace(tmp, self._vec_path)
+
+        def save(tmp: str) -> None:
+            with open(tmp, "wb") as f:  # a file object: np.save would append ".npy" to a bare path
+                np.save(f, merged)
+
+        _write_atomically(self._vec_path, save)
         write_json(stored + list(keys), self._keys_path)
 
 
@@ -496,13 +502,7 @@ class ResultStore:
 
 def write_frame(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Atomic parquet write of any frame (tags, scores, judgments)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    frame.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
-    return path
+    return _write_atomically(path, lambda tmp: frame.to_parquet(tmp, index=False))
 
 
 def read_frame(path: str | os.PathLike) -> pd.DataFrame:
