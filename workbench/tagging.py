@@ -90,10 +90,11 @@ _PROTOTYPES: dict[str, list[str]] = {
     "other": ["Hmm.", "Okay.", "Test message.", "asdf"],
 }
 
+_HARM_WORDS = re.compile(r"\b(kill|murder|hurt|poison|bomb|weapon|gun|steal|rob|shoplift|hack|drugs?|cocaine|meth|suicide|abuse|racist|slur|insult|illegal|cheat|fraud|scam|revenge|terror|explosive|kidnap|stalk)\w*", re.I)
 _SIGNALS: list[tuple[str, re.Pattern, float]] = [
     ("coding", re.compile(r"```|\bdef |\bfunction\b|\bclass \w+|#include|\bSELECT\b|\bimport \w+|\b(python|javascript|java|c\+\+|rust|golang|sql|html|css|regex|bash|code|compile|debug)\b", re.I), 0.25),
     ("reasoning_math", re.compile(r"\d+\s*[-+*/^=×÷]\s*\d+|\\frac|\\sqrt|\$[^$]+\$|\b(solve|calculate|compute|equation|integral|derivative|probability|how many|sum of|percent)\b", re.I), 0.2),
-    ("safety", re.compile(r"\b(kill|murder|hurt|poison|bomb|weapon|gun|steal|rob|shoplift|hack|drugs?|cocaine|meth|suicide|abuse|racist|slur|insult|illegal|cheat|fraud|scam|revenge|terror|explosive|kidnap|stalk)\w*", re.I), 0.1),
+    ("safety", _HARM_WORDS, 0.1),
     ("knowledge_qa", re.compile(r"^(who|what|when|where|why|which|how (does|do|did|is|are|was|were|many|much))\b.*\?\s*$", re.I | re.S), 0.12),
     ("creative_writing", re.compile(r"\b(write|compose|create|tell) (me )?(a |an )?(short |funny )?(poem|story|song|lyrics|haiku|limerick|joke|slogan|essay|letter|script)", re.I), 0.2),
     ("role_play", re.compile(r"\b(pretend|act as|role[- ]?play|you are (a|an|my) |stay in character|let's play)\b", re.I), 0.25),
@@ -166,7 +167,7 @@ class EmbeddedTagger:
         for i, (text, chosen, rejected) in enumerate(zip(texts, pairs["chosen"], pairs["rejected"])):
             category = cats[int(np.argmax(scores[i]))]
             refusal = bool(_REFUSAL.search(chosen) or _REFUSAL.search(rejected))
-            harmful = bool(_SIGNALS[2][1].search(text))
+            harmful = bool(_HARM_WORDS.search(text))
             if category != "safety" and harmful and refusal:
                 category = "safety"  # a harm word alone is weak evidence; with a refusal in either response it is strong
             objective = category in ("reasoning_math", "coding", "knowledge_qa") or (
