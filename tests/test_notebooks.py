@@ -34,5 +34,10 @@ def test_smoke_pipeline_runs_every_notebook(tmp_path):
     metrics = io.read_json(run_dir / "metrics" / "data_metrics.json")
     assert metrics["pairs"] == len(pairs) and metrics["rows_rejected"] == 4 + 6 + 5 + 32
     html = (run_dir / "report.html").read_text()
-    for name in ("length_distributions", "demo_pairs", "data_metrics", "read_report"):
+    for name in ("length_distributions", "demo_pairs", "data_metrics", "read_report", "stage1_rounds", "stage1_history",
+                 "stage1_metrics", "benchmark_bars", "rewardbench_sections", "rm_bench_levels", "bon_curves"):
         assert f"id='{name}'" in html
+    stage1 = io.read_json(run_dir / "metrics" / "stage1_metrics.json")
+    assert stage1["pairs_labelled"] == 20 + 15 + 15 and stage1["review_events"] >= stage1["pairs_labelled"]
+    bench = io.read_json(run_dir / "metrics" / "benchmark_metrics.json")
+    assert bench["random/rewardbench"] == 0.5 and 0 <= bench["rm_final/rewardbench"] <= 1

@@ -1,6 +1,7 @@
 """The Stage-1 loop on a tiny planted task: seed round, retrieval rounds, oracle flips, exact resume."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from conftest import make_pairs
@@ -65,3 +66,33 @@ def test_interactive_queue_starts_with_the_seed_then_retrieves(data, tmp_path):
     assert info["kind"] == "retrieval" and info["round"] == 1 and 0 < len(queue) <= 8
     assert not set(queue["pair_id"]) & set(store.labels()["pair_id"])
     assert {"score_chosen", "p", "pulled_by", "similarity", "puller_prompt"} <= set(queue.columns)
+
+
+def test_stage1_on_real_hh_pairs_finds_injected_noise_and_pulls_same_topic(shared_data, tmp_path):
+    """Real HH-RLHF conversations (demo build, smoke size): the loop runs, the oracle's flips are the injected
+    noise, and a wrong gold pair pulls pool pairs more similar to it than random pool pairs are."""
+    from workbench.demo_data import build_demo_pairs, demo_config
+
+    pairs = build_demo_pairs(shared_data, demo_config(smoke=True)).pairs
+    run = io.start_run(tmp_path / "run", {}, step="t")
+    pool = inject_label_noise(pairs[pairs["split"] == "train"].reset_index(drop=True), 0.2, seed=0)
+    gold = pairs[pairs["split"] == "gold"].reset_index(drop=True)
+    emb = embed_pairs(pd.concat([pool[gold.columns], gold], ignore_index=True), cache=io.EmbeddingCache(run, "p"),
+                      progress=False)
+    d = Stage1Data(pool=pool, gold=gold, pool_emb=emb[:len(pool)], gold_emb=emb[len(pool):])
+    cfg = Stage1Config(iterations=1, seed_size=40, labels_per_iteration=30, head_epochs=5)
+    store = ReviewStore(tmp_path / "r.sqlite")
+    res = run_stage1(d, store, OracleReviewer(), cfg, output_dir=tmp_path / "m", cache=io.EmbeddingCache(run, "minilm"),
+                     progress=False)
+    h = res.history.set_index("iteration")
+    assert h.loc[[0, 1], "flips_found"].tolist() == h.loc[[0, 1], "noisy_in_queue"].tolist()
+    assert h.loc[2, "train_label_error_rate"] == 0.0 and h.loc[2, "train_pairs"] == 40 + h.loc[1, "labelled"]
+    queue = res.queues[1]
+    assert len(queue) > 0
+    # retrieved pairs are nearer their puller than the pool on average
+    unit = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    gold_row = {pid: len(pool) + i for i, pid in enumerate(gold["pair_id"])}
+    pool_row = {pid: i for i, pid in enumerate(pool["pair_id"])}
+    sims = [unit[gold_row[g]] @ unit[pool_row[p]] for g, p in zip(queue["pulled_by"], queue["pair_id"])]
+    baseline = (unit[len(pool):] @ unit[:len(pool)].T).mean()
+    assert np.mean(sims) > baseline + 0.1
