@@ -1,4 +1,4 @@
-"""Command line: ``workbench run``, ``workbench report``, ``workbench check-data`` (also ``python -m workbench``)."""
+"""Command line: ``workbench run``, ``report``, ``check-data`` and ``experiment`` (also ``python -m workbench``)."""
 
 from __future__ import annotations
 
@@ -55,6 +55,41 @@ def _cmd_check_data(args: argparse.Namespace) -> int:
     return 0 if not report.rejects or args.allow_rejects else 2
 
 
+def _ints(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in text.split(",") if x.strip())
+
+
+EXPERIMENT_FIELDS = ("noise_rate", "seeds", "n_cross_prompt", "n_truncated", "seed_size", "labels_per_iteration",
+                     "iterations", "budget_curve", "oracle_error_rate", "judge_error_rate", "select_on_gold", "head_epochs")
+
+
+def _cmd_experiment(args: argparse.Namespace) -> int:
+    from workbench import curation_experiment as ce
+    from workbench import io, plots
+
+    given = {k: v for k, v in vars(args).items() if k in EXPERIMENT_FIELDS and v is not None}
+    for key in ("seeds", "budget_curve"):
+        if key in given:
+            given[key] = _ints(given[key])
+    cfg = ce.ExperimentConfig(**given)  # unset options keep the dataclass defaults
+    res = ce.run_experiment(cfg, args.out, data_dir=args.data_dir)
+    run = io.start_run(args.out)
+    io.save_table(res.summary, run, "experiment_summary", title="Clean test accuracy by training set", index=False)
+    io.save_table(res.detection, run, "experiment_detection", title="Flip detection against the injected truth", index=False)
+    io.save_table(res.curve, run, "experiment_budget_curve_table", title="Test accuracy vs human labels", index=False)
+    io.save_table(res.per_seed, run, "experiment_per_seed", title="Every seed, budget and condition", index=False)
+    io.save_figure(plots.experiment_conditions(res.summary), run, "experiment_conditions", title="By training set")
+    io.save_figure(plots.human_budget_curve(res.curve), run, "experiment_budget_curve", title="Test accuracy vs human labels")
+    io.save_metrics({**res.clean_check, **ce.verdict(res.summary)}, run, "experiment_metrics", title="Verdict")
+    print(f"clean-label RM: {res.clean_check['clean_test_accuracy']:.3f} on {res.clean_check['test_pairs']} test pairs\n")
+    print(res.summary.to_string(index=False))
+    print("\n" + res.detection.to_string(index=False))
+    print("\n" + res.curve.to_string(index=False))
+    print("\n" + "\n".join(f"{k}: {v}" for k, v in ce.verdict(res.summary).items()))
+    print(f"\ntables and figures: {run.path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="workbench", description="RM Curation Workbench")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -78,6 +113,22 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--show", type=int, default=20, help="print this many rejects")
     chk.add_argument("--allow-rejects", action="store_true", help="exit 0 even when rows were rejected")
     chk.set_defaults(func=_cmd_check_data)
+    exp = sub.add_parser("experiment", help="the curation-vs-scale ablation against injected label noise (no notebook)")
+    exp.add_argument("--out", default="runs/experiment", help="folder for models, tables and figures")
+    exp.add_argument("--data-dir", default=None, help="shared data folder (default: <repo>/../shared/data)")
+    for name, kind, text in (("noise-rate", float, "share of pool labels flipped (0.2)"),
+                             ("seeds", str, "comma-separated seeds (0,1,2)"),
+                             ("n-cross-prompt", int, "known-truth pairs of each kind (700)"), ("n-truncated", int, "(700)"),
+                             ("seed-size", int, "human labels in Stage-1 round 0 (60)"),
+                             ("labels-per-iteration", int, "human labels per retrieval round (40)"),
+                             ("iterations", int, "retrieval rounds (3)"),
+                             ("budget-curve", str, "smaller human budgets for the curve (40,100)"),
+                             ("oracle-error-rate", float, "simulated people's error rate (0)"),
+                             ("judge-error-rate", float, ">= 0: a simulated LLM judge in Stage 2 (off)"),
+                             ("head-epochs", int, "fast-head epochs (30)")):
+        exp.add_argument(f"--{name}", type=kind, default=None, help=text)
+    exp.add_argument("--select-on-gold", action="store_true", default=None, help="compared RMs keep their best gold epoch")
+    exp.set_defaults(func=_cmd_experiment)
     return parser
 
 

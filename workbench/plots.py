@@ -201,3 +201,63 @@ def stage1_iterations(history: pd.DataFrame) -> go.Figure:
     fig.update_yaxes(title_text="accuracy", secondary_y=False)
     fig.update_yaxes(title_text="pairs", secondary_y=True)
     return fig
+
+
+DECISION_COLORS = {"keep": "#1a7f37", "flip": "#9a6700", "drop": "#cf222e"}
+
+
+def stage2_decision_counts(curated: PairFrame, *, by: str = "source") -> go.Figure:
+    """Stacked bars: Stage-2 keep / flip / drop counts per ``by`` value (human-reviewed pairs included)."""
+    counts = curated.groupby([by, "stage2_decision"]).size().reset_index(name="pairs")
+    fig = px.bar(counts, x=by, y="pairs", color="stage2_decision", color_discrete_map=DECISION_COLORS, text_auto=True,
+                 category_orders={"stage2_decision": ["keep", "flip", "drop"]}, title=f"Stage 2 decisions by {by}")
+    fig.update_layout(barmode="stack", legend_title_text="decision")
+    return fig
+
+
+def _logit(p: pd.Series) -> pd.Series:
+    import numpy as np
+
+    q = p.astype(float).clip(1e-6, 1 - 1e-6)
+    return np.log(q / (1 - q))
+
+
+def stage2_margin_scatter(decisions: pd.DataFrame, *, max_points: int = 20_000) -> go.Figure:
+    """Gold-RM margin vs Stage-1-RM margin (``r_chosen - r_rejected`` under the pair's label), coloured by decision.
+
+    Top-right: both models agree with the label (kept); the judge decides the bottom-right quadrant.
+    """
+    frame = decisions.head(max_points).assign(margin_stage1=lambda d: _logit(d["p_stage1"]),
+                                              margin_gold=lambda d: _logit(d["p_gold"]))
+    fig = px.scatter(frame, x="margin_stage1", y="margin_gold", color="stage2_decision", color_discrete_map=DECISION_COLORS,
+                     hover_data=["pair_id", "stage2_rule", "judge_label"], opacity=0.6,
+                     category_orders={"stage2_decision": ["keep", "flip", "drop"]},
+                     title="Stage 2: gold RM vs best Stage-1 RM margins, by decision")
+    fig.add_hline(y=0, line_dash="dot", line_color="#888")
+    fig.add_vline(x=0, line_dash="dot", line_color="#888")
+    fig.update_layout(xaxis_title="best Stage-1 RM margin", yaxis_title="gold RM margin", legend_title_text="decision")
+    return fig
+
+
+def experiment_conditions(summary: pd.DataFrame) -> go.Figure:
+    """Clean test accuracy per training condition: mean over seeds, whiskers from min to max."""
+    fig = go.Figure(go.Bar(
+        x=summary["condition"], y=summary["test_accuracy_mean"],
+        error_y={"type": "data", "symmetric": False,
+                 "array": summary["test_accuracy_max"] - summary["test_accuracy_mean"],
+                 "arrayminus": summary["test_accuracy_mean"] - summary["test_accuracy_min"]},
+        text=[f"{m:.3f}<br>{int(n)} pairs" for m, n in zip(summary["test_accuracy_mean"], summary["train_pairs"])],
+        textposition="inside"))
+    lo = float(summary["test_accuracy_min"].min())
+    fig.update_layout(title="Curation vs scale: clean test accuracy by training set (mean, min-max over seeds)",
+                      yaxis_title="test accuracy", yaxis_range=[max(0.0, lo - 0.1), 1.0])
+    return fig
+
+
+def human_budget_curve(curve: pd.DataFrame) -> go.Figure:
+    """Curated RM's clean test accuracy against the human labels spent (0 = the raw noisy pool)."""
+    fig = go.Figure(go.Scatter(x=curve["human_labels"], y=curve["test_accuracy_mean"], mode="lines+markers",
+                               error_y={"type": "data", "array": curve["test_accuracy_std"].fillna(0)}))
+    fig.update_layout(title="Test accuracy vs human labels spent (mean ± std over seeds)",
+                      xaxis_title="human labels (Stage-1 oracle)", yaxis_title="test accuracy")
+    return fig
