@@ -35,9 +35,21 @@ def test_smoke_pipeline_runs_every_notebook(tmp_path):
     assert metrics["pairs"] == len(pairs) and metrics["rows_rejected"] == 4 + 6 + 5 + 32
     html = (run_dir / "report.html").read_text()
     for name in ("length_distributions", "demo_pairs", "data_metrics", "read_report", "stage1_rounds", "stage1_history",
-                 "stage1_metrics", "benchmark_bars", "rewardbench_sections", "rm_bench_levels", "bon_curves"):
+                 "stage1_metrics", "benchmark_bars", "rewardbench_sections", "rm_bench_levels", "bon_curves",
+                 "stage2_decision_counts", "stage2_margin_scatter", "stage2_metrics", "experiment_conditions",
+                 "experiment_budget_curve", "experiment_summary"):
         assert f"id='{name}'" in html
     stage1 = io.read_json(run_dir / "metrics" / "stage1_metrics.json")
     assert stage1["pairs_labelled"] == 20 + 15 + 15 and stage1["review_events"] >= stage1["pairs_labelled"]
     bench = io.read_json(run_dir / "metrics" / "benchmark_metrics.json")
     assert bench["random/rewardbench"] == 0.5 and 0 <= bench["rm_final/rewardbench"] <= 1
+    stage2 = io.read_json(run_dir / "metrics" / "stage2_metrics.json")
+    curated = io.load_pairs(run_dir / "curated.parquet")
+    pool = curated[curated["split"] == "train"]
+    assert stage2["pool_pairs"] == len(pool) == int((pairs["split"] == "train").sum())
+    assert sum(stage2[f"decision_{d}"] for d in ("keep", "flip", "drop")) == len(pool)
+    assert (pool["stage2_rule"] != "").all() and set(pool["stage2_decision"]) <= {"keep", "flip", "drop"}
+    rm = io.read_json(run_dir / "metrics" / "rm_metrics.json")
+    assert rm["n_train"] == stage2["curated_training_pairs"]  # notebook 06 trained on the curated set
+    exp = io.read_json(run_dir / "metrics" / "experiment_metrics.json")
+    assert exp["seeds"] == 2 and 0.5 <= exp["clean_test_accuracy"] <= 1

@@ -40,7 +40,7 @@ llm_api_key_env = "WORKBENCH_LLM_API_KEY"
 ("code", """
 import pandas as pd
 
-from workbench import io, plots, review, scoring, stage2
+from workbench import io, plots, review, scoring, stage1, stage2, training
 
 STEP = "05_stage2_curation"
 cfg = stage2.Stage2Config(p_threshold=p_threshold, margin_band=margin_band, recycle=recycle,
@@ -48,10 +48,18 @@ cfg = stage2.Stage2Config(p_threshold=p_threshold, margin_band=margin_band, recy
 run = io.start_run(run_dir, {"stage2": cfg, "judge": judge, "judge_error_rate": judge_error_rate}, step=STEP)
 pairs = io.load_pairs(run.path / "pairs.parquet")
 pool = io.load_pairs(run.file("stage1_pool.parquet"))           # the pool Stage 1 worked on (04)
-labelled = io.load_pairs(run.file("stage1_labelled.parquet"))   # its reviewed pairs
-best = io.read_json(run.file("stage1_best.json"))
 gold = pairs[pairs["split"] == "gold"].reset_index(drop=True)
 cache = io.EmbeddingCache(run, "minilm")
+if run.file("stage1_labelled.parquet").exists():                # 04 ran unattended: its loop's labels and best RM
+    labelled = io.load_pairs(run.file("stage1_labelled.parquet"))
+    best = io.read_json(run.file("stage1_best.json"))
+else:                                                           # reviewed by hand: labels straight from the log
+    labels = review.ReviewStore(run.file("review.sqlite")).labels()
+    labelled = review.apply_labels(pool[pool["pair_id"].isin(set(labels["pair_id"]))], labels)
+    rm_cfg = training.RMTrainConfig(kind="embedding_head", head_epochs=cfg.head_epochs, seed=seed)
+    res1 = training.train_reward_model(stage1.training_set(labelled), gold, cfg=rm_cfg, cache=cache, progress=False,
+                                       output_dir=run.path / "models" / "stage2" / "stage1_rm")
+    best = {"best_model_dir": str(res1.model_dir.relative_to(run.path)), "gold_accuracy": res1.metrics["gold_accuracy"]}
 stage1_rm = scoring.load_reward_model(run.path / best["best_model_dir"], embedding_cache=cache)
 print(f"pool {len(pool)} pairs, {len(labelled)} reviewed in Stage 1, gold {len(gold)}; "
       f"best Stage-1 RM {best['best_model_dir']} (gold accuracy {best['gold_accuracy']:.3f})")
