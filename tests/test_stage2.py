@@ -169,6 +169,74 @@ def test_run_stage2_curates_a_planted_pool(tmp_path):
     assert set(res.curated["label_by"]) == {"stage2:stage1=stage1-best;gold=s2/gold_rm"}
 
 
+WORDS = ["apple", "river", "guitar", "planet", "window", "coffee", "tiger", "castle"]  # make_pairs' topics
+
+
+def _topic(prompt) -> str:
+    return next(w for w in WORDS if w in prompt[-1]["content"])
+
+
+class StubJudge:
+    """An LLM judge stand-in: right on the planted task (the chosen answer names the prompt's topic); records
+    the few-shot examples it was given."""
+
+    fingerprint = "stub-judge"
+
+    def __init__(self):
+        self.seen = {}
+
+    def judge_batch(self, pairs, *, attributes=None, examples=None):
+        out = []
+        for _, pair in pairs.iterrows():
+            self.seen[pair["pair_id"]] = list((examples or {}).get(pair["pair_id"], ()))
+            right = _topic(pair["prompt"]) in pair["chosen"]
+            out.append({"judge_label": "chosen" if right else "rejected", "votes_chosen": int(right),
+                        "votes_rejected": int(not right), "n_valid": 1, "model_labels": {}, "raw": []})
+        return out
+
+
+class CoinRM:
+    """A reward model that knows nothing: a fixed pseudo-random reward per response text."""
+
+    name = fingerprint = "coin"
+
+    def score_sides(self, prompts, responses, cfg=None, *, progress=True):
+        import hashlib
+
+        r = [int(hashlib.sha256(t.encode()).hexdigest()[:8], 16) / 2**32 for t in responses]
+        return np.array(r, dtype=np.float32), np.zeros(len(r), dtype=bool)
+
+
+def test_stage2_judge_sees_similar_verified_pairs_and_rescues_unsure_ones(tmp_path):
+    """Unsure pairs go to the judge with their 8 most similar human-verified pairs as few-shot examples."""
+    from workbench.review import JudgeReviewer
+
+    def embed(frame):  # topic one-hot: same-topic pairs are the nearest
+        return np.stack([np.eye(len(WORDS))[WORDS.index(_topic(p))] for p in frame["prompt"]]).astype(np.float32)
+
+    run = io.start_run(tmp_path / "run", {}, step="t")
+    cache = io.EmbeddingCache(run, "minilm")
+    pairs = make_pairs(260, seed=5)
+    pool = inject_label_noise(pairs.iloc[:160].reset_index(drop=True), 0.25, seed=0)
+    gold = pairs.iloc[160:].reset_index(drop=True)
+    stage1_rm = CoinRM()  # a Stage-1 RM that knows nothing: about half the pool is not confident
+    stub = StubJudge()
+    judge = JudgeReviewer(stub, io.ResultStore(tmp_path / "judge.sqlite", "judge"), name="stub")
+    res = run_stage2(pool, gold, stage1_rm, Stage2Config(head_epochs=20), judge=judge, output_dir=tmp_path / "s2",
+                     cache=cache, embed=embed)
+    judged = res.decisions[~res.decisions["confident"]]
+    assert len(judged) > 0 and set(stub.seen) == set(judged["pair_id"])
+    topic_of = dict(zip(pool["pair_id"], pool["prompt"].map(_topic)))
+    gold_topics = gold["prompt"].map(_topic).value_counts()
+    for pid, examples in stub.seen.items():
+        same = min(8, int(gold_topics[topic_of[pid]]))  # all same-topic verified pairs come first
+        assert len(examples) == 8 and [_topic(ex["prompt"]) for ex in examples[:same]] == [topic_of[pid]] * same
+    assert (judged["judge_label"].isin(["chosen", "rejected"])).all()
+    rescued = res.decisions[res.decisions["stage2_rule"] == "gold RM + judge agree"]
+    assert len(rescued) > 0 and (rescued["judge_label"] == "chosen").all()
+    assert set(res.curated["stage2_by"]) == {"stage2:stage1=stage1-best;gold=s2/gold_rm;judge=stub"}
+
+
 def test_curation_experiment_on_real_data_smoke(shared_data, tmp_path):
     """Real HH-RLHF conversations, constructed known-truth pairs, 2 seeds: every condition and the curve are
     reported, the clean-label RM beats chance, and curation raises label accuracy above the noisy pool's."""

@@ -12,7 +12,8 @@ cells = [
 
 No people in this stage. The paper's three steps (section 3.3):
 1. **Consistency with the best Stage-1 RM** — pool pairs it agrees with (`p > 0.5`) are *confident*; the rest
-   are labelled by the LLM judge (silver), when one is configured.
+   are labelled by the LLM judge (silver), when one is configured, with the 8 most similar human-verified
+   pairs as few-shot examples (retrieval + judge, as in Stage 1).
 2. **Consistency with a gold RM** trained on every human-verified pair (the gold split plus Stage 1's reviewed
    pairs): a pair is **kept** when its label agrees with the gold RM **and** with either the judge or the best
    Stage-1 RM.
@@ -40,7 +41,7 @@ llm_api_key_env = "WORKBENCH_LLM_API_KEY"
 ("code", """
 import pandas as pd
 
-from workbench import io, plots, review, scoring, stage1, stage2, training
+from workbench import clustering, io, plots, review, scoring, stage1, stage2, training
 
 STEP = "05_stage2_curation"
 cfg = stage2.Stage2Config(p_threshold=p_threshold, margin_band=margin_band, recycle=recycle,
@@ -84,12 +85,20 @@ elif judge == "none":
     judge_obj = None
 else:
     raise ValueError(f"Unknown judge {judge!r}; choose one of ['none', 'llm', 'simulated'].")
+all_tags = io.read_frame(run.file("tags.parquet")) if run.file("tags.parquet").exists() else None
+pair_cache = io.EmbeddingCache(run, "pairs-minilm")  # the (conversation, attributes) embeddings of 03 / 04
+
+
+def embed(frame):  # the judge's few-shot examples: the 8 most similar human-verified pairs of each unsure pair
+    return clustering.embed_pairs(frame, all_tags, cache=pair_cache, progress=False)
+
+
 result = stage2.run_stage2(pool, gold, stage1_rm, cfg, human_labelled=labelled, judge=judge_obj,
                            output_dir=run.path / "models" / "stage2", cache=cache,
-                           stage1_name=best["best_model_dir"])
+                           stage1_name=best["best_model_dir"], embed=embed)
 curated_pool = result.curated
-if run.file("tags.parquet").exists():
-    tags = io.read_frame(run.file("tags.parquet"))[["pair_id", "task_category"]]
+if all_tags is not None:
+    tags = all_tags[["pair_id", "task_category"]]
     curated_pool = curated_pool.drop(columns=["task_category"], errors="ignore").merge(tags, on="pair_id", how="left")
     curated_pool["task_category"] = curated_pool["task_category"].fillna("untagged")
 io.write_pairs(curated_pool, run.file("curated_pool.parquet"))

@@ -263,11 +263,13 @@ class JudgeReviewer:
     name: str = "llm-judge"
     kind: str = "llm"
     attributes: dict[str, dict] | None = None
+    examples: dict[str, list] | None = None  # pair_id -> similar human-labelled pairs shown as few-shot examples
 
     def decide(self, pairs: PairFrame) -> list[Decision]:
         from workbench.judge import judge_pairs
 
-        verdicts = judge_pairs(pairs, self.judge, store=self.results, attributes=self.attributes, progress=False)
+        verdicts = judge_pairs(pairs, self.judge, store=self.results, attributes=self.attributes,
+                               examples=self.examples, progress=False)
         to_decision = {"chosen": "keep", "rejected": "flip"}
         return [Decision(pid, to_decision.get(label, "skip"), note=f"judge votes {vc}:{vr}")
                 for pid, label, vc, vr in zip(verdicts["pair_id"], verdicts["judge_label"], verdicts["votes_chosen"],

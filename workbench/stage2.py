@@ -19,7 +19,8 @@ the judge (`workbench.judge`), plots (`workbench.plots`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from workbench import scoring, training
+from workbench.retrieval import NeighborIndex
 from workbench.review import apply_labels
 from workbench.schema import PairFrame
 from workbench.splits import set_label_state
@@ -222,6 +224,20 @@ def p_of(rm: Any, pairs: PairFrame) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-(s["r_chosen"].to_numpy() - s["r_rejected"].to_numpy())))
 
 
+def judge_examples(queries: PairFrame, query_emb: np.ndarray, verified: PairFrame, verified_emb: np.ndarray, *,
+                   k: int = 8) -> dict[str, list[pd.Series]]:
+    """Few-shot examples for the Stage-2 judge: each query pair's ``k`` most similar human-verified pairs.
+
+    The paper's Stage 2 sends unsure pairs through retrieval + LLM labeling: the judge sees similar pairs
+    whose label a person verified (by the ``(conversation, attributes)`` embedding), as in Stage 1.
+    """
+    if len(verified) == 0 or len(queries) == 0:
+        return {}
+    _, idx = NeighborIndex(verified_emb).search(query_emb, k)
+    rows = [verified.iloc[j] for j in range(len(verified))]
+    return {pid: [rows[j] for j in row if j >= 0] for pid, row in zip(queries["pair_id"], idx)}
+
+
 @dataclass
 class Stage2Result:
     decisions: pd.DataFrame  # one row per unverified pool pair (not human-reviewed): scores, votes, decision, rule
@@ -231,7 +247,8 @@ class Stage2Result:
 
 def run_stage2(pool: PairFrame, gold: PairFrame, stage1_rm: Any, cfg: Stage2Config = Stage2Config(), *,
                human_labelled: PairFrame | None = None, judge: Any = None, output_dir: str | Path,
-               cache: Any = None, stage1_name: str = "stage1-best") -> Stage2Result:
+               cache: Any = None, stage1_name: str = "stage1-best",
+               embed: Callable[[PairFrame], np.ndarray] | None = None) -> Stage2Result:
     """Stage 2 over the unverified pool.
 
     Args:
@@ -243,6 +260,9 @@ def run_stage2(pool: PairFrame, gold: PairFrame, stage1_rm: Any, cfg: Stage2Conf
         judge: a reviewer with ``decide(pairs) -> [Decision]`` and a ``name`` (`workbench.review.JudgeReviewer`,
             or `OracleReviewer(kind="llm")` as a *simulated* judge); None skips the judge.
         output_dir: where the gold RM is saved (``gold_rm/``).
+        embed: pairs -> ``(conversation, attributes)`` embeddings (e.g. `workbench.clustering.embed_pairs` with
+            the run's cache); with it, a judge that takes ``examples`` sees each pair's 8 most similar
+            human-verified pairs as few-shot examples (`judge_examples`).
     """
     output_dir = Path(output_dir)
     gold_rm, gold_result = train_gold_rm(gold, human_labelled, cfg, output_dir / "gold_rm", cache=cache)
@@ -253,6 +273,9 @@ def run_stage2(pool: PairFrame, gold: PairFrame, stage1_rm: Any, cfg: Stage2Conf
     judge_label = None
     if judge is not None:
         ask = todo if cfg.judge_confident else todo[~(_vote(p1, cfg) == 1)]
+        if embed is not None and hasattr(judge, "examples") and len(ask):
+            verified = human_verified(gold, human_labelled)
+            judge = replace(judge, examples=judge_examples(ask, embed(ask), verified, embed(verified)))
         verdict = {d.pair_id: {"keep": "chosen", "flip": "rejected"}.get(d.decision, "tie") for d in judge.decide(ask)}
         judge_label = [verdict.get(pid) for pid in todo["pair_id"]]
     decisions = consistency_decisions(todo["pair_id"], p1, pg, judge_label, cfg)
