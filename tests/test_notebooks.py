@@ -18,6 +18,29 @@ def test_notebooks_committed_clean():
     assert check(REPO / "notebooks") == []
 
 
+def test_papermill_sees_every_parameter():
+    """papermill skips a parameters-cell line it cannot parse (e.g. '=' or '|' in a trailing comment); the runner
+    would then refuse a config that sets it. Every assignment must be visible to papermill."""
+    import ast
+
+    import nbformat
+    import papermill
+
+    for path in sorted((REPO / "notebooks").glob("*.ipynb")):
+        cell = next(c for c in nbformat.read(str(path), as_version=4).cells if "parameters" in c.metadata.get("tags", []))
+        assigned = {t.id for node in ast.parse(cell.source).body if isinstance(node, ast.Assign) for t in node.targets}
+        assert assigned == set(papermill.inspect_notebook(str(path))), path.name
+
+
+@pytest.mark.parametrize("config", ["demo.yaml", "smoke.yaml"])
+def test_every_config_parameter_is_declared_by_its_notebook(config):
+    from workbench.runner import step_parameters
+
+    cfg = load_pipeline_config(REPO / "configs" / config)
+    for step in cfg.steps:
+        step_parameters(step, cfg)  # raises naming the step and the undeclared parameter
+
+
 def test_every_notebook_is_in_the_demo_config():
     cfg = load_pipeline_config(REPO / "configs" / "demo.yaml")
     assert sorted(s.notebook.name for s in cfg.steps) == sorted(p.name for p in (REPO / "notebooks").glob("*.ipynb"))

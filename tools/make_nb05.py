@@ -29,12 +29,12 @@ run_dir = "../runs/scratch"
 smoke = False
 seed = 0
 p_threshold = 0.5             # a model agrees with a label when p > p_threshold (the paper's 0.5)
-margin_band = 0.0             # |p - p_threshold| <= band counts as unsure (neither agrees nor disagrees)
+margin_band = 0.0             # p within this distance of p_threshold counts as unsure (neither agrees nor disagrees)
 recycle = "none"              # none | all (flip every discarded pair) | consistent (flip only clear reversals)
 judge = "none"                # none | llm (your endpoint, silver labels) | simulated (oracle with judge_error_rate)
-judge_error_rate = 0.25       # judge=simulated: how often the simulated judge is wrong
+judge_error_rate = 0.25       # simulated judge only: how often it is wrong
 head_epochs = 30              # the gold RM is a fast head, like the Stage-1 RMs
-llm_base_url = ""             # judge=llm: e.g. http://localhost:8000/v1 ; empty: $WORKBENCH_LLM_BASE_URL
+llm_base_url = ""             # llm judge: e.g. http://localhost:8000/v1 ; empty: $WORKBENCH_LLM_BASE_URL
 llm_model = ""
 llm_api_key_env = "WORKBENCH_LLM_API_KEY"
 """),

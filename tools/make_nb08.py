@@ -43,7 +43,7 @@ labels_per_iteration = 40     # ... plus this many per retrieval round
 iterations = 3
 budget_curve = [40, 100]      # smaller human budgets for the accuracy-vs-labels curve
 oracle_error_rate = 0.0       # the simulated people's own error rate
-judge_error_rate = -1.0       # >= 0: a simulated LLM judge labels Stage 2's unsure pairs
+judge_error_rate = -1.0       # 0 or more: a simulated LLM judge labels Stage 2's unsure pairs; -1: none
 select_on_gold = False        # True: compared RMs keep their best gold epoch
 head_epochs = 30
 """),
