@@ -258,3 +258,21 @@ def test_curation_experiment_on_real_data_smoke(shared_data, tmp_path):
     v = verdict(res.summary)
     assert set(v) >= {"curated_minus_raw_noisy", "beats_raw_noisy", "beats_random_same_size"}
     assert np.isfinite(v["curated_minus_raw_noisy"])
+
+
+def test_experiment_cli_writes_tables_figures_and_a_verdict(shared_data, tmp_path, capsys):
+    from workbench.cli import main
+
+    out = tmp_path / "exp"
+    rc = main(["experiment", "--out", str(out), "--data-dir", str(shared_data), "--n-cross-prompt", "50",
+               "--n-truncated", "50", "--seeds", "0", "--seed-size", "10", "--labels-per-iteration", "6",
+               "--iterations", "1", "--budget-curve", "8", "--head-epochs", "5", "--min-clean-accuracy", "0.55"])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "curated" in printed and "beats_raw_noisy" in printed
+    summary = pd.read_csv(out / "tables" / "experiment_summary.csv")
+    assert len(summary) == 5 and (summary["seeds"] == 1).all()
+    curve = pd.read_csv(out / "tables" / "experiment_budget_curve_table.csv")
+    assert curve["budget"].tolist() == [0, 8, 16]
+    assert (out / "figures" / "experiment_conditions.html").exists()
+    assert io.read_json(out / "config_curation_experiment.json")["config"]["noise_rate"] == 0.2

@@ -60,7 +60,8 @@ def _ints(text: str) -> tuple[int, ...]:
 
 
 EXPERIMENT_FIELDS = ("noise_rate", "seeds", "n_cross_prompt", "n_truncated", "seed_size", "labels_per_iteration",
-                     "iterations", "budget_curve", "oracle_error_rate", "judge_error_rate", "select_on_gold", "head_epochs")
+                     "iterations", "budget_curve", "oracle_error_rate", "judge_error_rate", "select_on_gold", "head_epochs",
+                     "min_clean_accuracy")
 
 
 def _cmd_experiment(args: argparse.Namespace) -> int:
@@ -125,7 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
                              ("budget-curve", str, "smaller human budgets for the curve (40,100)"),
                              ("oracle-error-rate", float, "simulated people's error rate (0)"),
                              ("judge-error-rate", float, ">= 0: a simulated LLM judge in Stage 2 (off)"),
-                             ("head-epochs", int, "fast-head epochs (30)")):
+                             ("head-epochs", int, "fast-head epochs (30)"),
+                             ("min-clean-accuracy", float, "refuse to run when a clean-label RM is below this (0.6)")):
         exp.add_argument(f"--{name}", type=kind, default=None, help=text)
     exp.add_argument("--select-on-gold", action="store_true", default=None, help="compared RMs keep their best gold epoch")
     exp.set_defaults(func=_cmd_experiment)

@@ -247,7 +247,7 @@ def experiment_conditions(summary: pd.DataFrame) -> go.Figure:
                  "array": summary["test_accuracy_max"] - summary["test_accuracy_mean"],
                  "arrayminus": summary["test_accuracy_mean"] - summary["test_accuracy_min"]},
         text=[f"{m:.3f}<br>{int(n)} pairs" for m, n in zip(summary["test_accuracy_mean"], summary["train_pairs"])],
-        textposition="inside"))
+        textposition="inside", insidetextanchor="start"))
     lo = float(summary["test_accuracy_min"].min())
     fig.update_layout(title="Curation vs scale: clean test accuracy by training set (mean, min-max over seeds)",
                       yaxis_title="test accuracy", yaxis_range=[max(0.0, lo - 0.1), 1.0])
