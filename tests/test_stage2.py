@@ -255,6 +255,12 @@ def test_curation_experiment_on_real_data_smoke(shared_data, tmp_path):
     sizes = full.pivot_table(index="seed", columns="condition", values="train_pairs")
     assert (sizes["curated"] == sizes["random same size"]).all()
     assert res.curve["human_labels"].tolist()[0] == 0 and res.curve["budget"].tolist() == [0, *cfg.budgets()]
+    first = sorted((tmp_path / "exp" / "experiment").glob("*/seed0_budget18/review.sqlite"))
+    assert len(first) == 1
+    # other settings in the same folder never resume the first run's oracle answers
+    from dataclasses import replace
+    from workbench.curation_experiment import config_key
+    assert config_key(replace(cfg, noise_rate=0.3)) != config_key(cfg) == config_key(replace(cfg, seeds=(5,)))
     v = verdict(res.summary)
     assert set(v) >= {"curated_minus_raw_noisy", "beats_raw_noisy", "beats_random_same_size"}
     assert np.isfinite(v["curated_minus_raw_noisy"])

@@ -25,6 +25,8 @@ command line.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -159,11 +161,19 @@ def clean_check(data: ExperimentData, cfg: ExperimentConfig, run: io.Run) -> dic
     return out
 
 
+def config_key(cfg: ExperimentConfig) -> str:
+    """Short hash of everything that shapes a (seed, budget) run: a rerun with other settings in the same folder
+    gets fresh review logs instead of resuming oracle answers given to differently-noised labels."""
+    fields = {k: v for k, v in asdict(cfg).items() if k not in ("seeds", "budget_curve")}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:10]
+
+
 def run_once(data: ExperimentData, cfg: ExperimentConfig, run: io.Run, *, seed: int, budget: int,
              all_conditions: bool = True) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """One seed at one human budget: noise -> Stage 1 (oracle) -> Stage 2 -> RMs per condition."""
     cache = io.EmbeddingCache(run, "minilm")
-    work = Path(run.file("experiment", f"seed{seed}_budget{budget}", ".keep")).parent
+    work = run.path / "experiment" / config_key(cfg) / f"seed{seed}_budget{budget}"
+    work.mkdir(parents=True, exist_ok=True)
     pool, pool_emb = data.split("train")
     gold, gold_emb = data.split("gold")
     test, _ = data.split("test")
@@ -230,7 +240,8 @@ def verdict(summary: pd.DataFrame) -> dict[str, Any]:
 
 def run_experiment(cfg: ExperimentConfig, run_dir: str | Path, *, data_dir: str | None = None,
                    pairs: PairFrame | None = None, progress: bool = True) -> ExperimentResult:
-    """The whole ablation; every model and curated set is written under ``<run_dir>/experiment/``.
+    """The whole ablation; every model, review log and curated set is written under
+    ``<run_dir>/experiment/<config_key>/seed<s>_budget<b>/``; a rerun with the same settings resumes the review logs.
 
     Example: ``res = run_experiment(ExperimentConfig(seeds=(0, 1, 2)), "runs/exp")``; ``res.summary``.
     """
