@@ -94,14 +94,7 @@ fig_curve
 """),
 ("code", """
 full = result.detection[result.detection["budget"] == cfg.human_budget]
-verdict = ce.verdict(result.summary)
-metrics = {"noise_rate": cfg.noise_rate, "seeds": len(cfg.seeds), "human_budget": cfg.human_budget,
-           **result.clean_check, **verdict,
-           **{f"{r.condition}/test_accuracy_mean": r.test_accuracy_mean for r in result.summary.itertuples()},
-           **{f"{r.condition}/test_accuracy_std": r.test_accuracy_std for r in result.summary.itertuples()},
-           "flag_f1_mean": float(full["flag_f1"].mean()), "flag_precision_mean": float(full["flag_precision"].mean()),
-           "flag_recall_mean": float(full["flag_recall"].mean()),
-           "curated_label_accuracy_mean": float(full["curated_label_accuracy"].mean())}
+metrics = ce.headline_metrics(result, cfg)
 io.save_metrics(metrics, run, "experiment_metrics", title="Curation experiment at a glance", step=STEP)
 metrics
 """),

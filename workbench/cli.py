@@ -81,12 +81,13 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
     io.save_table(res.per_seed, run, "experiment_per_seed", title="Every seed, budget and condition", index=False)
     io.save_figure(plots.experiment_conditions(res.summary), run, "experiment_conditions", title="By training set")
     io.save_figure(plots.human_budget_curve(res.curve), run, "experiment_budget_curve", title="Test accuracy vs human labels")
-    io.save_metrics({**res.clean_check, **ce.verdict(res.summary)}, run, "experiment_metrics", title="Verdict")
+    metrics = ce.headline_metrics(res, cfg)
+    io.save_metrics(metrics, run, "experiment_metrics", title="Curation experiment at a glance")
     print(f"clean-label RM: {res.clean_check['clean_test_accuracy']:.3f} on {res.clean_check['test_pairs']} test pairs\n")
     print(res.summary.to_string(index=False))
     print("\n" + res.detection.to_string(index=False))
     print("\n" + res.curve.to_string(index=False))
-    print("\n" + "\n".join(f"{k}: {v}" for k, v in ce.verdict(res.summary).items()))
+    print("\n" + "\n".join(f"{k}: {v}" for k, v in metrics.items() if k.startswith(("curated_minus", "spread", "beats"))))
     print(f"\ntables and figures: {run.path}")
     return 0
 

@@ -238,6 +238,17 @@ def verdict(summary: pd.DataFrame) -> dict[str, Any]:
     return out
 
 
+def headline_metrics(result: ExperimentResult, cfg: ExperimentConfig) -> dict[str, Any]:
+    """The numbers a report shows: settings, clean check, verdict, per-condition mean / std, detection at full budget."""
+    full = result.detection[result.detection["budget"] == cfg.human_budget]
+    return {"noise_rate": cfg.noise_rate, "seeds": len(cfg.seeds), "human_budget": cfg.human_budget,
+            **result.clean_check, **verdict(result.summary),
+            **{f"{r.condition}/test_accuracy_mean": r.test_accuracy_mean for r in result.summary.itertuples()},
+            **{f"{r.condition}/test_accuracy_std": r.test_accuracy_std for r in result.summary.itertuples()},
+            **{f"{m}_mean": float(full[m].mean())
+               for m in ("flag_f1", "flag_precision", "flag_recall", "curated_label_accuracy")}}
+
+
 def run_experiment(cfg: ExperimentConfig, run_dir: str | Path, *, data_dir: str | None = None,
                    pairs: PairFrame | None = None, progress: bool = True) -> ExperimentResult:
     """The whole ablation; every model, review log and curated set is written under

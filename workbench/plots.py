@@ -225,7 +225,8 @@ def _logit(p: pd.Series) -> pd.Series:
 def stage2_margin_scatter(decisions: pd.DataFrame, *, max_points: int = 20_000) -> go.Figure:
     """Gold-RM margin vs Stage-1-RM margin (``r_chosen - r_rejected`` under the pair's label), coloured by decision.
 
-    Top-right: both models agree with the label (kept); the judge decides the bottom-right quadrant.
+    Top-right: both models agree with the label (kept); top-left: only the gold RM agrees, so the judge decides;
+    bottom half: the gold RM disagrees (dropped, or flipped with ``recycle``).
     """
     frame = decisions.head(max_points).assign(margin_stage1=lambda d: _logit(d["p_stage1"]),
                                               margin_gold=lambda d: _logit(d["p_gold"]))

@@ -32,6 +32,7 @@ from workbench.retrieval import NeighborIndex
 from workbench.review import apply_labels
 from workbench.schema import PairFrame
 from workbench.splits import set_label_state
+from workbench.stage1 import score_frame
 
 RECYCLE_MODES = ("none", "all", "consistent")
 DECISION_STATE = {"keep": "verified", "flip": "flipped", "drop": "dropped"}
@@ -218,10 +219,7 @@ def train_gold_rm(gold: PairFrame, human_labelled: PairFrame | None, cfg: Stage2
 
 def p_of(rm: Any, pairs: PairFrame) -> np.ndarray:
     """``sigmoid(r_chosen - r_rejected)`` per pair, under the pair's current label."""
-    if pairs.empty:
-        return np.zeros(0)
-    s = scoring.score_pairs(rm, pairs, progress=False)
-    return 1.0 / (1.0 + np.exp(-(s["r_chosen"].to_numpy() - s["r_rejected"].to_numpy())))
+    return score_frame(rm, pairs)["p"].to_numpy(dtype=np.float64)
 
 
 def judge_examples(queries: PairFrame, query_emb: np.ndarray, verified: PairFrame, verified_emb: np.ndarray, *,
