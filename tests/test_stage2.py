@@ -282,3 +282,13 @@ def test_experiment_cli_writes_tables_figures_and_a_verdict(shared_data, tmp_pat
     assert curve["budget"].tolist() == [0, 8, 16]
     assert (out / "figures" / "experiment_conditions.html").exists()
     assert io.read_json(out / "config_curation_experiment.json")["config"]["noise_rate"] == 0.2
+
+
+def test_experiment_cli_rejects_bad_options_by_name(capsys):
+    from workbench.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["experiment", "--seeds", "0,x"])
+    assert "--seeds" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="noise_rate must be in"):
+        main(["experiment", "--noise-rate", "0.7"])

@@ -56,7 +56,11 @@ def _cmd_check_data(args: argparse.Namespace) -> int:
 
 
 def _ints(text: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in text.split(",") if x.strip())
+    """argparse type for comma-separated integers, e.g. ``0,1,2``."""
+    try:
+        return tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 0,1,2, got {text!r}") from None
 
 
 EXPERIMENT_FIELDS = ("noise_rate", "seeds", "n_cross_prompt", "n_truncated", "seed_size", "labels_per_iteration",
@@ -69,9 +73,6 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
     from workbench import io, plots
 
     given = {k: v for k, v in vars(args).items() if k in EXPERIMENT_FIELDS and v is not None}
-    for key in ("seeds", "budget_curve"):
-        if key in given:
-            given[key] = _ints(given[key])
     cfg = ce.ExperimentConfig(**given)  # unset options keep the dataclass defaults
     res = ce.run_experiment(cfg, args.out, data_dir=args.data_dir)
     run = io.start_run(args.out)
@@ -119,12 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--out", default="runs/experiment", help="folder for models, tables and figures")
     exp.add_argument("--data-dir", default=None, help="shared data folder (default: <repo>/../shared/data)")
     for name, kind, text in (("noise-rate", float, "share of pool labels flipped (0.2)"),
-                             ("seeds", str, "comma-separated seeds (0,1,2)"),
+                             ("seeds", _ints, "comma-separated seeds (0,1,2)"),
                              ("n-cross-prompt", int, "known-truth pairs of each kind (700)"), ("n-truncated", int, "(700)"),
                              ("seed-size", int, "human labels in Stage-1 round 0 (60)"),
                              ("labels-per-iteration", int, "human labels per retrieval round (40)"),
                              ("iterations", int, "retrieval rounds (3)"),
-                             ("budget-curve", str, "smaller human budgets for the curve (40,100)"),
+                             ("budget-curve", _ints, "smaller human budgets for the curve (40,100)"),
                              ("oracle-error-rate", float, "simulated people's error rate (0)"),
                              ("judge-error-rate", float, ">= 0: a simulated LLM judge in Stage 2 (off)"),
                              ("head-epochs", int, "fast-head epochs (30)"),
