@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 	@test -x $(PY) || $(shell command -v $(PYTHON) || echo python3) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=23.2"
 	# torch is pinned in the same pip run (constraints) so nothing can pull a CUDA build.
-	$(PY) -m pip install --quiet -c requirements/constraints.txt "torch==2.13.0" -e ".[dev]"
+	$(PY) -m pip install --quiet -c requirements/constraints.txt "torch==2.13.0" -e ".[dev,scale]"
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 

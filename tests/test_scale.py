@@ -1,0 +1,231 @@
+"""Issue #9: sharded, streaming curation; synthetic pools; on-disk IVF retrieval; maps from a sample."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from workbench import io, scale
+from workbench.embedding import HashingEmbedder, MemoryEmbeddingCache, embed_texts, text_key
+from workbench.pairs import PairError
+from workbench.retrieval import neighbours_to_pull, recall_at_k
+from workbench.scoring import load_reward_model, score_pairs
+from workbench.stage2 import Stage2Config, consistency_decisions
+from workbench.synthetic import SyntheticConfig, hh_profile, synthetic_shard, write_synthetic_pool
+
+POOL = SyntheticConfig(n_pairs=1_200, shard_size=400, n_topics=20, seed=3)
+
+
+@pytest.fixture(scope="module")
+def profile(shared_data):
+    return hh_profile(shared_data)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, profile):
+    """A 3-shard synthetic pool and two fast hashing-embedder RMs trained on another synthetic shard."""
+    root = tmp_path_factory.mktemp("scale")
+    write_synthetic_pool(root / "pool", POOL, profile=profile, progress=False)
+    train = synthetic_shard(profile, SyntheticConfig(n_pairs=600, shard_size=600, n_topics=20, seed=99), 0)
+    train["split"] = np.where(np.arange(len(train)) % 3 == 0, "gold", "train")
+    stage1, gold = scale.train_pool_rms(train, root / "rms", epochs=3, progress=False)
+    cfg = scale.ScaleConfig(stage1_rm=str(stage1), gold_rm=str(gold), embedder="hashing",
+                            stage2=Stage2Config(margin_band=0.02))
+    summary = scale.curate_pool(root / "pool", root / "out", cfg, progress=False)
+    return root, cfg, summary
+
+
+# ---------------------------------------------------------------- synthetic pool
+
+
+def test_synthetic_pairs_copy_real_shapes_and_are_reproducible(profile):
+    cfg = SyntheticConfig(n_pairs=3_000, shard_size=3_000, seed=1)
+    a, b = synthetic_shard(profile, cfg, 0), synthetic_shard(profile, cfg, 0)
+    pd.testing.assert_frame_equal(a, b)
+    assert a["pair_id"].is_unique and set(a["split"]) == {"train"}
+    words = a["chosen"].str.split().str.len().to_numpy()
+    real = profile.chosen_words
+    for q in (25, 50, 75, 95):  # the real (HH test) length distribution, long tail included
+        assert abs(np.percentile(words, q) - np.percentile(real, q)) <= 0.15 * np.percentile(real, q) + 2
+    turns = a["prompt"].map(len).to_numpy()
+    assert turns.max() > 1 and abs(np.median(turns) - np.median([len(t) for t in profile.turn_words])) <= 1
+    assert all(p[-1]["role"] == "user" for p in a["prompt"])  # HH prompts end with the user's turn
+    other = synthetic_shard(profile, SyntheticConfig(n_pairs=6_000, shard_size=3_000, seed=1), 1)
+    assert not set(other["pair_id"]) & set(a["pair_id"])
+
+
+def test_synthetic_topics_cluster_in_embedding_space(profile):
+    pairs = synthetic_shard(profile, SyntheticConfig(n_pairs=400, shard_size=400, n_topics=5, seed=0), 0)
+    emb = embed_texts([p[0]["content"] + " " + c for p, c in zip(pairs["prompt"], pairs["chosen"])],
+                      model_name="hashing", progress=False)
+    sims = emb @ emb.T
+    same = pairs["topic"].to_numpy()[:, None] == pairs["topic"].to_numpy()[None, :]
+    np.fill_diagonal(same, False)
+    off = ~same
+    np.fill_diagonal(off, False)
+    assert sims[same].mean() > sims[off].mean() + 0.05
+
+
+def test_hashing_embedder_is_normalised_deterministic_and_lexical():
+    model = HashingEmbedder()
+    v = model.encode(["the cat sat on the mat", "the cat sat on a mat", "stock prices fell sharply today"])
+    assert v.shape == (3, 384) and np.allclose(np.linalg.norm(v, axis=1), 1, atol=1e-5)
+    assert np.array_equal(v, HashingEmbedder().encode(["the cat sat on the mat", "the cat sat on a mat",
+                                                        "stock prices fell sharply today"]))
+    assert v[0] @ v[1] > 0.5 > abs(v[0] @ v[2])
+
+
+def test_memory_cache_serves_repeated_texts():
+    cache = MemoryEmbeddingCache()
+    first = embed_texts(["a b", "c d"], model_name="hashing", cache=cache, progress=False)
+    again = embed_texts(["c d", "e f", "a b"], model_name="hashing", cache=cache, progress=False)
+    assert np.array_equal(again[0], first[1]) and np.array_equal(again[2], first[0])
+    assert len(cache.lookup([text_key(t) for t in ("a b", "c d", "e f")])[0]) == 3
+
+
+# ---------------------------------------------------------------- sharded curation
+
+
+def test_every_shard_is_curated_and_matches_the_in_memory_stage2(world):
+    root, cfg, summary = world
+    assert list(summary["shard"]) == ["shard-00000", "shard-00001", "shard-00002"]
+    assert summary["pairs"].sum() == 1_200
+    assert (summary[["keep", "flip", "drop"]].sum(axis=1) == summary["pairs"]).all()
+    for sub, suffix in (("tags", ".parquet"), ("vectors", ".npy"), ("curated", ".parquet"), ("done", ".json")):
+        assert len(list((root / "out" / sub).glob(f"*{suffix}"))) == 3, sub
+    # The streamed decisions are exactly what Stage 2 decides on the whole pool in memory.
+    pool = pd.concat([io.load_pairs(p) for p in scale.list_shards(root / "pool")], ignore_index=True)
+    p1 = score_pairs(load_reward_model(cfg.stage1_rm), pool, progress=False)["p"]
+    pg = score_pairs(load_reward_model(cfg.gold_rm), pool, progress=False)["p"]
+    expected = consistency_decisions(pool["pair_id"], p1, pg, None, cfg.stage2)
+    curated = scale.read_curated(root / "out", ["pair_id", "stage2_decision", "p_stage1", "label_state"])
+    assert list(curated["pair_id"]) == list(pool["pair_id"])
+    assert list(curated["stage2_decision"]) == list(expected["stage2_decision"])
+    np.testing.assert_allclose(curated["p_stage1"], p1, rtol=1e-6)
+    assert {"keep", "drop"} <= set(curated["stage2_decision"])
+    assert set(curated.loc[curated["stage2_decision"] == "drop", "label_state"]) == {"dropped"}
+    table = scale.decision_summary(root / "out")
+    assert table.to_numpy().sum() == 1_200 and "safety" in table.index
+
+
+def test_a_crashed_shard_is_redone_and_finished_ones_are_skipped(world, tmp_path):
+    root, cfg, _ = world
+    out = tmp_path / "out"
+    shutil.copytree(root / "out", out)
+    (out / "done" / "shard-00001.json").unlink()  # as if the process died before the commit point
+    (out / "curated" / "shard-00001.parquet").unlink()
+    before = {p.name: p.stat().st_mtime_ns for p in (out / "curated").glob("*.parquet")}
+    calls = []
+    original = scale.ShardWorker.process
+
+    def spy(self, shard):
+        calls.append(Path(shard).stem)
+        return original(self, shard)
+
+    scale.ShardWorker.process = spy
+    try:
+        summary = scale.curate_pool(root / "pool", out, cfg, progress=False)
+    finally:
+        scale.ShardWorker.process = original
+    assert summary["pairs"].sum() == 1_200
+    after = {p.name: p.stat().st_mtime_ns for p in (out / "curated").glob("*.parquet")}
+    assert after["shard-00000.parquet"] == before["shard-00000.parquet"]  # finished shards untouched
+    assert set(after) == {"shard-00000.parquet", "shard-00001.parquet", "shard-00002.parquet"}
+    assert json.loads((out / "done" / "shard-00001.json").read_text())["pairs"] == 400
+    a = pd.read_parquet(root / "out" / "curated" / "shard-00001.parquet").drop(columns="label_at")
+    b = pd.read_parquet(out / "curated" / "shard-00001.parquet").drop(columns="label_at")
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_outputs_of_another_configuration_are_not_mixed(world, tmp_path):
+    root, cfg, _ = world
+    out = tmp_path / "out"
+    shutil.copytree(root / "out", out)
+    other = scale.ScaleConfig(stage1_rm=cfg.stage1_rm, gold_rm=cfg.gold_rm, embedder="hashing", tagger="none")
+    with pytest.raises(ValueError, match="holds outputs of another run \\(key differ"):
+        scale.curate_pool(root / "pool", out, other, progress=False)
+
+
+def test_bad_shards_and_files_are_named_with_row_and_field(world, tmp_path):
+    root, cfg, _ = world
+    bad = tmp_path / "pool"
+    bad.mkdir()
+    pairs = io.load_pairs(root / "pool" / "shard-00000.parquet").head(5)
+    pairs.loc[3, "label_state"] = "maybe"
+    io.write_pairs(pairs, bad / "shard-00000.parquet")
+    with pytest.raises(ValueError, match=r"shard-00000.parquet: row 3: field 'label_state'"):
+        scale.curate_pool(bad, tmp_path / "out", cfg, progress=False)
+    with pytest.raises(FileNotFoundError, match="no \\*.parquet shards"):
+        scale.list_shards(tmp_path)
+    jsonl = tmp_path / "pairs.jsonl"
+    good = {"prompt": "Hi?", "chosen": "Hello.", "rejected": "Go away."}
+    jsonl.write_text("\n".join(json.dumps(r) for r in [good, {**good, "prompt": "Yo?"}, {"prompt": "x", "chosen": 3}]))
+    with pytest.raises(PairError, match=r"pairs.jsonl: row 3: field 'chosen'"):
+        scale.shard_pair_file(jsonl, tmp_path / "shards", shard_size=2)
+
+
+def test_shard_pair_file_streams_a_file_into_canonical_shards(tmp_path):
+    jsonl = tmp_path / "pairs.jsonl"
+    jsonl.write_text("\n".join(json.dumps({"prompt": f"Q{i}?", "chosen": f"A{i}.", "rejected": f"No {i}."})
+                               for i in range(5)))
+    paths = scale.shard_pair_file(jsonl, tmp_path / "shards", shard_size=2)
+    assert [p.name for p in paths] == ["shard-00000.parquet", "shard-00001.parquet", "shard-00002.parquet"]
+    frames = [io.load_pairs(p) for p in paths]
+    assert [len(f) for f in frames] == [2, 2, 1] and frames[2]["chosen"].iloc[0] == "A4."
+    assert set(pd.concat(frames)["split"]) == {"train"}
+
+
+# ---------------------------------------------------------------- retrieval and maps at scale
+
+
+def test_sharded_exact_search_equals_brute_force_and_ivf_recall_is_high(world, tmp_path):
+    root, _, _ = world
+    vectors = scale.ShardedVectors(root / "out")
+    assert len(vectors) == 1_200 and vectors.arrays[0].dtype == np.float16
+    everything = np.concatenate([np.asarray(a, dtype=np.float32) for a in vectors.arrays])
+    queries = embed_texts(["how do I cook rice", "tell me about the war", "write a poem"], model_name="hashing",
+                          progress=False)
+    sims, idx = scale.ShardedExactSearch(vectors).search(queries, 8)
+    brute = np.argsort(-(queries @ everything.T), axis=1, kind="stable")[:, :8]
+    assert np.array_equal(np.sort(idx, axis=1), np.sort(brute, axis=1))
+    assert np.all(np.diff(sims, axis=1) <= 1e-6)
+    index = scale.build_ivf_index(vectors, scale.IndexConfig(nprobe=4), path=tmp_path / "ivf.faiss", progress=False)
+    q = vectors.rows(np.arange(0, 1_200, 7))
+    exact = scale.ShardedExactSearch(vectors).search(q, 8)[1]
+    assert recall_at_k(index.search(q, 8)[1], exact) >= 0.9
+    reloaded = scale.ShardedIVFIndex.load(tmp_path / "ivf.faiss", nprobe=4)
+    assert np.array_equal(reloaded.search(q, 8)[1], index.search(q, 8)[1])
+
+
+def test_retrieve_at_scale_applies_the_k_rule(world):
+    root, _, _ = world
+    vectors = scale.ShardedVectors(root / "out")
+    ids = vectors.pair_ids()
+    gold_p = np.array([0.2, 0.9, 1.0, 0.6])
+    gold_emb = vectors.rows(np.array([5, 500, 900, 1100]))
+    hits = scale.retrieve_at_scale(["g0", "g1", "g2", "g3"], gold_p, gold_emb, scale.ShardedExactSearch(vectors), ids)
+    counts = hits.groupby("pulled_by").size().reindex(["g0", "g1", "g2", "g3"], fill_value=0).tolist()
+    assert counts == neighbours_to_pull(gold_p).tolist() == [8, 1, 0, 4]
+    assert hits.loc[hits["pulled_by"] == "g0", "row"].iloc[0] == 5  # a pool pair is its own nearest neighbour
+    assert (hits["pair_id"].to_numpy() == ids[hits["row"].to_numpy()]).all()
+
+
+def test_map_sample_keeps_every_error_and_reads_only_its_rows(world):
+    from workbench.clustering import ClusterConfig, ErrorMap
+
+    root, _, _ = world
+    scores = scale.read_curated(root / "out", ["pair_id", "p_stage1"])
+    wrong = set(scores.loc[scores["p_stage1"] < 0.5, "pair_id"])
+    assert 0 < len(wrong) < 600
+    pairs, vecs = scale.map_sample(root / "out", max_points=600)
+    assert len(pairs) == len(vecs) == 600 and wrong <= set(pairs["pair_id"])
+    vectors = scale.ShardedVectors(root / "out")
+    row_of = {pid: i for i, pid in enumerate(vectors.pair_ids())}
+    assert np.array_equal(vecs, vectors.rows(np.array([row_of[p] for p in pairs["pair_id"]])))
+    fitted = ErrorMap(ClusterConfig(fit_sample=200, min_cluster_size=10)).fit(vecs)  # fit on 200, transform 400
+    assert fitted.xy.shape == (600, 2) and np.isfinite(fitted.xy).all()

@@ -1,0 +1,459 @@
+"""Curate a pool too large for memory: the tag -> embed -> score -> Stage-2 stages, one parquet shard at a time.
+
+The pool is a folder of parquet shards (`shard_pair_file` cuts any pair file into them;
+`workbench.synthetic` writes synthetic ones). `curate_pool` runs every shard through
+`ShardWorker.process` and writes per shard::
+
+    out_dir/tags/<shard>.parquet      the attributes (tags/<shard>.sqlite: the tagger's durable log)
+    out_dir/vectors/<shard>.npy       float16 (conversation, attributes) embeddings, rows = curated rows
+    out_dir/curated/<shard>.parquet   the pairs with Stage-2 decisions and provenance (`stage2.curate`)
+    out_dir/done/<shard>.json         written last: the shard is finished (resume skips it)
+
+Memory is bounded by one shard per worker, whatever the pool size. A crash or Ctrl-C loses at most the
+shards in flight (an LLM tagger's finished chunks are kept in the sqlite log). ``backend="ray"`` runs the
+same `ShardWorker` as Ray Data actors (`workbench.ray_backend`): same files, same bytes.
+
+After the shards: `ShardedVectors` reads the embeddings back memory-mapped, `build_ivf_index` builds a faiss
+IVF index over them in chunks, `ShardedExactSearch` is the exact baseline, `retrieve_at_scale` applies the
+paper's k-rule against either, and `map_sample` draws the error map from a sample with every error kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from workbench import io
+from workbench.schema import PAIR_COLUMNS, PairFrame, validate_pair_frame
+from workbench.stage2 import Stage2Config, consistency_decisions, curate
+
+BACKENDS = ("local", "ray")
+TAGGERS = ("embedded", "llm", "none")
+STAGE_FOLDERS = ("tags", "vectors", "curated", "done")
+
+
+@dataclass(frozen=True)
+class ScaleConfig:
+    """What `curate_pool` runs (notebook 09's parameters map onto it).
+
+    The two RMs are folders written by `workbench.training.train_reward_model` (any kind; fast embedding
+    heads keep a million pairs to minutes). ``embedder`` embeds the pair map and the embedded tagger;
+    ``"hashing"`` is the model-free embedder for very large pools on CPUs.
+    """
+
+    stage1_rm: str
+    gold_rm: str
+    embedder: str = ""  # "" = offline MiniLM; "hashing" = `workbench.embedding.HashingEmbedder`
+    tagger: str = "embedded"  # embedded | llm | none
+    llm_base_url: str = ""  # tagger="llm": an OpenAI-compatible endpoint (see README)
+    llm_model: str = ""
+    backend: str = "local"  # local | ray
+    ray_address: str = ""  # backend="ray": "" starts a local Ray; "auto" or "ray://host:10001" joins a cluster
+    workers: int = 2  # backend="ray": actors, each holding the models and working on one shard at a time
+    stage2: Stage2Config = field(default_factory=Stage2Config)
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"Unknown backend {self.backend!r}; choose one of {list(BACKENDS)}.")
+        if self.tagger not in TAGGERS:
+            raise ValueError(f"Unknown tagger {self.tagger!r}; choose one of {list(TAGGERS)}.")
+        if self.workers < 1:
+            raise ValueError(f"workers must be >= 1, got {self.workers}.")
+        for name in ("stage1_rm", "gold_rm"):
+            if not Path(getattr(self, name)).exists():
+                raise FileNotFoundError(f"{name}={getattr(self, name)!r}: no reward model folder there; train one first "
+                                        "(notebooks 04/05, or workbench.training.train_reward_model).")
+
+    def key(self) -> str:
+        """What the outputs depend on: models, embedder, tagger, thresholds (not the backend or workers)."""
+        from workbench.scoring import load_reward_model
+
+        parts = {k: v for k, v in asdict(self).items() if k not in ("backend", "ray_address", "workers")}
+        parts["stage1_rm"] = load_reward_model(self.stage1_rm).fingerprint
+        parts["gold_rm"] = load_reward_model(self.gold_rm).fingerprint
+        return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def list_shards(pool_dir: str | Path) -> list[Path]:
+    """The pool's parquet shards, in name order (the order of rows in every output)."""
+    pool_dir = Path(pool_dir)
+    if not pool_dir.is_dir():
+        raise FileNotFoundError(f"{pool_dir}: not a folder of parquet shards (use workbench.scale.shard_pair_file "
+                                "to cut a pair file into shards).")
+    shards = sorted(pool_dir.glob("*.parquet"))
+    if not shards:
+        raise FileNotFoundError(f"{pool_dir}: no *.parquet shards in this folder.")
+    return shards
+
+
+def shard_pair_file(path: str | Path, out_dir: str | Path, *, shard_size: int = 10_000, fmt: str = "auto",
+                    split: str = "train") -> list[Path]:
+    """Cut a pair file (any format `workbench.io.read_pairs` reads) into canonical parquet shards, reading it
+    record by record; a bad row raises `workbench.pairs.PairError` naming the file, row and field."""
+    from workbench.pairs import records_to_pairs
+
+    path, out_dir = Path(path), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    records, written = io.iter_records(path), []
+    for index in itertools.count():
+        chunk = list(itertools.islice(records, shard_size))
+        if not chunk:
+            break
+        pairs, report = records_to_pairs(chunk, where=str(path), source=path.name.split(".")[0], fmt=fmt, strict=True)
+        fmt = report.fmt  # detected on the first chunk, then fixed for the rest of the file
+        pairs["split"] = split
+        written.append(io.write_pairs(pairs, out_dir / f"shard-{index:05d}.parquet"))
+    return written
+
+
+def _load_shard(path: Path) -> PairFrame:
+    pairs = io.load_pairs(path)
+    validate_pair_frame(pairs, where=str(path))
+    return pairs
+
+
+@dataclass
+class ShardWorker:
+    """Holds the models once (per process or Ray actor) and curates one shard per `process` call."""
+
+    cfg: ScaleConfig
+    out_dir: Path
+    key: str = ""
+
+    def __post_init__(self) -> None:
+        from workbench.scoring import load_reward_model
+
+        self.out_dir = Path(self.out_dir)
+        self.key = self.key or self.cfg.key()
+        self.stage1 = load_reward_model(self.cfg.stage1_rm)
+        self.gold = load_reward_model(self.cfg.gold_rm)
+        self.tagger = self._tagger()
+
+    def _tagger(self) -> Any:
+        from workbench.tagging import EmbeddedTagger, make_tagger
+
+        if self.cfg.tagger == "embedded":
+            return EmbeddedTagger(embedder_name=self.cfg.embedder)
+        if self.cfg.tagger == "llm":
+            from workbench.llm_client import EndpointConfig
+
+            return make_tagger("llm", endpoint=EndpointConfig(base_url=self.cfg.llm_base_url, model=self.cfg.llm_model))
+        return None
+
+    def done_path(self, shard: Path) -> Path:
+        return self.out_dir / "done" / f"{shard.stem}.json"
+
+    def process(self, shard: str | Path) -> dict[str, Any]:
+        """Curate one shard (or return its summary if an earlier run finished it)."""
+        from workbench.clustering import embed_pairs
+        from workbench.embedding import MemoryEmbeddingCache
+        from workbench.scoring import score_pairs
+        from workbench.tagging import TagConfig, tag_pairs
+
+        shard = Path(shard)
+        done = io.read_json(self.done_path(shard))
+        if done is not None and done.get("key") == self.key:
+            return done
+        t0 = time.perf_counter()
+        pool = _load_shard(shard)
+        cache = MemoryEmbeddingCache()  # one shard's texts are embedded once, shared by tagger, map and both RMs
+        tags = None
+        if self.tagger is not None:
+            self.tagger.cache = cache if hasattr(self.tagger, "cache") else None
+            store = io.ResultStore(self.out_dir / "tags" / f"{shard.stem}.sqlite", "tags")
+            try:
+                tags = tag_pairs(pool, self.tagger, store=store, cfg=TagConfig(chunk_size=1024), progress=False)
+            finally:
+                store.close()
+        vectors = embed_pairs(pool, tags, cache=cache, model_name=self.cfg.embedder, progress=False)
+        p = {}
+        for name, rm in (("stage1", self.stage1), ("gold", self.gold)):
+            if hasattr(rm, "cache"):
+                rm.cache = cache
+            p[name] = score_pairs(rm, pool, progress=False)["p"].to_numpy()
+        decisions = consistency_decisions(pool["pair_id"], p["stage1"], p["gold"], None, self.cfg.stage2)
+        curated = curate(pool, decisions, by=f"stage2-scale:{self.key}")
+        if tags is not None:
+            io.write_frame(tags, self.out_dir / "tags" / f"{shard.stem}.parquet")
+        _save_vectors(vectors, self.out_dir / "vectors" / f"{shard.stem}.npy")
+        io.write_frame(curated, self.out_dir / "curated" / f"{shard.stem}.parquet")
+        counts = curated["stage2_decision"].value_counts()
+        summary = {"shard": shard.stem, "key": self.key, "pairs": len(pool), "seconds": time.perf_counter() - t0,
+                   **{d: int(counts.get(d, 0)) for d in ("keep", "flip", "drop")}}
+        io.write_json(summary, self.done_path(shard))  # the commit point: the shard is finished
+        return summary
+
+
+def _save_vectors(vectors: np.ndarray, path: Path) -> None:
+    def save(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            np.save(f, np.asarray(vectors, dtype=np.float16))
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    io._write_atomically(path, save)
+
+
+def _check_manifest(out_dir: Path, key: str, shards: Sequence[Path], pool_dir: Path) -> None:
+    """An output folder belongs to one pool and one configuration: refuse to mix outputs of another."""
+    manifest = out_dir / "manifest.json"
+    want = {"key": key, "pool_dir": str(pool_dir.resolve()), "shards": [s.stem for s in shards]}
+    have = io.read_json(manifest)
+    if have is not None and have != want:
+        changed = [k for k in want if have.get(k) != want[k]]
+        raise ValueError(f"{out_dir} holds outputs of another run ({', '.join(changed)} differ). "
+                         "Use a new out_dir, or delete this one to start over.")
+    if have is None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        io.write_json(want, manifest)
+
+
+def curate_pool(pool_dir: str | Path, out_dir: str | Path, cfg: ScaleConfig, *, progress: bool = True) -> pd.DataFrame:
+    """Tag, embed, score and Stage-2-filter every shard of ``pool_dir``; resumable; one summary row per shard.
+
+    Example: ``curate_pool("pools/big", "runs/big", ScaleConfig(stage1_rm=..., gold_rm=..., backend="ray"))``.
+    """
+    pool_dir, out_dir = Path(pool_dir), Path(out_dir)
+    shards = list_shards(pool_dir)
+    key = cfg.key()
+    _check_manifest(out_dir, key, shards, pool_dir)
+    finished = {s.stem: done for s in shards
+                if (done := io.read_json(out_dir / "done" / f"{s.stem}.json")) is not None and done.get("key") == key}
+    todo = [s for s in shards if s.stem not in finished]
+    rows = list(finished.values())
+    if todo and cfg.backend == "ray":
+        from workbench.ray_backend import curate_on_ray
+
+        rows += curate_on_ray(todo, out_dir, cfg, key)
+    elif todo:
+        worker = ShardWorker(cfg, out_dir, key)
+        rows += [worker.process(s) for s in tqdm(todo, desc="curating shards", unit="shard", disable=not progress)]
+    return pd.DataFrame(rows).sort_values("shard").reset_index(drop=True)
+
+
+# ---------------------------------------------------------------- reading the outputs back
+
+
+def _finished(out_dir: Path) -> list[str]:
+    names = sorted(p.stem for p in (out_dir / "done").glob("*.json"))
+    if not names:
+        raise FileNotFoundError(f"{out_dir}: no finished shards; run workbench.scale.curate_pool first.")
+    return names
+
+
+def read_curated(out_dir: str | Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """Columns of every finished curated shard, concatenated (ask only for the columns you need: at 1M
+    pairs the texts alone are gigabytes)."""
+    out_dir = Path(out_dir)
+    return pd.concat([pd.read_parquet(out_dir / "curated" / f"{n}.parquet", columns=list(columns) if columns else None)
+                      for n in _finished(out_dir)], ignore_index=True)
+
+
+def decision_summary(out_dir: str | Path) -> pd.DataFrame:
+    """keep / flip / drop counts per task category (``all`` when untagged), from the shard outputs."""
+    out_dir = Path(out_dir)
+    frames = []
+    for n in _finished(out_dir):
+        dec = pd.read_parquet(out_dir / "curated" / f"{n}.parquet", columns=["pair_id", "stage2_decision"])
+        tag_file = out_dir / "tags" / f"{n}.parquet"
+        cat = pd.read_parquet(tag_file, columns=["task_category"])["task_category"] if tag_file.exists() else "all"
+        frames.append(dec.assign(task_category=cat).groupby(["task_category", "stage2_decision"]).size())
+    table = pd.concat(frames).groupby(level=[0, 1]).sum().unstack(fill_value=0)
+    return table.reindex(columns=[c for c in ("keep", "flip", "drop") if c in table.columns], fill_value=0)
+
+
+class ShardedVectors:
+    """The per-shard float16 embeddings as one row space, memory-mapped (nothing is loaded whole)."""
+
+    def __init__(self, out_dir: str | Path):
+        self.out_dir = Path(out_dir)
+        self.names = _finished(self.out_dir)
+        self.arrays = [np.load(self.out_dir / "vectors" / f"{n}.npy", mmap_mode="r") for n in self.names]
+        self.offsets = np.concatenate([[0], np.cumsum([len(a) for a in self.arrays])])
+        self.dim = int(self.arrays[0].shape[1])
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def chunks(self) -> Any:
+        """(first global row, float32 block) per shard."""
+        for start, block in zip(self.offsets, self.arrays):
+            yield int(start), np.asarray(block, dtype=np.float32)
+
+    def rows(self, index: np.ndarray) -> np.ndarray:
+        """float32 vectors of global rows ``index``."""
+        index = np.asarray(index)
+        out = np.empty((len(index), self.dim), dtype=np.float32)
+        shard = np.searchsorted(self.offsets, index, side="right") - 1
+        for s in np.unique(shard):
+            sel = shard == s
+            out[sel] = self.arrays[s][index[sel] - self.offsets[s]]
+        return out
+
+    def sample(self, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """(global rows, vectors) of ``n`` rows drawn without replacement."""
+        rows = np.sort(np.random.default_rng(seed).choice(len(self), size=min(n, len(self)), replace=False))
+        return rows, self.rows(rows)
+
+    def pair_ids(self) -> np.ndarray:
+        """pair_id of every global row (strings only, not the texts)."""
+        return read_curated(self.out_dir, ["pair_id"])["pair_id"].to_numpy()
+
+
+def _top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    k = min(k, scores.shape[1])
+    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    vals = np.take_along_axis(scores, top, axis=1)
+    order = np.argsort(-vals, axis=1, kind="stable")
+    return np.take_along_axis(vals, order, axis=1), np.take_along_axis(top, order, axis=1)
+
+
+class ShardedExactSearch:
+    """Exact cosine search, streamed shard by shard over the memory-mapped vectors (the baseline)."""
+
+    kind = "exact"
+
+    def __init__(self, vectors: ShardedVectors):
+        self.vectors = vectors
+
+    def __len__(self) -> int:
+        return len(self.vectors)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(similarities, global rows), each (n_queries, k), best first; like `NeighborIndex.search`."""
+        q = np.asarray(queries, dtype=np.float32)
+        best_s = np.full((len(q), k), -np.inf, dtype=np.float32)
+        best_i = np.full((len(q), k), -1, dtype=np.int64)
+        for start, block in self.vectors.chunks():
+            s, i = _top_k(q @ block.T, k)
+            merged_s, merged_i = np.concatenate([best_s, s], axis=1), np.concatenate([best_i, i + start], axis=1)
+            best_s, pos = _top_k(merged_s, k)
+            best_i = np.take_along_axis(merged_i, pos, axis=1)
+        return best_s, best_i
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """faiss IVF over float16 vectors: ``nlist`` lists (0 = 4 * sqrt(n)), ``nprobe`` searched per query."""
+
+    nlist: int = 0
+    nprobe: int = 32
+    train_sample: int = 100_000  # vectors the coarse quantizer is trained on
+    seed: int = 0
+
+
+class ShardedIVFIndex:
+    """A faiss ``IndexIVFScalarQuantizer`` (fp16 codes, inner product) built shard by shard; saved to disk."""
+
+    kind = "faiss-ivf"
+
+    def __init__(self, index: Any, n: int):
+        self.index, self.n = index, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        s, i = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+        return s.astype(np.float32), i.astype(np.int64)
+
+    @classmethod
+    def load(cls, path: str | Path, nprobe: int = 32) -> ShardedIVFIndex:
+        import faiss
+
+        index = faiss.read_index(str(path))
+        index.nprobe = nprobe
+        return cls(index, index.ntotal)
+
+
+def build_ivf_index(vectors: ShardedVectors, cfg: IndexConfig = IndexConfig(), *, path: str | Path | None = None,
+                    progress: bool = True) -> ShardedIVFIndex:
+    """Train the coarse quantizer on a sample, then add the vectors one shard at a time (global row ids).
+
+    The codes are float16, so the index takes 2 bytes per dimension: 0.8 GB for a million 384-d vectors.
+    """
+    import faiss
+
+    n = len(vectors)
+    nlist = cfg.nlist or max(1, min(int(4 * np.sqrt(n)), n // 39))  # faiss wants >= 39 training points per list
+    quantizer = faiss.IndexFlatIP(vectors.dim)
+    index = faiss.IndexIVFScalarQuantizer(quantizer, vectors.dim, nlist, faiss.ScalarQuantizer.QT_fp16,
+                                          faiss.METRIC_INNER_PRODUCT)
+    _, sample = vectors.sample(max(cfg.train_sample, 39 * nlist), seed=cfg.seed)
+    index.train(sample)
+    for start, block in tqdm(list(vectors.chunks()), desc="indexing shards", unit="shard", disable=not progress):
+        index.add_with_ids(block, np.arange(start, start + len(block), dtype=np.int64))
+    index.nprobe = cfg.nprobe
+    if path is not None:
+        io._write_atomically(Path(path), lambda tmp: faiss.write_index(index, tmp))
+    return ShardedIVFIndex(index, n)
+
+
+def retrieve_at_scale(gold_ids: Sequence[str], gold_p: np.ndarray, gold_emb: np.ndarray, index: Any,
+                      pool_ids: np.ndarray, *, k_max: int = 8) -> pd.DataFrame:
+    """The paper's adaptive k-rule (`workbench.retrieval.neighbours_to_pull`) against a sharded index:
+    one row per (gold pair, neighbour), with the similarity and the global row."""
+    from workbench.retrieval import neighbours_to_pull
+
+    k = neighbours_to_pull(gold_p, k_max)
+    active = np.flatnonzero(k > 0)
+    if len(active) == 0:
+        return pd.DataFrame(columns=["pulled_by", "puller_p", "pair_id", "row", "similarity"])
+    sims, rows = index.search(np.asarray(gold_emb, dtype=np.float32)[active], int(k.max()))
+    out = [(gold_ids[g], float(gold_p[g]), pool_ids[rows[r, j]], int(rows[r, j]), float(sims[r, j]))
+           for r, g in enumerate(active) for j in range(int(k[g])) if rows[r, j] >= 0]
+    return pd.DataFrame(out, columns=["pulled_by", "puller_p", "pair_id", "row", "similarity"])
+
+
+def map_sample(out_dir: str | Path, *, max_points: int = 20_000, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """The pairs an error map of the whole pool draws, and their vectors: every pair the Stage-1 RM gets
+    wrong (``p_stage1 < 0.5``; a random subset if there are more than ``max_points``) plus a random sample of
+    the rest. Texts are read only for these rows. Feed to `workbench.clustering.ErrorMap` (UMAP is fitted on
+    at most ``fit_sample`` of them, the rest transformed) and `workbench.plots.error_map`."""
+    out_dir = Path(out_dir)
+    rng = np.random.default_rng(seed)
+    scores = read_curated(out_dir, ["pair_id", "p_stage1"])
+    wrong = np.flatnonzero(scores["p_stage1"].to_numpy() < 0.5)
+    right = np.setdiff1d(np.arange(len(scores)), wrong)
+    if len(wrong) > max_points:
+        wrong = rng.choice(wrong, size=max_points, replace=False)
+    right = rng.choice(right, size=min(len(right), max_points - len(wrong)), replace=False)
+    rows = np.sort(np.concatenate([wrong, right]).astype(np.int64))
+    vectors = ShardedVectors(out_dir)
+    keep = set(scores["pair_id"].to_numpy()[rows])
+    wanted = list(PAIR_COLUMNS) + ["stage2_decision", "p_stage1", "p_gold"]
+    frames = []
+    for n in vectors.names:
+        shard = pd.read_parquet(out_dir / "curated" / f"{n}.parquet", columns=wanted)
+        frames.append(shard[shard["pair_id"].isin(keep)])
+    pairs = pd.concat(frames, ignore_index=True)
+    pairs["prompt"] = [list(p) for p in pairs["prompt"]]
+    return pairs, vectors.rows(rows)
+
+
+def train_pool_rms(pairs: PairFrame, out_dir: str | Path, *, embedder: str = "hashing", epochs: int = 10,
+                   seed: int = 0, progress: bool = True) -> tuple[Path, Path]:
+    """Two fast embedding-head RMs for `ScaleConfig` when a run has none yet: a *Stage-1* RM trained on the
+    ``train`` split's labels as they are and a *gold* RM trained on the ``gold`` split. Returns their folders
+    (``out_dir/stage1_rm/model``, ``out_dir/gold_rm/model``). In the full pipeline these come from
+    notebooks 04 and 05 instead."""
+    from workbench.training import RMTrainConfig, train_reward_model
+
+    out_dir = Path(out_dir)
+    cfg = RMTrainConfig(kind="embedding_head", backbone=embedder, head_epochs=epochs, seed=seed)
+    folders = []
+    for name, split in (("stage1_rm", "train"), ("gold_rm", "gold")):
+        part = pairs[pairs["split"] == split]
+        if len(part) < 2:
+            raise ValueError(f"train_pool_rms: need >= 2 '{split}' pairs for the {name}, got {len(part)}.")
+        folders.append(train_reward_model(part, None, cfg=cfg, output_dir=out_dir / name, progress=progress).model_dir)
+    return folders[0], folders[1]
