@@ -1,4 +1,5 @@
-"""Command line: ``workbench run``, ``report``, ``check-data`` and ``experiment`` (also ``python -m workbench``)."""
+"""Command line: ``workbench run``, ``report``, ``check-data``, ``experiment``, ``synth``, ``shard`` and ``scale``
+(also ``python -m workbench``)."""
 
 from __future__ import annotations
 
@@ -93,6 +94,48 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from workbench.synthetic import SyntheticConfig, write_synthetic_pool
+
+    cfg = SyntheticConfig(n_pairs=args.n, shard_size=args.shard_size, seed=args.seed)
+    paths = write_synthetic_pool(args.out, cfg, data_dir=args.data_dir)
+    print(f"{args.n} synthetic pairs in {len(paths)} shards: {args.out}")
+    return 0
+
+
+def _cmd_shard(args: argparse.Namespace) -> int:
+    from workbench.scale import shard_pair_file
+
+    paths = shard_pair_file(args.path, args.out, shard_size=args.shard_size, fmt=args.fmt)
+    print(f"{len(paths)} shards in {args.out}")
+    return 0
+
+
+def _cmd_scale(args: argparse.Namespace) -> int:
+    from workbench import io, scale
+
+    stage1, gold = args.stage1_rm, args.gold_rm
+    if not (stage1 and gold):
+        if not args.rms_from:
+            raise SystemExit("workbench scale: give --stage1-rm and --gold-rm, or --rms-from PAIRS to train fast ones")
+        stage1, gold = scale.train_pool_rms(io.load_pairs(args.rms_from), Path(args.out) / "rms", embedder=args.embedder)
+    cfg = scale.ScaleConfig(stage1_rm=str(stage1), gold_rm=str(gold), embedder=args.embedder, tagger=args.tagger,
+                            llm_base_url=args.llm_base_url, llm_model=args.llm_model, backend=args.backend,
+                            ray_address=args.ray_address, workers=args.workers)
+    try:
+        summary = scale.curate_pool(args.pool, args.out, cfg)
+    except KeyboardInterrupt:
+        print("\nInterrupted; finished shards are kept. Run the same command again to resume.", file=sys.stderr)
+        return 130
+    print(f"{int(summary['pairs'].sum())} pairs in {len(summary)} shards; "
+          f"keep {int(summary['keep'].sum())}, flip {int(summary['flip'].sum())}, drop {int(summary['drop'].sum())}")
+    print(scale.decision_summary(args.out).to_string())
+    if args.index:
+        index = scale.build_ivf_index(scale.ShardedVectors(args.out), path=Path(args.out) / "index.faiss")
+        print(f"faiss IVF index over {len(index)} pairs: {Path(args.out) / 'index.faiss'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="workbench", description="RM Curation Workbench")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -133,6 +176,34 @@ def build_parser() -> argparse.ArgumentParser:
         exp.add_argument(f"--{name}", type=kind, default=None, help=text)
     exp.add_argument("--select-on-gold", action="store_true", default=None, help="compared RMs keep their best gold epoch")
     exp.set_defaults(func=_cmd_experiment)
+    syn = sub.add_parser("synth", help="write a synthetic pool (real HH shapes and words) as parquet shards, for scale tests")
+    syn.add_argument("--n", type=int, required=True, help="number of pairs")
+    syn.add_argument("--out", required=True, help="folder for shard-00000.parquet ...")
+    syn.add_argument("--shard-size", type=int, default=10_000)
+    syn.add_argument("--seed", type=int, default=0)
+    syn.add_argument("--data-dir", default=None, help="shared data folder (default: <repo>/../shared/data)")
+    syn.set_defaults(func=_cmd_synth)
+    sha = sub.add_parser("shard", help="cut a pair file into canonical parquet shards, streaming")
+    sha.add_argument("path", help="JSONL / JSON / parquet / CSV (optionally .gz)")
+    sha.add_argument("--out", required=True)
+    sha.add_argument("--shard-size", type=int, default=10_000)
+    sha.add_argument("--fmt", default="auto", help="auto, hh, conversational, prompt_strings, llmbar")
+    sha.set_defaults(func=_cmd_shard)
+    sca = sub.add_parser("scale", help="tag, embed, score and Stage-2-filter a sharded pool (resumable; local or Ray)")
+    sca.add_argument("--pool", required=True, help="folder of parquet shards")
+    sca.add_argument("--out", required=True, help="output folder (per-shard tags, vectors, curated pairs)")
+    sca.add_argument("--stage1-rm", default="", help="the best Stage-1 RM folder")
+    sca.add_argument("--gold-rm", default="", help="the gold RM folder")
+    sca.add_argument("--rms-from", default="", help="no RMs yet: train fast ones on this pair file's train/gold splits")
+    sca.add_argument("--embedder", default="hashing", help='"hashing" (fast, lexical), "" (MiniLM) or a model path')
+    sca.add_argument("--tagger", default="embedded", choices=["embedded", "llm", "none"])
+    sca.add_argument("--llm-base-url", default="", help="tagger llm: OpenAI-compatible endpoint")
+    sca.add_argument("--llm-model", default="")
+    sca.add_argument("--backend", default="local", choices=["local", "ray"])
+    sca.add_argument("--ray-address", default="", help='"" = start a local Ray; "auto" or ray://head:10001 = a cluster')
+    sca.add_argument("--workers", type=int, default=2, help="Ray actors")
+    sca.add_argument("--index", action="store_true", help="also build the faiss IVF index (out/index.faiss)")
+    sca.set_defaults(func=_cmd_scale)
     return parser
 
 

@@ -164,8 +164,9 @@ class ShardWorker:
         done = io.read_json(self.done_path(shard))
         if done is not None and done.get("key") == self.key:
             return done
-        t0 = time.perf_counter()
+        clock = _StageClock()
         pool = _load_shard(shard)
+        clock.lap("read")
         cache = MemoryEmbeddingCache()  # one shard's texts are embedded once, shared by tagger, map and both RMs
         tags = None
         if self.tagger is not None:
@@ -175,23 +176,44 @@ class ShardWorker:
                 tags = tag_pairs(pool, self.tagger, store=store, cfg=TagConfig(chunk_size=1024), progress=False)
             finally:
                 store.close()
+        clock.lap("tag")
         vectors = embed_pairs(pool, tags, cache=cache, model_name=self.cfg.embedder, progress=False)
+        clock.lap("embed")
         p = {}
         for name, rm in (("stage1", self.stage1), ("gold", self.gold)):
             if hasattr(rm, "cache"):
                 rm.cache = cache
             p[name] = score_pairs(rm, pool, progress=False)["p"].to_numpy()
+        clock.lap("score")
         decisions = consistency_decisions(pool["pair_id"], p["stage1"], p["gold"], None, self.cfg.stage2)
         curated = curate(pool, decisions, by=f"stage2-scale:{self.key}")
+        clock.lap("filter")
         if tags is not None:
             io.write_frame(tags, self.out_dir / "tags" / f"{shard.stem}.parquet")
         _save_vectors(vectors, self.out_dir / "vectors" / f"{shard.stem}.npy")
         io.write_frame(curated, self.out_dir / "curated" / f"{shard.stem}.parquet")
+        clock.lap("write")
         counts = curated["stage2_decision"].value_counts()
-        summary = {"shard": shard.stem, "key": self.key, "pairs": len(pool), "seconds": time.perf_counter() - t0,
-                   **{d: int(counts.get(d, 0)) for d in ("keep", "flip", "drop")}}
+        summary = {"shard": shard.stem, "key": self.key, "pairs": len(pool), "seconds": clock.total(),
+                   **{d: int(counts.get(d, 0)) for d in ("keep", "flip", "drop")}, **clock.seconds}
         io.write_json(summary, self.done_path(shard))  # the commit point: the shard is finished
         return summary
+
+
+class _StageClock:
+    """Seconds per stage of one shard (``read_s``, ``tag_s``, ...), for the summary and the benchmarks."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.seconds[f"{stage}_s"] = now - self._last
+        self._last = now
+
+    def total(self) -> float:
+        return sum(self.seconds.values())
 
 
 def _save_vectors(vectors: np.ndarray, path: Path) -> None:

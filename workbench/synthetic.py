@@ -139,6 +139,13 @@ def synthetic_shard(profile: PoolProfile, cfg: SyntheticConfig, shard: int) -> P
     return pd.DataFrame(rows)
 
 
+def heldout_synthetic_pairs(profile: PoolProfile, cfg: SyntheticConfig, n: int) -> PairFrame:
+    """``n`` more pairs from the same topics as the pool ``cfg`` describes but not in it (e.g. gold queries)."""
+    beyond = SyntheticConfig(n_pairs=(cfg.n_shards + 1) * n, shard_size=n, n_topics=cfg.n_topics,
+                             topic_words=cfg.topic_words, topic_share=cfg.topic_share, seed=cfg.seed)
+    return synthetic_shard(profile, beyond, cfg.n_shards)
+
+
 def shard_name(index: int) -> str:
     return f"shard-{index:05d}.parquet"
 
