@@ -229,3 +229,58 @@ def test_map_sample_keeps_every_error_and_reads_only_its_rows(world):
     assert np.array_equal(vecs, vectors.rows(np.array([row_of[p] for p in pairs["pair_id"]])))
     fitted = ErrorMap(ClusterConfig(fit_sample=200, min_cluster_size=10)).fit(vecs)  # fit on 200, transform 400
     assert fitted.xy.shape == (600, 2) and np.isfinite(fitted.xy).all()
+
+
+def test_llm_judge_at_scale_labels_only_unsure_pairs_durably(world, tmp_path, profile):
+    import re
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from fake_llm_server import FakeLLMServer
+
+    root, cfg, _ = world
+    pool = synthetic_shard(profile, SyntheticConfig(n_pairs=60, shard_size=60, n_topics=5, seed=8), 0)
+    pool["chosen"] = pool["chosen"] + " This is great."  # the fake judge prefers the candidate saying 'great'
+    io.write_pairs(pool, tmp_path / "pool" / "shard-00000.parquet")
+
+    def respond(req):
+        text = req["messages"][-1]["content"].split("Now judge this one.")[-1]
+        first = re.search(r"Candidate 1:\n(.*?)\n\nCandidate 2:", text, re.S).group(1)
+        return json.dumps({"reason": "says great", "better": 1 if "great" in first else 2})
+
+    with FakeLLMServer(responder=respond) as srv:
+        judged = scale.ScaleConfig(stage1_rm=cfg.stage1_rm, gold_rm=cfg.gold_rm, embedder="hashing", judge="llm",
+                                   llm_base_url=srv.base_url, llm_model="fake-judge")
+        scale.curate_pool(tmp_path / "pool", tmp_path / "out", judged, progress=False)
+        curated = scale.read_curated(tmp_path / "out")
+        unsure = curated["p_stage1"] <= 0.5
+        assert 0 < unsure.sum() < len(curated)
+        assert (curated.loc[unsure, "judge_label"] == "chosen").all() and (curated.loc[~unsure, "judge_label"] == "").all()
+        rescued = unsure & (curated["p_gold"] > 0.5)
+        assert (curated.loc[rescued, "stage2_rule"] == "gold RM + judge agree").all()
+        assert (curated.loc[rescued, "stage2_decision"] == "keep").all()
+        asked = len(srv.chat_requests())
+        assert asked == 3 * unsure.sum()  # JudgeConfig.samples votes per unsure pair, none for confident ones
+        (tmp_path / "out" / "done" / "shard-00000.json").unlink()  # the shard died before its commit point
+        scale.curate_pool(tmp_path / "pool", tmp_path / "out", judged, progress=False)
+        assert len(srv.chat_requests()) == asked  # the judge's answers were durable: nothing asked twice
+
+
+def test_training_set_export_keeps_kept_and_flipped_pairs_with_flips_applied(world, tmp_path):
+    root, cfg, summary = world
+    path, n = scale.write_training_set(root / "out", tmp_path / "train.parquet")
+    assert n == int(summary["keep"].sum() + summary["flip"].sum())
+    train = io.load_pairs(path)
+    assert len(train) == n and set(train["stage2_decision"]) <= {"keep", "flip"}
+    assert set(train["label_state"]) <= {"verified", "flipped"}
+    pool = pd.concat([io.load_pairs(p) for p in scale.list_shards(root / "pool")]).set_index("pair_id")
+    assert (train["chosen"].to_numpy() == pool.loc[train["pair_id"], "chosen"].to_numpy()).all()  # no flips without recycle
+    recycled = scale.ScaleConfig(stage1_rm=cfg.stage1_rm, gold_rm=cfg.gold_rm, embedder="hashing", tagger="none",
+                                 stage2=Stage2Config(margin_band=0.02, recycle="all"))
+    scale.curate_pool(root / "pool", tmp_path / "recycled", recycled, progress=False)
+    path, n = scale.write_training_set(tmp_path / "recycled", tmp_path / "train_recycled.parquet")
+    train = io.load_pairs(path).set_index("pair_id")
+    assert n == 1_200 and (train["stage2_decision"] == "flip").sum() == summary["drop"].sum()
+    flipped = train.index[train["stage2_decision"] == "flip"]
+    assert (train.loc[flipped, "chosen"] == pool.loc[flipped, "rejected"]).all()
+    assert (train.loc[flipped, "label_state"] == "flipped").all()

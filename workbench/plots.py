@@ -262,3 +262,11 @@ def human_budget_curve(curve: pd.DataFrame) -> go.Figure:
     fig.update_layout(title="Test accuracy vs human labels spent (mean ± std over seeds)",
                       xaxis_title="human labels (Stage-1 oracle)", yaxis_title="test accuracy")
     return fig
+
+
+def scale_stage_costs(summary: pd.DataFrame, *, title: str = "Cost per pair by stage") -> go.Figure:
+    """Microseconds per pair of each stage of a sharded run (`workbench.scale.curate_pool`'s ``*_s`` columns)."""
+    stages = [c for c in summary.columns if c.endswith("_s")]
+    cost = summary[stages].sum() / max(int(summary["pairs"].sum()), 1) * 1e6
+    frame = pd.DataFrame({"stage": [c[:-2] for c in stages], "microseconds per pair": cost.to_numpy()})
+    return px.bar(frame, x="stage", y="microseconds per pair", title=title, text_auto=".0f")

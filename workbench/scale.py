@@ -7,6 +7,7 @@ The pool is a folder of parquet shards (`shard_pair_file` cuts any pair file int
     out_dir/tags/<shard>.parquet      the attributes (tags/<shard>.sqlite: the tagger's durable log)
     out_dir/vectors/<shard>.npy       float16 (conversation, attributes) embeddings, rows = curated rows
     out_dir/curated/<shard>.parquet   the pairs with Stage-2 decisions and provenance (`stage2.curate`)
+    out_dir/judge/<shard>.sqlite      with ``judge="llm"``: the judge's answers on the unsure pairs (durable)
     out_dir/done/<shard>.json         written last: the shard is finished (resume skips it)
 
 Memory is bounded by one shard per worker, whatever the pool size. A crash or Ctrl-C loses at most the
@@ -39,6 +40,7 @@ from workbench.stage2 import Stage2Config, consistency_decisions, curate
 
 BACKENDS = ("local", "ray")
 TAGGERS = ("embedded", "llm", "none")
+JUDGES = ("none", "llm")
 STAGE_FOLDERS = ("tags", "vectors", "curated", "done")
 
 
@@ -55,8 +57,10 @@ class ScaleConfig:
     gold_rm: str
     embedder: str = ""  # "" = offline MiniLM; "hashing" = `workbench.embedding.HashingEmbedder`
     tagger: str = "embedded"  # embedded | llm | none
-    llm_base_url: str = ""  # tagger="llm": an OpenAI-compatible endpoint (see README)
+    judge: str = "none"  # none | llm: the LLM judge labels the pairs the Stage-1 RM is not confident on
+    llm_base_url: str = ""  # tagger or judge "llm": an OpenAI-compatible endpoint (see README)
     llm_model: str = ""
+    llm_api_key_env: str = "WORKBENCH_LLM_API_KEY"
     backend: str = "local"  # local | ray
     ray_address: str = ""  # backend="ray": "" starts a local Ray; "auto" or "ray://host:10001" joins a cluster
     workers: int = 2  # backend="ray": actors, each holding the models and working on one shard at a time
@@ -67,6 +71,8 @@ class ScaleConfig:
             raise ValueError(f"Unknown backend {self.backend!r}; choose one of {list(BACKENDS)}.")
         if self.tagger not in TAGGERS:
             raise ValueError(f"Unknown tagger {self.tagger!r}; choose one of {list(TAGGERS)}.")
+        if self.judge not in JUDGES:
+            raise ValueError(f"Unknown judge {self.judge!r}; choose one of {list(JUDGES)}.")
         if self.workers < 1:
             raise ValueError(f"workers must be >= 1, got {self.workers}.")
         for name in ("stage1_rm", "gold_rm"):
@@ -138,6 +144,12 @@ class ShardWorker:
         self.stage1 = load_reward_model(self.cfg.stage1_rm)
         self.gold = load_reward_model(self.cfg.gold_rm)
         self.tagger = self._tagger()
+        self.judge = self._judge()
+
+    def _endpoint(self) -> Any:
+        from workbench.llm_client import EndpointConfig
+
+        return EndpointConfig(base_url=self.cfg.llm_base_url, model=self.cfg.llm_model, api_key_env=self.cfg.llm_api_key_env)
 
     def _tagger(self) -> Any:
         from workbench.tagging import EmbeddedTagger, make_tagger
@@ -145,10 +157,36 @@ class ShardWorker:
         if self.cfg.tagger == "embedded":
             return EmbeddedTagger(embedder_name=self.cfg.embedder)
         if self.cfg.tagger == "llm":
-            from workbench.llm_client import EndpointConfig
-
-            return make_tagger("llm", endpoint=EndpointConfig(base_url=self.cfg.llm_base_url, model=self.cfg.llm_model))
+            return make_tagger("llm", endpoint=self._endpoint())
         return None
+
+    def _judge(self) -> Any:
+        if self.cfg.judge == "none":
+            return None
+        from workbench.judge import LLMJudge
+        from workbench.llm_client import ChatClient
+        from workbench.review import JudgeReviewer
+
+        return JudgeReviewer(LLMJudge([ChatClient(self._endpoint().resolved())]), results=None)
+
+    def _judge_labels(self, shard: Path, pool: PairFrame, p_stage1: np.ndarray, tags: pd.DataFrame | None) -> Any:
+        """The judge on this shard's unsure pairs, its answers durable in ``judge/<shard>.sqlite``."""
+        from dataclasses import replace
+
+        from workbench.stage2 import judge_labels
+
+        if self.judge is None:
+            return None
+        attributes = None
+        if tags is not None:
+            ok = tags[tags["tag_ok"]].set_index("pair_id")
+            attributes = ok[["task_category", "objectivity", "controversiality", "desired_attributes",
+                             "annotation_guideline"]].to_dict("index")
+        store = io.ResultStore(self.out_dir / "judge" / f"{shard.stem}.sqlite", "judge")
+        try:
+            return judge_labels(pool, p_stage1, replace(self.judge, results=store, attributes=attributes), self.cfg.stage2)
+        finally:
+            store.close()
 
     def done_path(self, shard: Path) -> Path:
         return self.out_dir / "done" / f"{shard.stem}.json"
@@ -170,7 +208,8 @@ class ShardWorker:
         cache = MemoryEmbeddingCache()  # one shard's texts are embedded once, shared by tagger, map and both RMs
         tags = None
         if self.tagger is not None:
-            self.tagger.cache = cache if hasattr(self.tagger, "cache") else None
+            if hasattr(self.tagger, "cache"):
+                self.tagger.cache = cache
             store = io.ResultStore(self.out_dir / "tags" / f"{shard.stem}.sqlite", "tags")
             try:
                 tags = tag_pairs(pool, self.tagger, store=store, cfg=TagConfig(chunk_size=1024), progress=False)
@@ -185,7 +224,9 @@ class ShardWorker:
                 rm.cache = cache
             p[name] = score_pairs(rm, pool, progress=False)["p"].to_numpy()
         clock.lap("score")
-        decisions = consistency_decisions(pool["pair_id"], p["stage1"], p["gold"], None, self.cfg.stage2)
+        judge_label = self._judge_labels(shard, pool, p["stage1"], tags)
+        clock.lap("judge")
+        decisions = consistency_decisions(pool["pair_id"], p["stage1"], p["gold"], judge_label, self.cfg.stage2)
         curated = curate(pool, decisions, by=f"stage2-scale:{self.key}")
         clock.lap("filter")
         if tags is not None:
@@ -291,6 +332,31 @@ def decision_summary(out_dir: str | Path) -> pd.DataFrame:
         frames.append(dec.assign(task_category=cat).groupby(["task_category", "stage2_decision"]).size())
     table = pd.concat(frames).groupby(level=[0, 1]).sum().unstack(fill_value=0)
     return table.reindex(columns=[c for c in ("keep", "flip", "drop") if c in table.columns], fill_value=0)
+
+
+def write_training_set(out_dir: str | Path, path: str | Path) -> tuple[Path, int]:
+    """The kept and flipped pairs of every finished shard as one parquet file (flips applied), written shard by
+    shard, for notebook 06 (``pairs_file``) or TRL. Returns the path and the number of pairs."""
+    import pyarrow.parquet as pq
+
+    from workbench.stage2 import curated_training_set
+
+    out_dir, path = Path(out_dir), Path(path)
+    written = 0
+
+    def write(tmp: str) -> None:
+        nonlocal written
+        writer = None
+        for name in _finished(out_dir):
+            table = io._to_arrow(curated_training_set(io.load_pairs(out_dir / "curated" / f"{name}.parquet")))
+            writer = writer or pq.ParquetWriter(tmp, table.schema)
+            writer.write_table(table.cast(writer.schema))
+            written += table.num_rows
+        if writer is not None:
+            writer.close()
+
+    io._write_atomically(path, write)
+    return path, written
 
 
 class ShardedVectors:

@@ -236,6 +236,18 @@ def judge_examples(queries: PairFrame, query_emb: np.ndarray, verified: PairFram
     return {pid: [rows[j] for j in row if j >= 0] for pid, row in zip(queries["pair_id"], idx)}
 
 
+def judge_labels(todo: PairFrame, p_stage1: np.ndarray, judge: Any, cfg: Stage2Config, *,
+                 examples: Callable[[PairFrame], dict] | None = None) -> list[str | None]:
+    """The judge's label for each pair of ``todo`` it is asked about (those the Stage-1 RM is not confident on,
+    unless ``cfg.judge_confident``): ``"chosen"`` / ``"rejected"`` / ``"tie"``; None where not asked.
+    ``examples(ask) -> {pair_id: [similar verified pairs]}`` gives a judge with ``examples`` its few-shot pairs."""
+    ask = todo if cfg.judge_confident else todo[~(_vote(p_stage1, cfg) == 1)]
+    if examples is not None and hasattr(judge, "examples") and len(ask):
+        judge = replace(judge, examples=examples(ask))
+    verdict = {d.pair_id: {"keep": "chosen", "flip": "rejected"}.get(d.decision, "tie") for d in judge.decide(ask)} if len(ask) else {}
+    return [verdict.get(pid) for pid in todo["pair_id"]]
+
+
 @dataclass
 class Stage2Result:
     decisions: pd.DataFrame  # one row per unverified pool pair (not human-reviewed): scores, votes, decision, rule
@@ -270,12 +282,13 @@ def run_stage2(pool: PairFrame, gold: PairFrame, stage1_rm: Any, cfg: Stage2Conf
     p1, pg = p_of(stage1_rm, todo), p_of(gold_rm, todo)
     judge_label = None
     if judge is not None:
-        ask = todo if cfg.judge_confident else todo[~(_vote(p1, cfg) == 1)]
-        if embed is not None and hasattr(judge, "examples") and len(ask):
+        examples = None
+        if embed is not None:
             verified = human_verified(gold, human_labelled)
-            judge = replace(judge, examples=judge_examples(ask, embed(ask), verified, embed(verified)))
-        verdict = {d.pair_id: {"keep": "chosen", "flip": "rejected"}.get(d.decision, "tie") for d in judge.decide(ask)}
-        judge_label = [verdict.get(pid) for pid in todo["pair_id"]]
+
+            def examples(ask: PairFrame) -> dict:
+                return judge_examples(ask, embed(ask), verified, embed(verified))
+        judge_label = judge_labels(todo, p1, judge, cfg, examples=examples)
     decisions = consistency_decisions(todo["pair_id"], p1, pg, judge_label, cfg)
     by = f"stage2:stage1={stage1_name};gold={output_dir.name}/gold_rm"
     if judge is not None:
