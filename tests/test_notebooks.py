@@ -60,7 +60,8 @@ def test_smoke_pipeline_runs_every_notebook(tmp_path):
     for name in ("length_distributions", "demo_pairs", "data_metrics", "read_report", "stage1_rounds", "stage1_history",
                  "stage1_metrics", "benchmark_bars", "rewardbench_sections", "rm_bench_levels", "bon_curves",
                  "stage2_decision_counts", "stage2_margin_scatter", "stage2_metrics", "experiment_conditions",
-                 "experiment_budget_curve", "experiment_summary"):
+                 "experiment_budget_curve", "experiment_summary", "scale_shards", "scale_cost_per_pair",
+                 "scale_decisions", "scale_error_map", "scale_metrics"):
         assert f"id='{name}'" in html
     stage1 = io.read_json(run_dir / "metrics" / "stage1_metrics.json")
     assert stage1["pairs_labelled"] == 20 + 15 + 15 and stage1["review_events"] >= stage1["pairs_labelled"]
@@ -76,3 +77,7 @@ def test_smoke_pipeline_runs_every_notebook(tmp_path):
     assert rm["n_train"] == stage2["curated_training_pairs"]  # notebook 06 trained on the curated set
     exp = io.read_json(run_dir / "metrics" / "experiment_metrics.json")
     assert exp["seeds"] == 2 and 0.5 <= exp["clean_test_accuracy"] <= 1
+    scale_metrics = io.read_json(run_dir / "metrics" / "scale_metrics.json")
+    assert scale_metrics["pairs"] == 2000 and scale_metrics["shards"] == 2  # smoke.yaml: 2,000 synthetic pairs
+    assert sum(scale_metrics[f"decision_{d}"] for d in ("keep", "flip", "drop")) == 2000
+    assert scale_metrics["retrieval_recall_at_8"] >= 0.8
