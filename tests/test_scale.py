@@ -284,3 +284,22 @@ def test_training_set_export_keeps_kept_and_flipped_pairs_with_flips_applied(wor
     flipped = train.index[train["stage2_decision"] == "flip"]
     assert (train.loc[flipped, "chosen"] == pool.loc[flipped, "rejected"]).all()
     assert (train.loc[flipped, "label_state"] == "flipped").all()
+
+
+def test_cli_synth_shard_and_scale(world, tmp_path, capsys):
+    from workbench.cli import main
+
+    root, cfg, _ = world
+    assert main(["synth", "--n", "500", "--shard-size", "250", "--out", str(tmp_path / "pool"), "--seed", "4"]) == 0
+    assert sorted(p.name for p in (tmp_path / "pool").glob("*.parquet")) == ["shard-00000.parquet", "shard-00001.parquet"]
+    assert main(["scale", "--pool", str(tmp_path / "pool"), "--out", str(tmp_path / "out"), "--stage1-rm", cfg.stage1_rm,
+                 "--gold-rm", cfg.gold_rm, "--tagger", "none", "--index"]) == 0
+    printed = capsys.readouterr().out
+    assert "500 pairs in 2 shards" in printed and (tmp_path / "out" / "index.faiss").exists()
+    assert scale.ShardedIVFIndex.load(tmp_path / "out" / "index.faiss").n == 500
+    with pytest.raises(SystemExit, match="--stage1-rm and --gold-rm, or --rms-from"):
+        main(["scale", "--pool", str(tmp_path / "pool"), "--out", str(tmp_path / "out2")])
+    jsonl = tmp_path / "mine.jsonl"
+    jsonl.write_text("\n".join(json.dumps({"prompt": f"Q{i}?", "chosen": "Yes.", "rejected": "No."}) for i in range(3)))
+    assert main(["shard", str(jsonl), "--out", str(tmp_path / "mine"), "--shard-size", "2"]) == 0
+    assert len(list((tmp_path / "mine").glob("*.parquet"))) == 2

@@ -120,7 +120,8 @@ def _cmd_scale(args: argparse.Namespace) -> int:
             raise SystemExit("workbench scale: give --stage1-rm and --gold-rm, or --rms-from PAIRS to train fast ones")
         stage1, gold = scale.train_pool_rms(io.load_pairs(args.rms_from), Path(args.out) / "rms", embedder=args.embedder)
     cfg = scale.ScaleConfig(stage1_rm=str(stage1), gold_rm=str(gold), embedder=args.embedder, tagger=args.tagger,
-                            llm_base_url=args.llm_base_url, llm_model=args.llm_model, backend=args.backend,
+                            judge=args.judge, llm_base_url=args.llm_base_url, llm_model=args.llm_model,
+                            llm_api_key_env=args.llm_api_key_env, backend=args.backend,
                             ray_address=args.ray_address, workers=args.workers)
     try:
         summary = scale.curate_pool(args.pool, args.out, cfg)
@@ -197,8 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
     sca.add_argument("--rms-from", default="", help="no RMs yet: train fast ones on this pair file's train/gold splits")
     sca.add_argument("--embedder", default="hashing", help='"hashing" (fast, lexical), "" (MiniLM) or a model path')
     sca.add_argument("--tagger", default="embedded", choices=["embedded", "llm", "none"])
-    sca.add_argument("--llm-base-url", default="", help="tagger llm: OpenAI-compatible endpoint")
+    sca.add_argument("--judge", default="none", choices=["none", "llm"], help="LLM judge on the pairs the Stage-1 RM is unsure of")
+    sca.add_argument("--llm-base-url", default="", help="tagger / judge llm: OpenAI-compatible endpoint")
     sca.add_argument("--llm-model", default="")
+    sca.add_argument("--llm-api-key-env", default="WORKBENCH_LLM_API_KEY", help="NAME of the variable holding the key")
     sca.add_argument("--backend", default="local", choices=["local", "ray"])
     sca.add_argument("--ray-address", default="", help='"" = start a local Ray; "auto" or ray://head:10001 = a cluster')
     sca.add_argument("--workers", type=int, default=2, help="Ray actors")
