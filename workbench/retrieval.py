@@ -122,11 +122,10 @@ def retrieve_for_gold(gold_ids: Sequence[str], gold_p: np.ndarray, gold_emb: np.
         raise ValueError(f"gold ids ({len(gold_ids)}), p ({len(gold_p)}) and embeddings ({len(gold_emb)}) differ in length.")
     if len(pool_ids) != len(pool_emb):
         raise ValueError(f"pool ids ({len(pool_ids)}) and embeddings ({len(pool_emb)}) differ in length.")
-    columns = ["pair_id", "pulled_by", "puller_p", "similarity", "pullers", "rank"]
     k = neighbours_to_pull(gold_p, cfg.k_max)
     active = np.flatnonzero(k > 0)
     if len(active) == 0 or len(pool_ids) == 0:
-        return pd.DataFrame(columns=columns)
+        return pd.DataFrame(columns=CANDIDATE_COLUMNS)
     index = index or NeighborIndex(pool_emb, cfg)
     if len(index) != len(pool_ids):
         raise ValueError(f"the index holds {len(index)} vectors but there are {len(pool_ids)} pool ids.")
@@ -143,15 +142,23 @@ def retrieve_for_gold(gold_ids: Sequence[str], gold_p: np.ndarray, gold_emb: np.
     for row, g in enumerate(active):
         for j in np.flatnonzero(ok[row])[: int(k[g])]:
             rows.append((pool_ids[idx[row, j]], gold_ids[g], float(gold_p[g]), float(sims[row, j])))
-    if not rows:
-        return pd.DataFrame(columns=columns)
-    hits = pd.DataFrame(rows, columns=["pair_id", "pulled_by", "puller_p", "similarity"])
+    return rank_candidates(pd.DataFrame(rows, columns=["pair_id", "pulled_by", "puller_p", "similarity"]))
+
+
+CANDIDATE_COLUMNS = ["pair_id", "pulled_by", "puller_p", "similarity", "pullers", "rank"]
+
+
+def rank_candidates(hits: pd.DataFrame) -> pd.DataFrame:
+    """One row per pulled pool pair from (pair_id, pulled_by, puller_p, similarity) hits: its strongest puller
+    (lowest ``puller_p``, then highest similarity), how many gold pairs pulled it, and its review rank."""
+    if not len(hits):
+        return pd.DataFrame(columns=CANDIDATE_COLUMNS)
     pullers = hits.groupby("pair_id")["pulled_by"].nunique()
     best = (hits.sort_values(["puller_p", "similarity"], ascending=[True, False], kind="stable")
             .drop_duplicates("pair_id").reset_index(drop=True))
     best["pullers"] = best["pair_id"].map(pullers).astype(int)
     best["rank"] = np.arange(len(best))
-    return best[columns]
+    return best[CANDIDATE_COLUMNS + [c for c in best.columns if c not in CANDIDATE_COLUMNS]]
 
 
 def k_rule_table(gold_p: np.ndarray, k_max: int = 8) -> pd.DataFrame:

@@ -334,9 +334,11 @@ def decision_summary(out_dir: str | Path) -> pd.DataFrame:
     return table.reindex(columns=[c for c in ("keep", "flip", "drop") if c in table.columns], fill_value=0)
 
 
-def write_training_set(out_dir: str | Path, path: str | Path) -> tuple[Path, int]:
+def write_training_set(out_dir: str | Path, path: str | Path, *, heldout: PairFrame | None = None) -> tuple[Path, int]:
     """The kept and flipped pairs of every finished shard as one parquet file (flips applied), written shard by
-    shard, for notebook 06 (``pairs_file``) or TRL. Returns the path and the number of pairs."""
+    shard, for TRL or notebook 06 (``pairs_file``). ``heldout`` (e.g. the run's gold and test splits, which 06
+    evaluates on) is appended with empty Stage-2 columns. Returns the path and the number of curated pairs."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     from workbench.stage2 import curated_training_set
@@ -344,14 +346,20 @@ def write_training_set(out_dir: str | Path, path: str | Path) -> tuple[Path, int
     out_dir, path = Path(out_dir), Path(path)
     written = 0
 
+    def aligned(table: pa.Table, schema: pa.Schema) -> pa.Table:
+        return pa.table({f.name: (table.column(f.name).cast(f.type) if f.name in table.column_names
+                                  else pa.nulls(table.num_rows, f.type)) for f in schema}, schema=schema)
+
     def write(tmp: str) -> None:
         nonlocal written
         writer = None
         for name in _finished(out_dir):
             table = io._to_arrow(curated_training_set(io.load_pairs(out_dir / "curated" / f"{name}.parquet")))
             writer = writer or pq.ParquetWriter(tmp, table.schema)
-            writer.write_table(table.cast(writer.schema))
+            writer.write_table(aligned(table, writer.schema))
             written += table.num_rows
+        if heldout is not None and len(heldout) and writer is not None:
+            writer.write_table(aligned(io._to_arrow(heldout), writer.schema))
         if writer is not None:
             writer.close()
 
@@ -488,18 +496,19 @@ def build_ivf_index(vectors: ShardedVectors, cfg: IndexConfig = IndexConfig(), *
 
 def retrieve_at_scale(gold_ids: Sequence[str], gold_p: np.ndarray, gold_emb: np.ndarray, index: Any,
                       pool_ids: np.ndarray, *, k_max: int = 8) -> pd.DataFrame:
-    """The paper's adaptive k-rule (`workbench.retrieval.neighbours_to_pull`) against a sharded index:
-    one row per (gold pair, neighbour), with the similarity and the global row."""
-    from workbench.retrieval import neighbours_to_pull
+    """The paper's adaptive k-rule (`workbench.retrieval.neighbours_to_pull`) against a sharded index (IVF or
+    exact): the review queue of `workbench.retrieval.retrieve_for_gold` (one row per pulled pair, its strongest
+    puller, ``pullers``, ``rank``) plus ``row``, the pair's global row in the shard outputs."""
+    from workbench.retrieval import neighbours_to_pull, rank_candidates
 
     k = neighbours_to_pull(gold_p, k_max)
     active = np.flatnonzero(k > 0)
     if len(active) == 0:
-        return pd.DataFrame(columns=["pulled_by", "puller_p", "pair_id", "row", "similarity"])
+        return rank_candidates(pd.DataFrame(columns=["pair_id", "pulled_by", "puller_p", "similarity", "row"]))
     sims, rows = index.search(np.asarray(gold_emb, dtype=np.float32)[active], int(k.max()))
-    out = [(gold_ids[g], float(gold_p[g]), pool_ids[rows[r, j]], int(rows[r, j]), float(sims[r, j]))
-           for r, g in enumerate(active) for j in range(int(k[g])) if rows[r, j] >= 0]
-    return pd.DataFrame(out, columns=["pulled_by", "puller_p", "pair_id", "row", "similarity"])
+    hits = [(pool_ids[rows[r, j]], gold_ids[g], float(gold_p[g]), float(sims[r, j]), int(rows[r, j]))
+            for r, g in enumerate(active) for j in range(int(k[g])) if rows[r, j] >= 0]
+    return rank_candidates(pd.DataFrame(hits, columns=["pair_id", "pulled_by", "puller_p", "similarity", "row"]))
 
 
 def map_sample(out_dir: str | Path, *, max_points: int = 20_000, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:

@@ -244,7 +244,9 @@ def judge_labels(todo: PairFrame, p_stage1: np.ndarray, judge: Any, cfg: Stage2C
     ask = todo if cfg.judge_confident else todo[~(_vote(p_stage1, cfg) == 1)]
     if examples is not None and hasattr(judge, "examples") and len(ask):
         judge = replace(judge, examples=examples(ask))
-    verdict = {d.pair_id: {"keep": "chosen", "flip": "rejected"}.get(d.decision, "tie") for d in judge.decide(ask)} if len(ask) else {}
+    if not len(ask):
+        return [None] * len(todo)
+    verdict = {d.pair_id: {"keep": "chosen", "flip": "rejected"}.get(d.decision, "tie") for d in judge.decide(ask)}
     return [verdict.get(pid) for pid in todo["pair_id"]]
 
 
