@@ -142,13 +142,27 @@ def test_a_crashed_shard_is_redone_and_finished_ones_are_skipped(world, tmp_path
     pd.testing.assert_frame_equal(a, b)
 
 
-def test_outputs_of_another_configuration_are_not_mixed(world, tmp_path):
+def test_outputs_of_another_configuration_are_not_mixed_but_the_pool_may_grow(world, tmp_path):
     root, cfg, _ = world
     out = tmp_path / "out"
     shutil.copytree(root / "out", out)
     other = scale.ScaleConfig(stage1_rm=cfg.stage1_rm, gold_rm=cfg.gold_rm, embedder="hashing", tagger="none")
-    with pytest.raises(ValueError, match="holds outputs of another run \\(key differ"):
+    with pytest.raises(ValueError, match="holds outputs of another run \\(key\\)"):
         scale.curate_pool(root / "pool", out, other, progress=False)
+    pool = tmp_path / "pool"
+    shutil.copytree(root / "pool", pool)
+    grown = tmp_path / "grown"
+    shutil.copytree(root / "out", grown)
+    manifest = json.loads((grown / "manifest.json").read_text())
+    (grown / "manifest.json").write_text(json.dumps({**manifest, "pool_dir": str(pool.resolve())}))
+    shutil.copy(pool / "shard-00002.parquet", tmp_path / "extra.parquet")
+    io.write_pairs(io.load_pairs(tmp_path / "extra.parquet").assign(
+        pair_id=lambda d: d["pair_id"] + "-x"), pool / "shard-00003.parquet")  # the pool grew by a shard
+    summary = scale.curate_pool(pool, grown, cfg, progress=False)
+    assert summary["shard"].tolist()[-1] == "shard-00003" and summary["pairs"].sum() == 1_600
+    (pool / "shard-00000.parquet").unlink()
+    with pytest.raises(ValueError, match=r"shards \['shard-00000'\] are gone from the pool"):
+        scale.curate_pool(pool, grown, cfg, progress=False)
 
 
 def test_bad_shards_and_files_are_named_with_row_and_field(world, tmp_path):

@@ -267,15 +267,20 @@ def _save_vectors(vectors: np.ndarray, path: Path) -> None:
 
 
 def _check_manifest(out_dir: Path, key: str, shards: Sequence[Path], pool_dir: Path) -> None:
-    """An output folder belongs to one pool and one configuration: refuse to mix outputs of another."""
+    """An output folder belongs to one pool and one configuration: refuse to mix outputs of another. New shards
+    added to the pool are fine (they are curated on the next run); shards that disappeared are not."""
     manifest = out_dir / "manifest.json"
     want = {"key": key, "pool_dir": str(pool_dir.resolve()), "shards": [s.stem for s in shards]}
     have = io.read_json(manifest)
-    if have is not None and have != want:
-        changed = [k for k in want if have.get(k) != want[k]]
-        raise ValueError(f"{out_dir} holds outputs of another run ({', '.join(changed)} differ). "
-                         "Use a new out_dir, or delete this one to start over.")
-    if have is None:
+    if have is not None:
+        changed = [k for k in ("key", "pool_dir") if have.get(k) != want[k]]
+        missing = sorted(set(have.get("shards", [])) - set(want["shards"]))
+        if missing:
+            changed.append(f"shards {missing[:3]} are gone from the pool")
+        if changed:
+            raise ValueError(f"{out_dir} holds outputs of another run ({', '.join(changed)}). "
+                             "Use a new out_dir, or delete this one to start over.")
+    if have != want:
         out_dir.mkdir(parents=True, exist_ok=True)
         io.write_json(want, manifest)
 
