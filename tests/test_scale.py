@@ -252,6 +252,25 @@ def test_map_sample_keeps_every_error_and_reads_only_its_rows(world):
     assert fitted.xy.shape == (600, 2) and np.isfinite(fitted.xy).all()
 
 
+def test_the_whole_pool_is_mapped_shard_by_shard_into_a_sample_fitted_map(world, tmp_path):
+    from workbench.clustering import ClusterConfig, ErrorMap
+
+    root, _, _ = world
+    out = tmp_path / "out"
+    shutil.copytree(root / "out", out)
+    vectors = scale.ShardedVectors(out)
+    _, sample = vectors.sample(300, seed=0)
+    fitted = ErrorMap(ClusterConfig(fit_sample=300, min_cluster_size=10)).fit(sample)
+    paths = scale.map_whole_pool(out, fitted.reducer_2d, progress=False)
+    xy = np.concatenate([np.load(p) for p in paths])
+    assert [p.stem for p in paths] == vectors.names and xy.shape == (len(vectors), 2) and np.isfinite(xy).all()
+    spread = xy.std(axis=0)
+    assert (spread > 0.1 * fitted.xy.std(axis=0)).all()  # transformed points spread over the map, not one spot
+    before = [p.stat().st_mtime_ns for p in paths]
+    scale.map_whole_pool(out, fitted.reducer_2d, progress=False)  # resumable: mapped shards are skipped
+    assert [p.stat().st_mtime_ns for p in paths] == before
+
+
 def test_llm_judge_at_scale_labels_only_unsure_pairs_durably(world, tmp_path, profile):
     import re
     import sys

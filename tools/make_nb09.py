@@ -138,6 +138,15 @@ io.save_figure(fig_map, run, "scale_error_map", title="Stage-1 RM errors over th
 fig_map
 """),
 ("md", """
+The same fitted map places every pair of the pool, shard by shard (`scale/out-*/map/<shard>.npy`, resumable):
+coordinates to select regions of a pool too large to draw.
+"""),
+("code", """
+map_paths = scale.map_whole_pool(out_dir, fitted.reducer_2d)
+mapped = sum(len(np.load(p)) for p in map_paths)
+print(f"{mapped} pairs placed on the map in {len(map_paths)} shard files")
+"""),
+("md", """
 ## Train on the curated pool
 
 The kept and flipped pairs, written shard by shard into one parquet file with this run's gold and test splits
@@ -164,6 +173,7 @@ curated = scale.read_curated(out_dir, ["pair_id", "stage2_decision", "label_stat
 assert len(curated) == n_pairs and curated["pair_id"].is_unique
 assert (curated.loc[curated["stage2_decision"] == "drop", "label_state"] == "dropped").all()
 assert retrieval["recall_at_8"] >= 0.8, retrieval
+assert mapped == n_pairs, "every pair placed on the map"
 exported = io.load_pairs(train_path)
 assert (exported["split"] == "train").sum() == n_train == metrics["decision_keep"] + metrics["decision_flip"]
 assert {"gold", "test"} <= set(exported["split"]), "notebook 06 needs the gold and test splits"

@@ -258,9 +258,13 @@ class _StageClock:
 
 
 def _save_vectors(vectors: np.ndarray, path: Path) -> None:
+    _save_array(np.asarray(vectors, dtype=np.float16), path)
+
+
+def _save_array(array: np.ndarray, path: Path) -> None:
     def save(tmp: str) -> None:
         with open(tmp, "wb") as f:
-            np.save(f, np.asarray(vectors, dtype=np.float16))
+            np.save(f, array)
 
     path.parent.mkdir(parents=True, exist_ok=True)
     io._write_atomically(path, save)
@@ -540,6 +544,22 @@ def map_sample(out_dir: str | Path, *, max_points: int = 20_000, seed: int = 0) 
     pairs = pd.concat(frames, ignore_index=True)
     pairs["prompt"] = [list(p) for p in pairs["prompt"]]
     return pairs, vectors.rows(rows)
+
+
+def map_whole_pool(out_dir: str | Path, reducer: Any, *, progress: bool = True) -> list[Path]:
+    """Transform every shard's vectors into a fitted map (``ErrorMap.reducer_2d``, fitted on a sample) and save
+    the 2-D coordinates as ``map/<shard>.npy`` (rows = curated rows); shards already mapped are skipped. For
+    selecting regions of a pool too large to draw; the drawn map itself comes from `map_sample`."""
+    out_dir = Path(out_dir)
+    vectors = ShardedVectors(out_dir)
+    paths = []
+    for name, block in tqdm(list(zip(vectors.names, vectors.arrays)), desc="mapping shards", unit="shard",
+                            disable=not progress):
+        path = out_dir / "map" / f"{name}.npy"
+        if not path.exists():
+            _save_array(np.asarray(reducer.transform(np.asarray(block, dtype=np.float32)), dtype=np.float32), path)
+        paths.append(path)
+    return paths
 
 
 def train_pool_rms(pairs: PairFrame, out_dir: str | Path, *, embedder: str = "hashing", epochs: int = 10,
