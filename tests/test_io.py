@@ -168,3 +168,19 @@ def test_run_items_replace_on_resave(tmp_path):
     items = io.read_json(run.path / io.MANIFEST)["items"]
     assert [(i["name"], i["title"]) for i in items] == [("f", "again"), ("t", "t")]
     assert (run.path / "figures" / "f.html").exists() and (run.path / "figures" / "plotly.min.js").exists()
+
+
+def test_jsonl_lines_are_split_on_newlines_only_and_files_are_streamed(tmp_path):
+    """JSON allows a raw U+2028 inside a string; it must not end the line (str.splitlines would split it)."""
+    from workbench.io import iter_records
+
+    path = tmp_path / "p.jsonl"
+    path.write_text(json.dumps({"prompt": "a\u2028b", "chosen": "c", "rejected": "d"}, ensure_ascii=False) + "\n\n"
+                    + json.dumps({"prompt": "e", "chosen": "f", "rejected": "g"}) + "\n", encoding="utf-8")
+    records = iter_records(path)
+    assert next(records) == (1, {"prompt": "a\u2028b", "chosen": "c", "rejected": "d"})  # a generator: read as consumed
+    assert [row for row, _ in records] == [3]
+    pq_path = tmp_path / "p.parquet"
+    pd.DataFrame({"prompt": [f"q{i}" for i in range(20_000)], "chosen": "x", "rejected": "y"}).to_parquet(pq_path)
+    rows = list(iter_records(pq_path))
+    assert len(rows) == 20_000 and rows[-1] == (20_000, {"prompt": "q19999", "chosen": "x", "rejected": "y"})

@@ -184,14 +184,18 @@ def test_bad_shards_and_files_are_named_with_row_and_field(world, tmp_path):
 
 
 def test_shard_pair_file_streams_a_file_into_canonical_shards(tmp_path):
-    jsonl = tmp_path / "pairs.jsonl"
-    jsonl.write_text("\n".join(json.dumps({"prompt": f"Q{i}?", "chosen": f"A{i}.", "rejected": f"No {i}."})
-                               for i in range(5)))
-    paths = scale.shard_pair_file(jsonl, tmp_path / "shards", shard_size=2)
+    import gzip
+
+    jsonl = tmp_path / "pairs.jsonl.gz"
+    rows = [{"prompt": f"Q{i}?", "chosen": f"A{i}.", "rejected": f"No {i}."} for i in range(5)]
+    rows.insert(3, rows[0])  # a repeated pair, in another shard than its first copy
+    jsonl.write_bytes(gzip.compress("\n".join(json.dumps(r) for r in rows).encode()))
+    with pytest.warns(UserWarning, match="1 repeated pairs skipped"):
+        paths = scale.shard_pair_file(jsonl, tmp_path / "shards", shard_size=2)
     assert [p.name for p in paths] == ["shard-00000.parquet", "shard-00001.parquet", "shard-00002.parquet"]
     frames = [io.load_pairs(p) for p in paths]
-    assert [len(f) for f in frames] == [2, 2, 1] and frames[2]["chosen"].iloc[0] == "A4."
-    assert set(pd.concat(frames)["split"]) == {"train"}
+    assert [len(f) for f in frames] == [2, 1, 2] and frames[2]["chosen"].tolist() == ["A3.", "A4."]
+    assert set(pd.concat(frames)["split"]) == {"train"} and pd.concat(frames)["pair_id"].is_unique
 
 
 # ---------------------------------------------------------------- retrieval and maps at scale

@@ -71,6 +71,17 @@ def _open_bytes(path: Path) -> bytes:
     return raw
 
 
+def _text_lines(path: Path) -> Iterator[str]:
+    """Lines of a text file, ``.gz`` or not, read as they are needed (a 100 GB JSONL never sits in memory);
+    bytes that are not UTF-8 are kept as surrogate escapes."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt", encoding="utf-8", errors="surrogateescape") as f:
+            yield from f
+    except (gzip.BadGzipFile, EOFError) as e:
+        raise ValueError(f"{path}: not a valid gzip file ({e}); remove the .gz suffix or re-compress it.") from None
+
+
 def file_format(path: Path) -> str:
     """``.jsonl`` / ``.json`` / ``.parquet`` / ``.csv`` / ``.tsv`` (a trailing ``.gz`` is allowed)."""
     suffixes = [s.lower() for s in path.suffixes]
@@ -85,27 +96,29 @@ def iter_records(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any] 
     """Yield ``(row, record)`` from a local file; a row that cannot be read yields the exception instead.
 
     Rows are 1-based: the line number for JSONL, the element number for a JSON array, the data row
-    (header excluded) for CSV/TSV and parquet. Undecodable bytes are kept as surrogate escapes so
+    (header excluded) for CSV/TSV and parquet. JSONL and parquet are read as they are consumed (bounded
+    memory, `workbench.scale.shard_pair_file`); JSON and CSV are read whole. Undecodable bytes are kept as surrogate escapes so
     the validator can name the field that holds them instead of failing the whole file.
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file.")
     kind = file_format(path)
-    if kind == ".parquet":
-        for i, rec in enumerate(pq.read_table(path).to_pylist(), start=1):
-            yield i, rec
+    if kind == ".parquet":  # streamed in record batches
+        batches = pq.ParquetFile(path).iter_batches(batch_size=8192)
+        yield from enumerate((rec for batch in batches for rec in batch.to_pylist()), start=1)
         return
-    text = _open_bytes(path).decode("utf-8", errors="surrogateescape")
-    if kind == ".jsonl":
-        for i, line in enumerate(text.splitlines(), start=1):
+    if kind == ".jsonl":  # streamed line by line
+        for i, line in enumerate(_text_lines(path), start=1):
             if not line.strip():
                 continue
             try:
                 yield i, json.loads(line)
             except json.JSONDecodeError as e:
                 yield i, ValueError(f"invalid JSON ({e.msg} at column {e.colno})")
-    elif kind == ".json":
+        return
+    text = _open_bytes(path).decode("utf-8", errors="surrogateescape")
+    if kind == ".json":
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:

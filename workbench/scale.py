@@ -16,7 +16,8 @@ same `ShardWorker` as Ray Data actors (`workbench.ray_backend`): same files, sam
 
 After the shards: `ShardedVectors` reads the embeddings back memory-mapped, `build_ivf_index` builds a faiss
 IVF index over them in chunks, `ShardedExactSearch` is the exact baseline, `retrieve_at_scale` applies the
-paper's k-rule against either, and `map_sample` draws the error map from a sample with every error kept.
+paper's k-rule against either, `map_sample` draws the error map from a sample with every error kept, and
+`map_whole_pool` places every pair on that map (``out_dir/map/<shard>.npy``).
 """
 
 from __future__ import annotations
@@ -41,7 +42,6 @@ from workbench.stage2 import Stage2Config, consistency_decisions, curate
 BACKENDS = ("local", "ray")
 TAGGERS = ("embedded", "llm", "none")
 JUDGES = ("none", "llm")
-STAGE_FOLDERS = ("tags", "vectors", "curated", "done")
 
 
 @dataclass(frozen=True)
@@ -105,20 +105,30 @@ def list_shards(pool_dir: str | Path) -> list[Path]:
 def shard_pair_file(path: str | Path, out_dir: str | Path, *, shard_size: int = 10_000, fmt: str = "auto",
                     split: str = "train") -> list[Path]:
     """Cut a pair file (any format `workbench.io.read_pairs` reads) into canonical parquet shards, reading it
-    record by record; a bad row raises `workbench.pairs.PairError` naming the file, row and field."""
+    record by record (JSONL and parquet never whole); a bad row raises `workbench.pairs.PairError` naming the
+    file, row and field. A pair seen before (same ``pair_id``: same conversation and responses) is skipped
+    with a warning that counts them; only the ids are kept in memory."""
+    import warnings
+
     from workbench.pairs import records_to_pairs
 
     path, out_dir = Path(path), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    records, written = io.iter_records(path), []
+    records, written, seen, repeated = io.iter_records(path), [], set(), 0
     for index in itertools.count():
         chunk = list(itertools.islice(records, shard_size))
         if not chunk:
             break
         pairs, report = records_to_pairs(chunk, where=str(path), source=path.name.split(".")[0], fmt=fmt, strict=True)
         fmt = report.fmt  # detected on the first chunk, then fixed for the rest of the file
-        pairs["split"] = split
+        again = pairs["pair_id"].isin(seen) | pairs["pair_id"].duplicated()
+        repeated += int(again.sum())
+        pairs = pairs[~again].assign(split=split)
+        seen.update(pairs["pair_id"])
         written.append(io.write_pairs(pairs, out_dir / f"shard-{index:05d}.parquet"))
+    if repeated:
+        warnings.warn(f"{path}: {repeated} repeated pairs skipped (same conversation and responses as an earlier row).",
+                      stacklevel=2)
     return written
 
 
