@@ -437,11 +437,7 @@ class EmbeddingCache:
         stored, old = self._load()
         merged = np.asarray(vectors, dtype=np.float16) if old is None else np.concatenate([np.asarray(old), np.asarray(vectors, dtype=np.float16)])
 
-        def save(tmp: str) -> None:
-            with open(tmp, "wb") as f:  # a file object: np.save would append ".npy" to a bare path
-                np.save(f, merged)
-
-        _write_atomically(self._vec_path, save)
+        write_array_atomic(merged, self._vec_path)
         write_json(stored + list(keys), self._keys_path)
 
 
@@ -519,6 +515,17 @@ class ResultStore:
 
     def close(self) -> None:
         self._db.close()
+
+
+def write_array_atomic(array: Any, path: str | os.PathLike) -> Path:
+    """Atomic ``.npy`` write (readable memory-mapped with ``np.load(path, mmap_mode="r")``)."""
+    import numpy as np
+
+    def save(tmp: str) -> None:
+        with open(tmp, "wb") as f:  # a file object: np.save would append ".npy" to a bare path
+            np.save(f, array)
+
+    return _write_atomically(path, save)
 
 
 def write_frame(frame: pd.DataFrame, path: str | os.PathLike) -> Path:

@@ -97,13 +97,18 @@ class NeighborIndex:
             sims[:, :k_eff], idx[:, :k_eff] = s, i
             return sims, idx
         for start in range(0, len(q), chunk):  # bounded memory: (chunk x pool) scores at a time
-            block = q[start:start + chunk] @ self.vectors.T
-            top = np.argpartition(-block, k_eff - 1, axis=1)[:, :k_eff]
-            top_sims = np.take_along_axis(block, top, axis=1)
-            order = np.argsort(-top_sims, axis=1, kind="stable")
-            sims[start:start + chunk, :k_eff] = np.take_along_axis(top_sims, order, axis=1)
-            idx[start:start + chunk, :k_eff] = np.take_along_axis(top, order, axis=1)
+            rows = slice(start, start + chunk)
+            sims[rows, :k_eff], idx[rows, :k_eff] = top_k(q[rows] @ self.vectors.T, k_eff)
         return sims, idx
+
+
+def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(values, column indices) of the ``k`` largest scores of each row, best first (``k`` capped at the width)."""
+    k = min(k, scores.shape[1])
+    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    vals = np.take_along_axis(scores, top, axis=1)
+    order = np.argsort(-vals, axis=1, kind="stable")
+    return np.take_along_axis(vals, order, axis=1), np.take_along_axis(top, order, axis=1)
 
 
 def retrieve_for_gold(gold_ids: Sequence[str], gold_p: np.ndarray, gold_emb: np.ndarray, pool_ids: Sequence[str],

@@ -36,6 +36,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from workbench import io
+from workbench.retrieval import top_k
 from workbench.schema import PAIR_COLUMNS, PairFrame, validate_pair_frame
 from workbench.stage2 import Stage2Config, consistency_decisions, curate
 
@@ -198,8 +199,6 @@ class ShardWorker:
         finally:
             store.close()
 
-    def done_path(self, shard: Path) -> Path:
-        return self.out_dir / "done" / f"{shard.stem}.json"
 
     def process(self, shard: str | Path) -> dict[str, Any]:
         """Curate one shard (or return its summary if an earlier run finished it)."""
@@ -209,8 +208,8 @@ class ShardWorker:
         from workbench.tagging import TagConfig, tag_pairs
 
         shard = Path(shard)
-        done = io.read_json(self.done_path(shard))
-        if done is not None and done.get("key") == self.key:
+        done = finished_summary(self.out_dir, shard, self.key)
+        if done is not None:
             return done
         clock = _StageClock()
         pool = _load_shard(shard)
@@ -241,14 +240,24 @@ class ShardWorker:
         clock.lap("filter")
         if tags is not None:
             io.write_frame(tags, self.out_dir / "tags" / f"{shard.stem}.parquet")
-        _save_vectors(vectors, self.out_dir / "vectors" / f"{shard.stem}.npy")
+        io.write_array_atomic(np.asarray(vectors, dtype=np.float16), self.out_dir / "vectors" / f"{shard.stem}.npy")
         io.write_frame(curated, self.out_dir / "curated" / f"{shard.stem}.parquet")
         clock.lap("write")
         counts = curated["stage2_decision"].value_counts()
         summary = {"shard": shard.stem, "key": self.key, "pairs": len(pool), "seconds": clock.total(),
                    **{d: int(counts.get(d, 0)) for d in ("keep", "flip", "drop")}, **clock.seconds}
-        io.write_json(summary, self.done_path(shard))  # the commit point: the shard is finished
+        io.write_json(summary, _done_path(self.out_dir, shard))  # the commit point: the shard is finished
         return summary
+
+
+def _done_path(out_dir: Path, shard: Path) -> Path:
+    return out_dir / "done" / f"{shard.stem}.json"
+
+
+def finished_summary(out_dir: Path, shard: Path, key: str) -> dict[str, Any] | None:
+    """The summary of ``shard`` if a run with this configuration ``key`` finished it, else None."""
+    done = io.read_json(_done_path(out_dir, shard))
+    return done if done is not None and done.get("key") == key else None
 
 
 class _StageClock:
@@ -265,19 +274,6 @@ class _StageClock:
 
     def total(self) -> float:
         return sum(self.seconds.values())
-
-
-def _save_vectors(vectors: np.ndarray, path: Path) -> None:
-    _save_array(np.asarray(vectors, dtype=np.float16), path)
-
-
-def _save_array(array: np.ndarray, path: Path) -> None:
-    def save(tmp: str) -> None:
-        with open(tmp, "wb") as f:
-            np.save(f, array)
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    io._write_atomically(path, save)
 
 
 def _check_manifest(out_dir: Path, key: str, shards: Sequence[Path], pool_dir: Path) -> None:
@@ -308,8 +304,7 @@ def curate_pool(pool_dir: str | Path, out_dir: str | Path, cfg: ScaleConfig, *, 
     shards = list_shards(pool_dir)
     key = cfg.key()
     _check_manifest(out_dir, key, shards, pool_dir)
-    finished = {s.stem: done for s in shards
-                if (done := io.read_json(out_dir / "done" / f"{s.stem}.json")) is not None and done.get("key") == key}
+    finished = {s.stem: done for s in shards if (done := finished_summary(out_dir, s, key)) is not None}
     todo = [s for s in shards if s.stem not in finished]
     rows = list(finished.values())
     if todo and cfg.backend == "ray":
@@ -424,14 +419,6 @@ class ShardedVectors:
         return read_curated(self.out_dir, ["pair_id"])["pair_id"].to_numpy()
 
 
-def _top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    k = min(k, scores.shape[1])
-    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    vals = np.take_along_axis(scores, top, axis=1)
-    order = np.argsort(-vals, axis=1, kind="stable")
-    return np.take_along_axis(vals, order, axis=1), np.take_along_axis(top, order, axis=1)
-
-
 class ShardedExactSearch:
     """Exact cosine search, streamed shard by shard over the memory-mapped vectors (the baseline)."""
 
@@ -449,9 +436,9 @@ class ShardedExactSearch:
         best_s = np.full((len(q), k), -np.inf, dtype=np.float32)
         best_i = np.full((len(q), k), -1, dtype=np.int64)
         for start, block in self.vectors.chunks():
-            s, i = _top_k(q @ block.T, k)
+            s, i = top_k(q @ block.T, k)
             merged_s, merged_i = np.concatenate([best_s, s], axis=1), np.concatenate([best_i, i + start], axis=1)
-            best_s, pos = _top_k(merged_s, k)
+            best_s, pos = top_k(merged_s, k)
             best_i = np.take_along_axis(merged_i, pos, axis=1)
         return best_s, best_i
 
@@ -567,7 +554,7 @@ def map_whole_pool(out_dir: str | Path, reducer: Any, *, progress: bool = True) 
                             disable=not progress):
         path = out_dir / "map" / f"{name}.npy"
         if not path.exists():
-            _save_array(np.asarray(reducer.transform(np.asarray(block, dtype=np.float32)), dtype=np.float32), path)
+            io.write_array_atomic(np.asarray(reducer.transform(np.asarray(block, dtype=np.float32)), dtype=np.float32), path)
         paths.append(path)
     return paths
 
