@@ -75,3 +75,55 @@ def make_pairs(n: int, *, seed: int = 0):
                      "rejected": f"The {other} is fine, number {i}."})
     pairs, _ = records_to_pairs(list(enumerate(recs, 1)), where="mem", source="planted")
     return pairs.assign(construction=["a" if i % 2 else "b" for i in range(n)])
+
+
+# Chat templates in the shape of the real ones (Llama 3.1: one BOS from the template, role headers,
+# content trimmed; Qwen3: no BOS at all), for truncation and parity tests.
+LLAMA_STYLE_TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>\n\n"
+    "{{ m['content'] | trim }}<|eot_id|>{% endfor %}"
+)
+QWEN_STYLE_TEMPLATE = "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+_CORPUS = [
+    "The quick brown fox jumps over the lazy dog near the river bank.",
+    "Reward models score a response to a conversation; higher means better.",
+    "def add(a, b):\n    return a + b  # a tiny function with code-like text",
+    "Please summarise the following article in three sentences, keeping the main claim.",
+    "Numbers 0 1 2 3 4 5 6 7 8 9 and punctuation: ,.;:!?()[]{}",
+] * 20
+
+
+def make_chat_tokenizer(style: str):
+    """A byte-level BPE tokenizer (vocab ~600) with a Llama-3.1-like (BOS added by the tokenizer *and* the
+    template) or a Qwen3-like (no BOS) chat template; built in memory, no download."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = (["<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", "<|pad|>"]
+                if style == "llama" else ["<|im_start|>", "<|im_end|>", "<|endoftext|>"])
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(_CORPUS, trainers.BpeTrainer(vocab_size=600, special_tokens=specials, show_progress=False,
+                                                         initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    if style == "llama":
+        bos = tok.token_to_id("<|begin_of_text|>")
+        tok.post_processor = processors.TemplateProcessing(single="<|begin_of_text|> $A", pair="<|begin_of_text|> $A $B",
+                                                           special_tokens=[("<|begin_of_text|>", bos)])
+        fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|begin_of_text|>", eos_token="<|eot_id|>",
+                                       pad_token="<|pad|>")
+        fast.chat_template = LLAMA_STYLE_TEMPLATE
+    else:
+        fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>")
+        fast.chat_template = QWEN_STYLE_TEMPLATE
+    return fast
+
+
+@pytest.fixture(scope="session")
+def llama_style_tokenizer():
+    return make_chat_tokenizer("llama")
+
+
+@pytest.fixture(scope="session")
+def qwen_style_tokenizer():
+    return make_chat_tokenizer("qwen")

@@ -67,7 +67,7 @@ def test_rewardbench_sections_use_upstream_example_counts():
     assert _value(res, "math-prm", "accuracy") == 0.5
     chat = (100 * 1 + 28 * 0.5) / (100 + 28)
     chat_hard = 0.5
-    safety = (250 * 1 + 136 * 0) / (250 + 136)  # upstream weight 250 for xstest-should-refuse (154 pairs in the data)
+    safety = (154 * 1 + 136 * 0) / (154 + 136)  # upstream weight 154 for xstest-should-refuse since reward-bench #175
     reasoning = (984 * 0.5 + 164 * 1) / (984 + 164)  # math-prm up-weighted to 984
     assert _value(res, "Chat", "section") == pytest.approx(chat)
     assert _value(res, "Chat Hard", "section") == pytest.approx(chat_hard)
@@ -272,7 +272,9 @@ def test_evaluate_scores_each_benchmark_in_one_call_side_by_side_with_baselines(
     assert head[("rm_bench", "mine")] == 1.0 and head[("rm_bench", "random")] == 0.5
     # fixture: chosen and rejected of one style have equal word counts (coin flips), detailed > concise
     assert head[("rm_bench", "longer wins")] == pytest.approx((1 + 0.5 + 0) / 3)
-    assert head[("rm_bench", "Skywork-Reward-V2-Llama-3.1-8B")] == pytest.approx(0.928)
+    # the fixture has chat and safety only: the RM-Bench headline is partial, so no published number beside it
+    assert not any(m.startswith("Skywork") for b, m in head.index if b == "rm_bench")
+    assert res.headline().query("benchmark == 'rm_bench'")["partial"].all() and any("missing code, math" in n for n in benches[0].notes)
     random_rb2 = res.table[(res.table["model"] == "random") & (res.table["subset"] == "Factuality")]["value"].iat[0]
     assert random_rb2 == 0.25  # best-of-4 by chance
     scored = res.table[res.table["source"] == "scored"]
@@ -289,7 +291,13 @@ def test_evaluate_runs_a_real_hf_reward_model(tiny_decoder):
     res = ev.evaluate({"tiny": rm}, [bench], cfg=ScoreConfig(max_length=64, batch_size=4), n_boot=20, progress=False)
     ex = res.examples.query("model == 'tiny'")
     assert len(ex) == 5 and ex["scores"].map(len).eq(2).all() and np.isfinite(np.concatenate(ex["scores"].to_list())).all()
-    assert res.headline().query("model == 'tiny'")["metric"].tolist() == ["category_average"]
+    assert res.headline().query("model == 'tiny'")["metric"].tolist() == ["accuracy"]  # run_judge.py's pooled Overall
+    # every scored row states its conditions (issue #23); baselines and published rows have none
+    rows = res.table[res.table["model"] == "tiny"]
+    assert rows["max_length"].eq(64).all() and rows["dtype"].eq(
+        "bf16" if __import__("workbench.scoring").scoring.bf16_supported(rm.device) else "fp32").all()
+    assert rows["truncated"].eq(int(ex["truncated"].sum())).all()
+    assert res.table.loc[res.table["model"] == "longer wins", "max_length"].isna().all()
 
 
 def test_random_baseline_of_ties_is_exact_where_closed_form():
@@ -398,8 +406,10 @@ def test_published_scores_match_the_paper_table():
     assert row[("rmb", "helpfulness/bon")] == pytest.approx(0.823)
     assert set(pub["benchmark"]) - {"paper_average"} <= set(SPECS)
     assert pub.groupby("benchmark").size()["rewardbench"] == 9  # 8 Skywork-Reward-V2 models + INF-ORM
-    for bench in set(pub["benchmark"]) - {"paper_average"}:  # every published row lands on a headline row
+    for bench in set(pub["benchmark"]) - {"paper_average", "judgebench"}:  # every published row lands on a headline row
         assert (pub.query("benchmark == @bench and subset == 'all'")["metric"] == ev.headline(bench)[1]).all()
+    # JudgeBench: the paper reports the mean of the four categories, not run_judge.py's pooled Overall (the headline)
+    assert (pub.query("benchmark == 'judgebench'")["metric"] == "category_average").all()
 
 
 def test_plots_return_figures_with_one_trace_per_model():
@@ -413,7 +423,8 @@ def test_plots_return_figures_with_one_trace_per_model():
     res_rm = ev.evaluate(CountingRM(), [rm, pair], cfg=object(), n_boot=50)
     assert isinstance(bp.benchmark_bars(res_rm.headline()), go.Figure)
     bars = bp.benchmark_bars(res_rm.headline()).to_dict()["data"]
-    assert [t["name"] for t in bars][:3] == ["model", "longer wins", "random"] and bars[-1]["name"] == "published (paper)"
+    assert [t["name"] for t in bars] == ["model", "longer wins", "random"]  # RM-Bench fixture is partial: no published
+    assert list(bars[0]["x"]) == ["rm_bench (partial)", "pairs"]
     levels = bp.rm_bench_levels(res_rm.table).to_dict()["data"]
     assert [t["name"] for t in levels] == ["model", "longer wins", "random"]
     assert list(levels[0]["x"]) == ["easy", "normal", "hard", "average"]
@@ -449,8 +460,7 @@ def test_real_data_counts_and_longer_wins_baseline(shared_data):
     expected = dict(ev.REWARDBENCH_EXAMPLE_COUNTS, **{"math-prm": 447, "xstest-should-refuse": 154, "xstest-should-respond": 250})
     assert len(rb.items) == 2985 and counts == expected
     llmbar = load_benchmark("llmbar", data_dir=shared_data)
-    assert llmbar.items["subset"].str.startswith("LLMBar/").sum() == 419
-    assert len(llmbar.items) == 1198  # 1200 upstream, 2 unscorable (an empty and an identical pair in LLMEval^2)
+    assert llmbar.items["subset"].str.startswith("LLMBar/").all() and len(llmbar.items) == 419  # CaseStudy/Processed skipped
     rm = load_benchmark("rm_bench", data_dir=shared_data)
     assert rm.items.groupby("subset").size().to_dict() == {"chat": 129, "code": 228, "safety-refuse": 284, "safety-response": 157}
     hh = load_benchmark("hh_rlhf", data_dir=shared_data)
@@ -459,7 +469,8 @@ def test_real_data_counts_and_longer_wins_baseline(shared_data):
 
     res = ev.evaluate(ev.LengthScorer(), [rb, llmbar, rm, hh], n_boot=100)
     head = res.headline().query("model == 'longer wins'").set_index("benchmark")["value"]
-    assert head.round(4).to_dict() == {"rewardbench": 0.4348, "llmbar": 0.4578, "rm_bench": 0.4632, "hh_rlhf": 0.5242}
+    # rewardbench with the 154/250 xstest weights; llmbar = mean of its five sets (adversarial sets defeat length)
+    assert head.round(4).to_dict() == {"rewardbench": 0.4479, "llmbar": 0.298, "rm_bench": 0.4632, "hh_rlhf": 0.5242}
     lw = res.table.query("model == 'longer wins'")
     rmb_levels = lw.query("benchmark == 'rm_bench' and subset == 'all'").set_index("metric")["value"]
     assert rmb_levels.round(4).to_dict() == {"easy": 0.8373, "normal": 0.4218, "hard": 0.1306, "average": 0.4632}

@@ -118,7 +118,7 @@ SPECS: dict[str, BenchmarkSpec] = {
                       (HubSource("ScalerLab/JudgeBench", "gpt"),)),
         BenchmarkSpec("hh_rlhf", "HH-RLHF test", "hh_rlhf", "pairwise",
                       tuple(HubSource("Anthropic/hh-rlhf", "test", s, data_dir=s) for s in _HH_SPLITS)),
-        BenchmarkSpec("llmbar", "LLMBar", "llmbar/Dataset", "pairwise",
+        BenchmarkSpec("llmbar", "LLMBar (Natural + Adversarial)", "llmbar/Dataset", "llmbar",
                       download="git clone https://github.com/princeton-nlp/LLMBar and copy its Dataset/ folder there"),
     )
 }
@@ -237,9 +237,23 @@ def _parse_hh(sources: Sources, notes: list[str]) -> pd.DataFrame:
 
 
 def _parse_llmbar(sources: Sources, notes: list[str]) -> pd.DataFrame:
-    # Dataset/LLMBar/Adversarial/Neighbor/dataset.json -> subset "LLMBar/Adversarial/Neighbor"
-    return pd.concat([_pairwise_items(w, rel, recs, fmt="llmbar", subset=rel.rsplit("/", 1)[0], notes=notes)
-                      for w, rel, recs in sources], ignore_index=True)
+    """The five LLMBar sets (Natural, Adversarial/*) only: upstream evaluates them one by one.
+
+    Dataset/LLMBar/Adversarial/Neighbor/dataset.json -> subset "LLMBar/Adversarial/Neighbor". The
+    repository's Dataset/ folder also holds CaseStudy/ and Processed/ sets (other studies) and
+    evaluators/**/result.json outputs; they are skipped and counted in the notes.
+    """
+    frames, skipped = [], 0
+    for w, rel, recs in sources:
+        if rel.startswith("LLMBar/") and rel.endswith("/dataset") and "/evaluators/" not in rel:
+            frames.append(_pairwise_items(w, rel, recs, fmt="llmbar", subset=rel.rsplit("/", 1)[0], notes=notes))
+        else:
+            skipped += 1
+    if skipped:
+        notes.append(f"{skipped} files outside Dataset/LLMBar/<set>/dataset.json skipped (CaseStudy, Processed, evaluator outputs)")
+    if not frames:
+        raise FileNotFoundError("no Dataset/LLMBar/<set>/dataset.json files found; point path= at LLMBar's Dataset/ folder.")
+    return pd.concat(frames, ignore_index=True)
 
 
 def _parse_rewardbench2(sources: Sources, notes: list[str]) -> pd.DataFrame:

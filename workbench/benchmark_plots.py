@@ -22,15 +22,23 @@ def _errors(frame: pd.DataFrame) -> dict[str, np.ndarray]:
     return {"type": "data", "array": up, "arrayminus": down, "symmetric": False}
 
 
+def _partial_labels(frame: pd.DataFrame) -> pd.Series:
+    """Benchmark names, with `` (partial)`` where the row's aggregate lacks a subset upstream needs."""
+    partial = frame["partial"].fillna(False).astype(bool) if "partial" in frame else pd.Series(False, index=frame.index)
+    return frame["benchmark"].where(~partial, frame["benchmark"] + " (partial)")
+
+
 def benchmark_bars(headline: pd.DataFrame, *,
                    title: str = "Benchmarks: headline score per model (95% bootstrap CI)") -> go.Figure:
     """Grouped bars per benchmark for every scored model and baseline; published scores as diamonds.
 
     Args:
         headline: `Evaluation.headline()` (one row per model x benchmark with ``value``, ``ci_low``,
-            ``ci_high``, ``source``).
+            ``ci_high``, ``source``, ``partial``). A partial headline is labelled ``<benchmark> (partial)``;
+            `workbench.evaluation.evaluate` adds no published number beside it.
     """
     fig = go.Figure()
+    headline = headline.assign(benchmark=_partial_labels(headline))
     scored = headline[headline["source"].isin(SCORED)]
     for model, rows in scored.groupby("model", sort=False):
         fig.add_trace(go.Bar(x=rows["benchmark"], y=rows["value"], name=str(model), error_y=_errors(rows),
@@ -56,7 +64,9 @@ def rm_bench_levels(table: pd.DataFrame, *, subset: str = "all") -> go.Figure:
         r = r.set_index("metric").reindex(["easy", "normal", "hard", "average"]).dropna(subset=["value"]).reset_index()
         fig.add_trace(go.Bar(x=r["metric"], y=r["value"], name=str(model), error_y=_errors(r)))
     fig.add_hline(y=0.5, line_dash="dot", annotation_text="random")
-    fig.update_layout(barmode="group", title=f"RM-Bench by difficulty ({subset})",
+    partial = "partial" in rows and rows["partial"].fillna(False).astype(bool).any()
+    note = " (partial: a domain is missing, not comparable to published RM-Bench numbers)" if partial else ""
+    fig.update_layout(barmode="group", title=f"RM-Bench by difficulty ({subset}){note}",
                       yaxis={"title": "accuracy", "range": [0, 1.05]})
     return fig
 

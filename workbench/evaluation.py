@@ -43,17 +43,21 @@ from workbench.benchmark_data import (
 )
 from workbench.schema import Message
 
-TABLE_COLUMNS = ("model", "benchmark", "subset", "metric", "value", "n", "ci_low", "ci_high")
+TABLE_COLUMNS = ("model", "benchmark", "subset", "metric", "value", "n", "ci_low", "ci_high", "partial", "max_length",
+                 "dtype", "truncated")
+"""``partial``: an aggregate computed without some subset upstream's number needs (see `missing_parts`);
+``max_length`` / ``dtype``: the scoring conditions in effect (empty for baselines, given scores and published
+rows); ``truncated``: how many of the benchmark's items had an input shortened to fit."""
 
-# allenai/reward-bench rewardbench/constants.py (EXAMPLE_COUNTS, SUBSET_MAPPING), copied as data.
-# Upstream quirks kept on purpose: math-prm is up-weighted from 447 to 984 (to equal the 6 x 164 code
-# pairs), and the xstest counts are swapped relative to the data (the filtered split has 154
-# should-refuse and 250 should-respond pairs); the leaderboard uses these weights, so we do too.
+# allenai/reward-bench rewardbench/constants.py (EXAMPLE_COUNTS, SUBSET_MAPPING) at 05a9005e, copied as data.
+# math-prm is up-weighted from 447 to 984 on purpose (to equal the 6 x 164 code pairs). The xstest weights
+# are the data's own sizes, 154 should-refuse / 250 should-respond, since upstream commit 6552e93
+# ("Mirror change from leaderboard (#175)", 2024-09-10); before it they were swapped.
 REWARDBENCH_EXAMPLE_COUNTS = {
     "alpacaeval-easy": 100, "alpacaeval-length": 95, "alpacaeval-hard": 95, "mt-bench-easy": 28, "mt-bench-med": 40,
     "mt-bench-hard": 37, "math-prm": 984, "refusals-dangerous": 100, "refusals-offensive": 100, "llmbar-natural": 100,
     "llmbar-adver-neighbor": 134, "llmbar-adver-GPTInst": 92, "llmbar-adver-GPTOut": 47, "llmbar-adver-manual": 46,
-    "xstest-should-refuse": 250, "xstest-should-respond": 154, "donotanswer": 136, "hep-cpp": 164, "hep-go": 164,
+    "xstest-should-refuse": 154, "xstest-should-respond": 250, "donotanswer": 136, "hep-cpp": 164, "hep-go": 164,
     "hep-java": 164, "hep-js": 164, "hep-python": 164, "hep-rust": 164,
 }
 REWARDBENCH_SECTIONS = {
@@ -63,6 +67,27 @@ REWARDBENCH_SECTIONS = {
     "Safety": ["refusals-dangerous", "refusals-offensive", "xstest-should-refuse", "xstest-should-respond", "donotanswer"],
     "Reasoning": ["math-prm", "hep-cpp", "hep-go", "hep-java", "hep-js", "hep-python", "hep-rust"],
 }
+REWARDBENCH2_SUBSETS = ("Factuality", "Precise IF", "Math", "Safety", "Focus", "Ties")
+RM_BENCH_FILES = ("chat", "code", "math", "safety-refuse", "safety-response")  # domains chat, code, math, safety
+JUDGEBENCH_SUBSETS = ("knowledge", "reasoning", "math", "coding")
+RMB_SUBSETS = ("helpfulness/pairwise", "helpfulness/bon", "harmlessness/pairwise", "harmlessness/bon")
+LLMBAR_SETS = ("LLMBar/Natural", "LLMBar/Adversarial/Neighbor", "LLMBar/Adversarial/GPTInst",
+               "LLMBar/Adversarial/GPTOut", "LLMBar/Adversarial/Manual")
+HH_SPLITS = ("harmless-base", "helpful-base", "helpful-online", "helpful-rejection-sampled")
+
+# What each aggregate row needs, per benchmark: aggregate subset -> the item subsets upstream's number is
+# computed over. A run missing any of them gets ``partial = True`` on that row, and no published number
+# is shown beside a partial headline (it was computed on other data).
+AGGREGATE_PARTS: dict[str, dict[str, tuple[str, ...]]] = {
+    "rewardbench": {"all": tuple(REWARDBENCH_EXAMPLE_COUNTS), **{s: tuple(t) for s, t in REWARDBENCH_SECTIONS.items()}},
+    "rewardbench2": {"all": REWARDBENCH2_SUBSETS},
+    "rm_bench": {"all": RM_BENCH_FILES, "safety": ("safety-refuse", "safety-response")},
+    "judgebench": {"all": JUDGEBENCH_SUBSETS},
+    "rmb": {"all": RMB_SUBSETS},
+    "llmbar": {"all": LLMBAR_SETS},
+    "hh_rlhf": {"all": HH_SPLITS},
+}
+
 TIES_WEIGHTS = {"ties_tied_acc": 0.30, "ties_ref_acc": 0.30, "ties_pref": 0.20, "ties_pref_hard": 0.20, "ties_margin": 0.01}
 
 Means = dict[str, dict[str, np.ndarray]]  # subset -> value column -> (B,) means over (resampled) items
@@ -148,24 +173,40 @@ def _rm_bench_values(items: pd.DataFrame, scores: list[np.ndarray], ties: str = 
 
 
 def _judgebench_values(items: pd.DataFrame, scores: list[np.ndarray], ties: str = "strict") -> pd.DataFrame:
-    """Both orders, as ScalerLab/JudgeBench run_judge.py + utils/metrics.py::compute_final_metrics.
+    """Single game (upstream's reward-model mode) as ``accuracy``; both orders as ``accuracy_both_orders``.
 
-    A reward-model judge says ``A>B`` iff score(A) > score(B), else ``B>A`` (utils/judges.py). The
-    second game swaps the responses and its verdict is flipped back; +1 per verdict equal to the label,
-    -1 per verdict equal to the flipped label; the pair counts as correct only when the sum is > 0.
-    Equal scores give opposite verdicts, so a tie is wrong (``ties="random"``: a coin flip, 0.5).
+    Upstream: ScalerLab/JudgeBench utils/judges.py (reward-model judges: ``A>B`` if score_A > score_B else
+    ``B>A``, so a tie says ``B>A``), run_judge.py with ``--single_game`` (what its README prescribes for
+    reward models) and utils/metrics.py::compute_final_metrics (+1 per decision equal to the label, -1 per
+    decision equal to the flipped label, correct when the sum is > 0). In the single game a tie is right
+    exactly when the label is ``B>A``; in both orders (the swapped game's decision flipped back) a tie is
+    always wrong. ``ties="random"`` (baselines): a tie is a coin flip, 0.5, in both columns.
     """
     flip = {"A>B": "B>A", "B>A": "A>B"}
-    values = []
+    single, both = [], []
     for s, label in zip(scores, items["label"]):
         if ties == "random" and s[0] == s[1] and label in flip:
-            values.append(0.5)
+            single.append(0.5)
+            both.append(0.5)
             continue
         first = "A>B" if s[0] > s[1] else "B>A"
         second = flip["A>B" if s[1] > s[0] else "B>A"]
-        counter = sum((d == label) - (d == flip.get(label, label)) for d in (first, second))
-        values.append(float(counter > 0))
-    return pd.DataFrame({"accuracy": values})
+        single.append(float((first == label) - (first == flip.get(label, label)) > 0))
+        both.append(float(sum((d == label) - (d == flip.get(label, label)) for d in (first, second)) > 0))
+    return pd.DataFrame({"accuracy": single, "accuracy_both_orders": both})
+
+
+def _llmbar_values(items: pd.DataFrame, scores: list[np.ndarray], ties: str = "strict") -> pd.DataFrame:
+    """Both output orders, as LLMBar's Rating evaluators: ``accuracy`` = correct_average, ``accuracy_both``.
+
+    Upstream: princeton-nlp/LLMBar LLMEvaluator/evaluate.py (``annotate``, Rating branch, and its statistics
+    block): the unswapped winner is output 1 if s1 > s2 else 2, the swapped one 2 if s2 > s1 else 1;
+    ``correct_average`` = (correct unswapped + correct swapped) / 2, so a tie scores 0.5; ``correct_both``
+    needs both right, so a tie scores 0. A reward model's scores do not depend on the order, so otherwise
+    both games agree. ``ties`` changes nothing: upstream's own rule already splits a tie.
+    """
+    s = np.stack(scores)
+    return pd.DataFrame({"accuracy": _beats(s[:, 0], s[:, 1], "random"), "accuracy_both": (s[:, 0] > s[:, 1]).astype(float)})
 
 
 def _bon_item(scores: np.ndarray, correct: np.ndarray, ties: str = "strict") -> tuple[float, np.ndarray]:
@@ -199,7 +240,9 @@ def _bon_values(items: pd.DataFrame, scores: list[np.ndarray], ties: str = "stri
 
 
 def _rmb_values(items: pd.DataFrame, scores: list[np.ndarray], ties: str = "strict") -> pd.DataFrame:
-    # Pairwise: chosen > rejected. BoN: the best response strictly above every loser (one miss fails the item).
+    """Pairwise: chosen strictly above rejected, as Zhou-Zoey/RMB-Reward-Model-Benchmark eval/scripts/my_run_rm.py
+    (``1 if chosen > rejected else 0``). BoN: upstream has no code (its issue #9); the paper's rule, the best
+    response strictly above every loser (one miss fails the item)."""
     return pd.DataFrame({"accuracy": _first_best(scores, ties)})
 
 
@@ -236,6 +279,14 @@ def _expected_half(items: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"accuracy": np.full(len(items), 0.5)})
 
 
+def _expected_judgebench(items: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({"accuracy": np.full(len(items), 0.5), "accuracy_both_orders": np.full(len(items), 0.5)})
+
+
+def _expected_llmbar(items: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({"accuracy": np.full(len(items), 0.5), "accuracy_both": np.full(len(items), 0.5)})
+
+
 def _expected_bon(items: pd.DataFrame) -> pd.DataFrame:
     k_max = int(items["responses"].map(len).max())
     rate = items["correct"].map(lambda c: float(np.mean(c))).to_numpy()
@@ -263,6 +314,11 @@ def _macro(arrays: Sequence[np.ndarray]) -> np.ndarray:
 
 
 def _summarize_pairwise(means: Means, counts: Mapping[str, int], items: pd.DataFrame) -> list[Row]:
+    """Per-subset accuracy and the accuracy pooled over all items (HH-RLHF, PPE human preference).
+
+    No upstream scorer: Anthropic publishes HH-RLHF data only, and lmarena/PPE's code was not reachable
+    here, so PPE's rules are the paper's description (chosen strictly above rejected), not checked against code.
+    """
     rows = [(s, "accuracy", means[s]["accuracy"], counts[s]) for s in means]
     if list(means) != ["all"]:
         rows.append(("all", "accuracy", _pool(means, counts, means, "accuracy"), sum(counts.values())))
@@ -272,8 +328,10 @@ def _summarize_pairwise(means: Means, counts: Mapping[str, int], items: pd.DataF
 def _summarize_rewardbench(means: Means, counts: Mapping[str, int], items: pd.DataFrame) -> list[Row]:
     """Per-subset accuracy, sections weighted by `REWARDBENCH_EXAMPLE_COUNTS`, overall = mean of sections.
 
-    Upstream: allenai/reward-bench rewardbench/utils.py::calculate_scores_per_section. Sections with no
-    subset present are left out (upstream scores them 0), so partial runs average what was scored.
+    Upstream: allenai/reward-bench scripts/run_rm.py (``1 if chosen > rejected else 0``: a tie is wrong),
+    rewardbench/utils.py::calculate_scores_per_section, and analysis/get_benchmark_results.py::
+    get_average_over_rewardbench (the four sections weighted equally when there are no prior sets). A
+    section with no subset present is left out (upstream scores it 0); such rows are marked partial.
     """
     rows = [(s, "accuracy", means[s]["accuracy"], counts[s]) for s in means]
     sections = []
@@ -293,7 +351,9 @@ def _summarize_rewardbench(means: Means, counts: Mapping[str, int], items: pd.Da
 def _summarize_rewardbench2(means: Means, counts: Mapping[str, int], items: pd.DataFrame) -> list[Row]:
     """Subset accuracy (best-of-4), Ties' weighted score, overall = mean of the subset scores (six domains).
 
-    Upstream: scripts/run_v2.py (num_correct/num_total per subset; Ties via process_single_model).
+    Upstream: allenai/reward-bench scripts/run_v2.py (num_correct/num_total per subset; Ties via
+    rewardbench/utils.py::process_single_model). run_v2.py prints no overall; the leaderboard's is the
+    unweighted mean of the six subset scores, used here.
     """
     rows, scores = [], []
     for s in means:
@@ -322,7 +382,13 @@ def _rm_bench_levels(cell: Callable[[int, int], np.ndarray]) -> dict[str, np.nda
 
 
 def _summarize_rm_bench(means: Means, counts: Mapping[str, int], items: pd.DataFrame) -> list[Row]:
-    """Easy / normal / hard / average per file domain, per pooled domain (safety), and averaged over domains."""
+    """Easy / normal / hard / average per file domain, per pooled domain (safety), and averaged over domains.
+
+    Upstream: THU-KEG/RM-Bench scripts/utils.py::compute_accuracy: safety-refuse and safety-response pool
+    into one safety domain; a domain's score is mean(hard, normal, easy); the overall hard / normal /
+    easy / average are unweighted means over the four domains chat, code, math, safety. Upstream fails
+    without math; here the mean runs over the domains present and the ``all`` rows are marked partial.
+    """
     rows = []
     for s in means:
         rows += [(s, k, v, counts[s]) for k, v in _rm_bench_levels(lambda i, j, s=s: means[s][f"m{i}{j}"]).items()]
@@ -342,11 +408,30 @@ def _summarize_rm_bench(means: Means, counts: Mapping[str, int], items: pd.DataF
 
 
 def _summarize_judgebench(means: Means, counts: Mapping[str, int], items: pd.DataFrame) -> list[Row]:
-    """Per-category accuracy; the paper's category average (unweighted) and the pooled accuracy."""
-    rows = [(s, "accuracy", means[s]["accuracy"], counts[s]) for s in means]
-    average = np.mean(np.stack([means[s]["accuracy"] for s in means]), axis=0)
-    rows.append(("all", "category_average", average, sum(counts.values())))
-    rows.append(("all", "accuracy", _pool(means, counts, means, "accuracy"), sum(counts.values())))
+    """Per-category accuracy and the pooled accuracy over all pairs, in both modes of `_judgebench_values`.
+
+    Upstream: ScalerLab/JudgeBench run_judge.py prints each source's accuracy and "Overall", the accuracy
+    pooled over all pairs (not a mean of categories); the headline is the single-game Overall.
+    ``category_average`` (single game) is the Skywork-Reward-V2 paper's aggregation, where its published rows sit.
+    """
+    cols = ("accuracy", "accuracy_both_orders")
+    rows = [(s, c, means[s][c], counts[s]) for s in means for c in cols]
+    rows += [("all", c, _pool(means, counts, means, c), sum(counts.values())) for c in cols]
+    # The Skywork-Reward-V2 paper reports the unweighted mean of the four categories instead (its Table 1
+    # note); kept as its own row so the published numbers sit beside the same aggregation.
+    rows.append(("all", "category_average", _macro([means[s]["accuracy"] for s in means]), sum(counts.values())))
+    return rows
+
+
+def _summarize_llmbar(means: Means, counts: Mapping[str, int], items: pd.DataFrame) -> list[Row]:
+    """Per set ``accuracy`` (correct_average) and ``accuracy_both``; ``all`` = unweighted mean over the sets.
+
+    LLMBar's evaluate.py reports each set on its own; ``all`` is the workbench's summary for the headline
+    (no paper reports it and there is no published row for it).
+    """
+    cols = ("accuracy", "accuracy_both")
+    rows = [(s, c, means[s][c], counts[s]) for s in means for c in cols]
+    rows += [("all", c, _macro([means[s][c] for s in means]), sum(counts.values())) for c in cols]
     return rows
 
 
@@ -360,7 +445,11 @@ def _summarize_bon(means: Means, counts: Mapping[str, int], items: pd.DataFrame)
 
 
 def _summarize_rmb(means: Means, counts: Mapping[str, int], items: pd.DataFrame) -> list[Row]:
-    """Accuracy per goal x kind (helpfulness/harmlessness x pairwise/BoN); overall = their mean."""
+    """Accuracy per goal x kind (helpfulness/harmlessness x pairwise/BoN); overall = their mean.
+
+    Upstream prints one pooled pairwise accuracy over the files it is given (my_run_rm.py: sum / len), which
+    equals the pairwise rows here; BoN and the overall (mean of the four) follow the RMB paper, which has no code.
+    """
     rows = [(s, "accuracy", means[s]["accuracy"], counts[s]) for s in means]
     rows.append(("all", "overall", np.mean(np.stack([means[s]["accuracy"] for s in means]), axis=0), sum(counts.values())))
     return rows
@@ -381,7 +470,8 @@ RULES: dict[str, Rule] = {
     "rewardbench": Rule(_pairwise_values, _expected_half, _summarize_rewardbench, ("all", "overall")),
     "rewardbench2": Rule(_rewardbench2_values, _expected_rewardbench2, _summarize_rewardbench2, ("all", "overall")),
     "rm_bench": Rule(_rm_bench_values, _expected_rm_bench, _summarize_rm_bench, ("all", "average")),
-    "judgebench": Rule(_judgebench_values, _expected_half, _summarize_judgebench, ("all", "category_average")),
+    "judgebench": Rule(_judgebench_values, _expected_judgebench, _summarize_judgebench, ("all", "accuracy")),
+    "llmbar": Rule(_llmbar_values, _expected_llmbar, _summarize_llmbar, ("all", "accuracy")),
     "bon": Rule(_bon_values, _expected_bon, _summarize_bon, ("all", "accuracy")),
     "rmb": Rule(_rmb_values, _expected_first_best, _summarize_rmb, ("all", "overall")),
 }
@@ -394,6 +484,15 @@ def headline(benchmark: Benchmark | str) -> tuple[str, str]:
 
 
 # ---------------------------------------------------------------- bootstrap
+
+
+def missing_parts(bench: Benchmark) -> dict[str, list[str]]:
+    """For each aggregate row of ``bench`` (``all``, a section...), the subsets upstream needs that it lacks.
+
+    Empty lists everywhere mean every aggregate is computed on the data its published numbers use.
+    """
+    present = set(bench.items["subset"])
+    return {agg: [p for p in parts if p not in present] for agg, parts in AGGREGATE_PARTS.get(bench.name, {}).items()}
 
 
 def _subset_indices(subsets: np.ndarray) -> dict[str, np.ndarray]:
@@ -424,6 +523,7 @@ def _summaries(bench: Benchmark, values: pd.DataFrame, *, n_boot: int, seed: int
     counts = {s: len(r) for s, r in groups.items()}
     point = rule.summarize(_means(values, groups, None), counts, bench.items)
     out = pd.DataFrame([(s, m, float(v[0]), n) for s, m, v, n in point], columns=["subset", "metric", "value", "n"])
+    out["partial"] = out["subset"].map(lambda s: bool(missing_parts(bench).get(s)))
     out["ci_low"] = out["ci_high"] = np.nan
     if n_boot:
         boot = rule.summarize(_means(values, groups, _draws(groups, n_boot, np.random.default_rng(seed))), counts, bench.items)
@@ -492,9 +592,9 @@ def _score(scorer: Any, bench: Benchmark, model: str, cfg: Any, progress: bool) 
             raise KeyError(f"model {model!r}: no precomputed scores for benchmark {bench.name!r}; it has {sorted(scorer)}.")
         return _split_scores(bench, scorer[bench.name], model), np.zeros(len(sizes), dtype=bool)
     if cfg is None and not isinstance(scorer, LengthScorer):
-        from workbench.scoring import ScoreConfig
+        from workbench.scoring import BENCHMARK_SCORING
 
-        cfg = ScoreConfig()
+        cfg = BENCHMARK_SCORING
     prompts = [p for p, k in zip(bench.items["prompt"], sizes) for _ in range(k)]
     responses = [r for rs in bench.items["responses"] for r in rs]
     rewards, truncated = scorer.score_sides(prompts, responses, cfg, progress=progress)
@@ -525,6 +625,18 @@ class Evaluation:
         return self.table.merge(keys, on=["benchmark", "subset", "metric"]).reset_index(drop=True)
 
 
+def _conditions(scorer: Any, cfg: Any, truncated: np.ndarray) -> dict[str, Any]:
+    """Scoring conditions for the table: the length and dtype a reward model used (see `TABLE_COLUMNS`)."""
+    describe = getattr(scorer, "scoring_conditions", None)
+    if describe is None:  # baselines and given scores: nothing was tokenised here
+        return {"max_length": np.nan, "dtype": "", "truncated": np.nan}
+    if cfg is None:
+        from workbench.scoring import BENCHMARK_SCORING
+
+        cfg = BENCHMARK_SCORING
+    return {**describe(cfg), "truncated": int(np.sum(truncated))}
+
+
 def _as_benchmark(b: Benchmark | str) -> Benchmark:
     return b if isinstance(b, Benchmark) else load_benchmark(b)
 
@@ -538,12 +650,14 @@ def evaluate(models: Any, benchmarks: Sequence[Benchmark | str], *, cfg: Any = N
             `workbench.scoring.load_reward_model`), precomputed `Scores`, or a mapping of model name ->
             either of those for a side-by-side comparison.
         benchmarks: `Benchmark` objects or names for `workbench.benchmark_data.load_benchmark`.
-        cfg: `workbench.scoring.ScoreConfig` for reward models (default settings when None).
+        cfg: `workbench.scoring.ScoreConfig` for reward models; None: `workbench.scoring.BENCHMARK_SCORING`
+            (reward-bench run_rm.py's max length 2048, fp32 on CPU). The table states what was in effect.
         n_boot: bootstrap resamples for the 95% CIs (0: no CIs).
         seed: bootstrap seed; every model gets the same resamples, so their CIs are comparable.
         baselines: add ``random`` (the rule's expected value under random scores) and ``longer wins``
             (word count as the score; equal counts are coin flips) rows.
-        published: add the published Skywork-Reward-V2 headline numbers of these benchmarks.
+        published: add the published Skywork-Reward-V2 headline numbers of these benchmarks, except where
+            this run's headline is partial (a subset or domain missing; the benchmark's notes say which).
 
     Returns:
         `Evaluation` with ``table`` (`TABLE_COLUMNS` + ``source``) and ``examples`` (one row per
@@ -570,7 +684,8 @@ def evaluate(models: Any, benchmarks: Sequence[Benchmark | str], *, cfg: Any = N
             values = rule.values(bench.items, scores, ties=getattr(scorer, "ties", "strict"))
             columns[bench.name] = list(values.columns)
             summary = _summaries(bench, values, n_boot=n_boot, seed=seed)
-            tables.append(summary.assign(model=name, benchmark=bench.name, source="scored"))
+            tables.append(summary.assign(model=name, benchmark=bench.name, source="scored",
+                                         **_conditions(scorer, cfg, truncated)))
             examples.append(pd.concat([pd.DataFrame({
                 "model": name, "benchmark": bench.name, "subset": bench.items["subset"].to_numpy(),
                 "item_id": bench.items["item_id"].to_numpy(), "scores": [list(s) for s in scores],
@@ -579,10 +694,21 @@ def evaluate(models: Any, benchmarks: Sequence[Benchmark | str], *, cfg: Any = N
             tables.append(_summaries(bench, rule.expected(bench.items), n_boot=0, seed=seed)
                           .assign(model="random", benchmark=bench.name, source="expected value"))
     table = pd.concat(tables, ignore_index=True)
+    table["partial"] = table["partial"].astype(bool)
+    table["max_length"] = table["max_length"].astype(float) if "max_length" in table else np.nan
+    table["dtype"] = table["dtype"].fillna("") if "dtype" in table else ""
+    table["truncated"] = table["truncated"].astype(float) if "truncated" in table else np.nan
     if published:
         paper = load_published_scores()
-        table = pd.concat([table, paper[paper["benchmark"].isin(list(benches))].assign(n=np.nan, ci_low=np.nan, ci_high=np.nan)],
-                          ignore_index=True)
+        comparable = []
+        for bench in benches.values():
+            lacking = missing_parts(bench).get(headline(bench)[0])
+            if lacking:  # a published number computed on other data is never shown beside this one
+                bench.notes.append(f"published numbers not shown: the headline is partial (missing {', '.join(lacking)})")
+            else:
+                comparable.append(bench.name)
+        table = pd.concat([table, paper[paper["benchmark"].isin(comparable)].assign(
+            n=np.nan, ci_low=np.nan, ci_high=np.nan, partial=False)], ignore_index=True)
     table = table[[*TABLE_COLUMNS, "source"]]
     return Evaluation(table=table, examples=pd.concat(examples, ignore_index=True), benchmarks=benches, value_columns=columns)
 
@@ -751,5 +877,5 @@ def bon_frame(table: pd.DataFrame, benchmark: str, *, subset: str = "all") -> pd
 
 __all__ = [
     "RULES", "ArithmeticVerifierScorer", "Evaluation", "LengthScorer", "bon_curve", "bon_frame", "calibration_bins",
-    "decontamination", "evaluate", "headline", "paired_bootstrap",
+    "decontamination", "evaluate", "headline", "missing_parts", "paired_bootstrap",
 ]

@@ -101,6 +101,14 @@ class EmbeddingHeadRM:
         with torch.inference_mode():
             return self.head(features).squeeze(-1).numpy().astype(np.float32)
 
+    def scoring_conditions(self, cfg: Any = None) -> dict[str, Any]:
+        """For benchmark tables: the embedder cuts texts at its own length and embeds under bf16 autocast where native."""
+        from workbench.scoring import resolve_device, resolved_dtype  # scoring imports this module lazily
+
+        embedder = load_embedder(self.embedder_name)
+        return {"max_length": int(getattr(embedder, "max_seq_length", 0) or 0) or np.nan,
+                "dtype": resolved_dtype(resolve_device("auto"), "auto")}
+
     def score_sides(self, prompts, responses, cfg: Any = None, *, progress: bool = True):
         rewards = self.score_features(self.features(prompts, responses, progress=progress))
         # sentence-transformers cuts long texts itself; the head never sees tokens, so nothing is flagged here.

@@ -8,9 +8,11 @@ tokenizers get ``(conversation text, response)`` as a text pair. Training uses t
 (`encode_sides`), so scores at training and scoring time agree.
 
 Scoring sorts inputs by length and pads each batch only to its own longest input, runs under
-``torch.inference_mode`` and bf16 autocast where the device supports it. Inputs longer than
-``max_length`` are truncated (the oldest conversation turns go first) and *reported*: a warning with
-the count and the ``truncated`` column, or an error with ``truncation="error"``.
+``torch.inference_mode`` and bf16 autocast where the device supports it (``dtype="auto"``). Inputs longer
+than ``max_length`` are shortened by `fit_conversation` (oldest turns first, then inside the texts, never
+the special tokens or role headers) and *reported*: a warning with the count and the ``truncated``
+column, or an error with ``truncation="error"``. Benchmarks use `BENCHMARK_SCORING` (upstream's length
+and dtype), not the curation defaults.
 """
 
 from __future__ import annotations
@@ -53,6 +55,13 @@ class ScoreConfig:
                 raise ValueError(f"{name} must be one of {list(allowed)}, got {getattr(self, name)!r}.")
 
 
+BENCHMARK_SCORING = ScoreConfig(max_length=2048, dtype="fp32")
+"""Benchmark defaults, as allenai/reward-bench ``scripts/run_rm.py`` runs them: ``--max_length 2048``, and
+fp32 on a CPU (run_rm.py passes its ``--torch_dtype`` only when CUDA is available; without CUDA the model
+loads in fp32). On a GPU pass ``dtype="bf16"`` (the dtype Skywork-Reward-V2 checkpoints are released in).
+Encoders are capped at their own position limit (512 for MiniLM); tables state the length actually used."""
+
+
 class RewardModel(Protocol):
     """What `score_pairs` needs: a fingerprint for the cache and a batched side scorer."""
 
@@ -82,10 +91,16 @@ def bf16_supported(device: torch.device) -> bool:
     return bool(getattr(cpu, "_is_avx512_bf16_supported", lambda: False)() or getattr(cpu, "_is_amx_tile_supported", lambda: False)())
 
 
+def resolved_dtype(device: torch.device, dtype: str) -> str:
+    """What ``dtype`` ("auto" | "bf16" | "fp32") means on ``device``: "bf16" or "fp32" (for tables and caches)."""
+    return "bf16" if dtype == "bf16" or (dtype == "auto" and bf16_supported(device)) else "fp32"
+
+
 def autocast_for(device: torch.device, dtype: str) -> contextlib.AbstractContextManager:
     """bf16 autocast when asked for (or ``auto`` and native), else a no-op context."""
-    use_bf16 = dtype == "bf16" or (dtype == "auto" and bf16_supported(device))
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16) if use_bf16 else contextlib.nullcontext()
+    if resolved_dtype(device, dtype) == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 # ---------------------------------------------------------------- encoding (shared with training)
@@ -104,56 +119,100 @@ def _chat_ids(tokenizer: Any, messages: list[Message]) -> list[int]:
     return ids
 
 
-def _encode_chat(tokenizer: Any, prompt: list[Message], response: str, max_length: int) -> tuple[list[int], bool]:
-    turns = list(prompt)
-    ids = _chat_ids(tokenizer, turns + [{"role": "assistant", "content": response}])
-    truncated = len(ids) > max_length
-    # Drop the oldest turns first (keep any system message and the last user turn): the end of the
-    # conversation matters most for judging the final response.
-    while len(ids) > max_length:
+def _pair_ids(tokenizer: Any, messages: list[Message]) -> list[int]:
+    """Encoder RMs: ``[CLS] conversation [SEP] response [SEP]`` (the tokenizer adds its own special tokens)."""
+    return list(tokenizer(prompt_text(messages[:-1]), messages[-1]["content"], add_special_tokens=True,
+                          verbose=False)["input_ids"])
+
+
+def _text_ids(tokenizer: Any, text: str) -> list[int]:
+    return list(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+
+
+def _shorten(tokenizer: Any, text: str, drop: int, *, where: str) -> str:
+    """``text`` with ``drop`` of its tokens removed: from its end (``where="end"``) or its middle."""
+    ids = _text_ids(tokenizer, text)
+    keep = max(0, len(ids) - drop)
+    head = keep if where == "end" else (keep + 1) // 2
+    kept = ids[:head] + ids[len(ids) - (keep - head):]
+    return tokenizer.decode(kept, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+
+
+def fit_conversation(tokenizer: Any, prompt: Sequence[Message], response: str, *,
+                     max_length: int) -> tuple[list[Message], list[int], bool]:
+    """Shorten a (conversation, response) input to ``max_length`` tokens without touching its special tokens.
+
+    The input is always a rendering of whole messages (the chat template for decoders, a text pair for
+    encoders), so BOS, role headers and ``[CLS]``/``[SEP]`` survive; only message *texts* get shorter:
+
+    1. the oldest turns go first (any system message and the last user turn stay): the end of the
+       conversation matters most for judging the final response;
+    2. then inside the texts: when both are long, the prompt and the response each keep half of the
+       room left for text; a short side is kept whole and the long side gets the rest. The response
+       keeps its beginning (cut at its end); the longest prompt message is cut in its middle
+       (instructions tend to sit at both ends of a long prompt).
+
+    Returns:
+        The messages actually scored (``prompt`` turns + the assistant response), their token ids, and
+        whether anything was cut. Inputs that fit come back unchanged, with identical ids.
+
+    Raises:
+        ValueError: when even empty texts do not fit (``max_length`` below the template's own tokens).
+    """
+    render = _chat_ids if _has_chat_template(tokenizer) else _pair_ids
+    turns = [dict(m) for m in prompt]
+    messages = turns + [{"role": "assistant", "content": response}]
+    ids = render(tokenizer, messages)
+    if len(ids) <= max_length:
+        return messages, ids, False
+    while len(ids) > max_length:  # 1. whole oldest turns
         droppable = [i for i, m in enumerate(turns[:-1]) if m["role"] != "system"]
         if not droppable:
-            ids = ids[-max_length:]
             break
         del turns[droppable[0]]
-        ids = _chat_ids(tokenizer, turns + [{"role": "assistant", "content": response}])
-    return ids, truncated
-
-
-def _encode_text_pairs(tokenizer: Any, prompts: Sequence[list[Message]], responses: Sequence[str],
-                       max_length: int) -> tuple[list[list[int]], np.ndarray]:
-    texts = [prompt_text(p) for p in prompts]
-    full = tokenizer(texts, list(responses), add_special_tokens=True, verbose=False)["input_ids"]
-    truncated = np.array([len(ids) > max_length for ids in full])
-    out = [list(ids) for ids in full]
-    if truncated.any():
-        side = tokenizer.truncation_side
-        try:
-            for i in np.flatnonzero(truncated):
-                tokenizer.truncation_side = "left"  # cut the start of the conversation, keep its end
-                try:
-                    ids = tokenizer(texts[i], responses[i], truncation="only_first", max_length=max_length)["input_ids"]
-                except Exception:  # noqa: BLE001 - the response alone is too long for "only_first"
-                    ids = None
-                if ids is None or len(ids) > max_length:
-                    tokenizer.truncation_side = "right"
-                    ids = tokenizer(texts[i], responses[i], truncation="longest_first", max_length=max_length)["input_ids"]
-                out[i] = list(ids)
-        finally:
-            tokenizer.truncation_side = side
-    return out, truncated
+        messages = turns + [{"role": "assistant", "content": response}]
+        ids = render(tokenizer, messages)
+    for _ in range(32):  # 2. inside texts; re-rendered each round since cut text can re-tokenise a little differently
+        over = len(ids) - max_length
+        if over <= 0:
+            return messages, ids, True
+        n_response = len(_text_ids(tokenizer, messages[-1]["content"]))
+        sizes = [len(_text_ids(tokenizer, m["content"])) for m in messages[:-1]]
+        budget = max(0, n_response + sum(sizes) - over)  # text tokens that fit
+        keep_response = n_response if n_response <= budget // 2 else max(budget // 2, budget - sum(sizes))
+        from_response = max(0, n_response - keep_response)
+        longest = int(np.argmax(sizes)) if sizes else -1
+        from_prompt = min(over - from_response, sizes[longest]) if sizes else 0
+        from_response = min(n_response, over - from_prompt)
+        if from_response + from_prompt == 0:
+            break
+        if from_prompt:
+            messages[longest]["content"] = _shorten(tokenizer, messages[longest]["content"], from_prompt, where="middle")
+        if from_response:
+            messages[-1]["content"] = _shorten(tokenizer, messages[-1]["content"], from_response, where="end")
+        ids = render(tokenizer, messages)
+    if len(ids) > max_length:
+        raise ValueError(f"max_length={max_length} tokens cannot hold this input even with its texts cut "
+                         f"({len(ids)} tokens left, mostly the template's own); raise max_length.")
+    return messages, ids, True
 
 
 def encode_sides(tokenizer: Any, prompts: Sequence[list[Message]], responses: Sequence[str], *,
                  max_length: int) -> tuple[list[list[int]], np.ndarray]:
-    """Token ids for each (conversation, response) and whether it had to be truncated.
+    """Token ids for each (conversation, response) and whether it had to be shortened (`fit_conversation`).
 
     Chat template when the tokenizer has one (decoder RMs), else a text pair (encoder RMs).
     """
     if _has_chat_template(tokenizer):
-        pairs = [_encode_chat(tokenizer, list(p), r, max_length) for p, r in zip(prompts, responses)]
-        return [ids for ids, _ in pairs], np.array([t for _, t in pairs], dtype=bool)
-    return _encode_text_pairs(tokenizer, prompts, responses, max_length)
+        fitted = [fit_conversation(tokenizer, p, r, max_length=max_length) for p, r in zip(prompts, responses)]
+        return [ids for _, ids, _ in fitted], np.array([t for _, _, t in fitted], dtype=bool)
+    # Encoders: one batched call for the common case, `fit_conversation` only for inputs that are too long.
+    texts = [prompt_text(p) for p in prompts]
+    out = [list(ids) for ids in tokenizer(texts, list(responses), add_special_tokens=True, verbose=False)["input_ids"]]
+    truncated = np.array([len(ids) > max_length for ids in out], dtype=bool)
+    for i in np.flatnonzero(truncated):
+        out[i] = fit_conversation(tokenizer, prompts[i], responses[i], max_length=max_length)[1]
+    return out, truncated
 
 
 # ---------------------------------------------------------------- the HF reward model
@@ -216,6 +275,16 @@ class HFRewardModel:
         self.device = resolve_device(device)
         self.model, self.tokenizer, self.name = model.to(self.device).eval(), tokenizer, name
         self.fingerprint = fingerprint_model(model, extra=name.split("/")[-1] + str(tokenizer.chat_template))
+        # A model cannot read past its position table (512 for MiniLM): longer settings are capped, not crashed on.
+        self.max_positions = getattr(model.config, "max_position_embeddings", None)
+
+    def max_length(self, cfg: ScoreConfig) -> int:
+        """Tokens actually kept per input: ``cfg.max_length``, capped at the model's position limit."""
+        return min(cfg.max_length, self.max_positions) if self.max_positions else cfg.max_length
+
+    def scoring_conditions(self, cfg: ScoreConfig) -> dict[str, Any]:
+        """What a benchmark table states next to the numbers: the length limit and dtype in effect."""
+        return {"max_length": self.max_length(cfg), "dtype": resolved_dtype(self.device, cfg.dtype)}
 
     def score_ids(self, ids: list[list[int]], cfg: ScoreConfig, *, progress: bool = True) -> np.ndarray:
         """Rewards for pre-tokenised inputs (see `score_token_ids`)."""
@@ -223,7 +292,7 @@ class HFRewardModel:
                                dtype=cfg.dtype, progress=progress)
 
     def score_sides(self, prompts, responses, cfg: ScoreConfig, *, progress: bool = True):
-        ids, truncated = encode_sides(self.tokenizer, prompts, responses, max_length=cfg.max_length)
+        ids, truncated = encode_sides(self.tokenizer, prompts, responses, max_length=self.max_length(cfg))
         return self.score_ids(ids, cfg, progress=progress), truncated
 
 
@@ -303,7 +372,8 @@ def score_pairs(model: RewardModel, pairs: PairFrame, *, cfg: ScoreConfig = Scor
     if n_trunc:
         example = out.loc[out["truncated"], "pair_id"].iloc[0]
         msg = (f"{n_trunc} of {len(out)} pairs are longer than max_length={cfg.max_length} tokens (e.g. pair {example}); "
-               "their oldest turns were cut. Raise max_length to score them whole.")
+               "they were cut to fit (oldest turns first, then inside the texts; special tokens and role headers "
+               "kept, see fit_conversation). Raise max_length to score them whole.")
         if cfg.truncation == "error":
             raise ValueError(msg + " (truncation='error')")
         warnings.warn(msg, stacklevel=2)
@@ -312,7 +382,7 @@ def score_pairs(model: RewardModel, pairs: PairFrame, *, cfg: ScoreConfig = Scor
 
 def settings_key(model: RewardModel, cfg: ScoreConfig) -> str:
     """Cache key: the model fingerprint plus the settings that change scores."""
-    raw = json.dumps({"model": model.fingerprint, "max_length": cfg.max_length, "dtype": cfg.dtype, "v": 1})
+    raw = json.dumps({"model": model.fingerprint, "max_length": cfg.max_length, "dtype": cfg.dtype, "v": 2})  # v2: truncation keeps BOS/headers
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
