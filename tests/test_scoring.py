@@ -131,3 +131,20 @@ def test_score_config_validation():
         ScoreConfig(truncation="drop")
     with pytest.raises(ValueError, match="max_length must be >= 8"):
         ScoreConfig(max_length=2)
+
+
+def test_accuracy_ci_is_paired_and_brackets_the_point():
+    import pandas as pd
+
+    from workbench.scoring import accuracy_ci
+
+    pairs = make_pairs(40)
+    margin = np.where(np.arange(40) % 4 == 0, -1.0, 1.0)  # 30 of 40 right
+    margin[1] = 0.0  # a tie counts half
+    scores = pd.DataFrame({"pair_id": pairs["pair_id"], "margin": margin})
+    out = accuracy_ci(pairs, scores, n_boot=500)
+    assert out["accuracy"] == pytest.approx(29.5 / 40) and out["ci_low"] < out["accuracy"] < out["ci_high"]
+    assert out["diff_vs_longer"] == pytest.approx(out["accuracy"] - out["longer_wins"])
+    assert out["diff_ci_low"] <= out["diff_vs_longer"] <= out["diff_ci_high"] and out["n"] == 40
+    with pytest.raises(ValueError, match="1 pairs have no score"):
+        accuracy_ci(pairs, scores.iloc[1:], n_boot=10)

@@ -386,6 +386,32 @@ def settings_key(model: RewardModel, cfg: ScoreConfig) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
+def accuracy_ci(pairs: PairFrame, scores: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0) -> dict[str, float]:
+    """A model's pair accuracy with its 95% bootstrap CI, and its paired difference to "longer wins".
+
+    Resampling pairs jointly for the model and the length rule makes the difference's CI paired (the
+    same pairs on both sides). Ties count half for both, as in `compare_accuracy`.
+
+    Returns:
+        ``accuracy``, ``ci_low``, ``ci_high``, ``longer_wins``, ``diff_vs_longer``, ``diff_ci_low``,
+        ``diff_ci_high`` and ``n``.
+    """
+    from workbench.overview import longer_wins
+
+    margin = pairs[["pair_id"]].merge(scores[["pair_id", "margin"]], on="pair_id", how="left")["margin"].to_numpy()
+    if np.isnan(margin).any():
+        raise ValueError(f"{int(np.isnan(margin).sum())} pairs have no score; score every pair of `pairs` first.")
+    model = np.where(margin == 0, 0.5, (margin > 0).astype(float))
+    length = longer_wins(pairs)
+    draws = np.random.default_rng(seed).integers(0, len(model), size=(n_boot, len(model)))
+    boot_m, boot_d = model[draws].mean(1), (model - length)[draws].mean(1)
+    lo, hi = np.percentile(boot_m, [2.5, 97.5])
+    d_lo, d_hi = np.percentile(boot_d, [2.5, 97.5])
+    return {"accuracy": float(model.mean()), "ci_low": float(lo), "ci_high": float(hi),
+            "longer_wins": float(length.mean()), "diff_vs_longer": float((model - length).mean()),
+            "diff_ci_low": float(d_lo), "diff_ci_high": float(d_hi), "n": len(model)}
+
+
 def compare_accuracy(pairs: PairFrame, scores_by_model: dict[str, pd.DataFrame], *, by: str | None = None) -> pd.DataFrame:
     """Accuracy of several models side by side, plus the "longer response wins" and random baselines.
 
