@@ -1,8 +1,8 @@
-"""Developer helper: build a notebook from (kind, source) cells without outputs.
+"""Developer check: the committed notebooks carry no outputs and exactly one ``parameters`` cell.
 
-Used to (re)write notebooks/*.ipynb consistently: every notebook opens with the same Colab/Kaggle
-setup cell and has exactly one cell tagged ``parameters``. Run ``python tools/nbtools.py --check``
-to verify the committed notebooks carry no outputs.
+The notebooks in notebooks/ are the source: edit them in JupyterLab, clear outputs, commit. (They were
+once generated from Python strings by tools/make_nb*.py; those scripts are gone so an edit is never lost.)
+Run ``python tools/nbtools.py --check``; tests/test_notebooks.py runs the same check.
 """
 
 from __future__ import annotations
@@ -12,35 +12,8 @@ from pathlib import Path
 
 import nbformat
 
-SETUP_CELL = '''# Setup: installs the workbench ONLY on Colab / Kaggle (detected); does nothing elsewhere.
-import os, subprocess, sys
-if "google.colab" in sys.modules or "KAGGLE_KERNEL_RUN_TYPE" in os.environ:
-    _repo = os.path.abspath("..") if os.path.exists("../pyproject.toml") else os.environ.get("WORKBENCH_REPO", "")
-    if not _repo:
-        raise RuntimeError("Clone the workbench first (README: 'Colab / Kaggle'), or set WORKBENCH_REPO "
-                           "to a pip-installable path or git URL.")
-    _target = ["-e", _repo] if os.path.isdir(_repo) else [_repo]
-    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", *_target])'''
-
-
-def build(cells: list[tuple[str, str]], path: Path) -> None:
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.metadata["language_info"] = {"name": "python"}
-    for kind, src in cells:
-        if kind == "md":
-            nb.cells.append(nbformat.v4.new_markdown_cell(src.strip()))
-        else:
-            cell = nbformat.v4.new_code_cell(src.strip())
-            if kind == "parameters":
-                cell.metadata["tags"] = ["parameters"]
-            nb.cells.append(cell)
-    for i, cell in enumerate(nb.cells):
-        cell.id = f"c{i:02d}"
-    nbformat.write(nb, str(path))
-
-
 def check(folder: Path) -> list[str]:
+    """Problems found in ``folder/*.ipynb``: outputs left in, or not exactly one ``parameters`` cell."""
     problems = []
     for path in sorted(folder.glob("*.ipynb")):
         nb = nbformat.read(str(path), as_version=4)
