@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from workbench.llm_client import PREFLIGHT_MESSAGES
+
 Responder = Callable[[dict], str]
 
 
@@ -189,9 +191,9 @@ class FakeLLMServer:
             return len(self._plan)
 
     def chat_requests(self) -> list[RecordedRequest]:
-        """Recorded ``POST .../chat/completions`` requests."""
+        """Recorded ``POST .../chat/completions`` requests, without the client's preflight pings."""
         with self._lock:
-            return [r for r in self.requests if r.path.endswith("/chat/completions")]
+            return [r for r in self.requests if r.path.endswith("/chat/completions") and not _is_preflight(r.body)]
 
     def clear(self) -> None:
         """Forget recorded requests and planned replies."""
@@ -219,6 +221,11 @@ class FakeLLMServer:
     def _wait(self, seconds: float) -> None:
         if seconds > 0:
             self._stopping.wait(seconds)
+
+
+def _is_preflight(body: Any) -> bool:
+    """`ChatClient.preflight`'s one-token ping: answered by the model check alone, never from the plan."""
+    return isinstance(body, dict) and body.get("max_tokens") == 1 and body.get("messages") == PREFLIGHT_MESSAGES
 
 
 def _words(text: str) -> int:
@@ -291,6 +298,11 @@ class _Handler(BaseHTTPRequestHandler):
             if auth != f"Bearer {fake.api_key}":
                 got = auth.removeprefix("Bearer ")
                 return self._error(401, f"Incorrect API key provided: {got}. You can find your API key at ...")
+        if _is_preflight(body):  # like a real server: the model name is checked, nothing else happens
+            if body.get("model") != fake.model:
+                return self._error(404, f"The model `{body.get('model')}` does not exist.")
+            return self._json(200, {"id": "ping", "object": "chat.completion", "model": fake.model, "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": ""}, "finish_reason": "length"}]})
         fmt = (body.get("response_format") or {}).get("type")
         if (fmt == "json_schema" and fake.reject_json_schema) or (fmt == "json_object" and fake.reject_json_object):
             return self._error(400, f"response_format type '{fmt}' is not supported by this server")

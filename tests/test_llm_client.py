@@ -313,3 +313,50 @@ def test_extract_json_and_check_schema():
                                                                                 "items": {"type": "integer"}}}})
     with pytest.raises(ValueError, match="should be integer"):
         check_schema(True, {"type": "integer"})
+
+
+# ---------------------------------------------------------------- issue #22: preflight, capabilities, ignored structure
+
+
+def test_wrong_model_fails_the_batch_at_once_with_one_request():
+    from workbench.llm_client import EndpointError
+
+    with FakeLLMServer(responder=lambda req: GOOD, model="served-model") as srv:
+        client = make_client(srv, max_retries=4, backoff_s=1.0)
+        t0 = time.perf_counter()
+        with pytest.raises(EndpointError, match=r"cannot serve model 'fake-model'.*HTTP 404.*does not exist.*"
+                                                r"The server lists: served-model"):
+            client.complete_many([MSGS] * 10, schema=SCHEMA, progress=False)
+        assert time.perf_counter() - t0 < 2.0 and client.usage["requests"] == 1 and srv.chat_requests() == []
+    with FakeLLMServer(responder=lambda req: GOOD) as srv:  # the right name: one ping, then the batch, once per client
+        client = make_client(srv)
+        assert all(r.ok for r in client.complete_many([MSGS] * 3, schema=SCHEMA, progress=False))
+        client.complete_many([MSGS] * 2, schema=SCHEMA, progress=False)
+        assert client.usage["requests"] == 1 + 5 and len(srv.chat_requests()) == 5
+
+
+def test_an_unrelated_400_does_not_turn_off_n():
+    with FakeLLMServer(responder=lambda req: GOOD) as srv:
+        client = make_client(srv)
+        srv.plan(Reply.error(400, "The model `fake-modl` does not exist."))
+        rs = client.complete(MSGS, schema=SCHEMA, n=2, temperature=0.8)
+        assert not any(r.ok for r in rs) and "does not exist" in rs[0].error
+        assert client._n_supported is None  # still untested, not "rejected"
+        assert len(client.complete(MSGS, schema=SCHEMA, n=2, temperature=0.8)) == 2
+        assert srv.chat_requests()[-1].body["n"] == 2 and client._n_supported is True
+        srv.plan(Reply.error(400, "'n' is not supported with this model; use n=1"))
+        assert all(r.ok for r in client.complete(MSGS, schema=SCHEMA, n=2, temperature=0.8))
+        assert client._n_supported is False and "n" not in srv.chat_requests()[-1].body  # about n: sequential now
+
+
+def test_a_server_that_ignores_response_format_is_named_once():
+    with FakeLLMServer(responder=lambda req: "Sure! The label is good.") as srv:  # accepts json_schema, never obeys
+        client = make_client(srv, max_retries=2)
+        results = client.complete_many([MSGS] * 3, schema=SCHEMA, progress=False)
+        assert not any(r.ok for r in results) and len(srv.chat_requests()) == 9  # re-asking unchanged: 3 x (1 + 2)
+        assert client.usage["structured_output_ignored"] == 1 and client.structured_mode == "json_schema"
+        assert len(client.notes) == 1 and "does not enforce it" in client.notes[0] and "llama.cpp" in client.notes[0]
+    with FakeLLMServer(responder=lambda req: GOOD) as srv:  # an obeying server: nothing to say
+        client = make_client(srv)
+        client.complete_many([MSGS] * 5, schema=SCHEMA, progress=False)
+        assert client.usage["structured_output_ignored"] == 0 and client.notes == []

@@ -18,8 +18,8 @@ ATTRS = {"task_category": "knowledge_qa", "objectivity": "objective", "controver
 
 
 def _client(srv, **kw):
-    return ChatClient(EndpointConfig(base_url=srv.base_url, model="fake-model", backoff_s=0.01, timeout_s=5, max_retries=2,
-                                     **kw))
+    settings = {"backoff_s": 0.01, "timeout_s": 5, "max_retries": 2, **kw}
+    return ChatClient(EndpointConfig(base_url=srv.base_url, model="fake-model", **settings))
 
 
 def test_llm_tagger_validates_and_records_failures(tmp_path):
@@ -109,3 +109,27 @@ def test_aggregate_votes_and_order_coin():
     assert aggregate_votes({"a": []})[0] == "tie"
     coins = [candidate_order(f"p{i}", 0, 0) for i in range(200)]
     assert 70 < sum(coins) < 130 and coins == [candidate_order(f"p{i}", 0, 0) for i in range(200)]
+
+
+def test_a_failed_judgement_is_not_a_tie_and_retry_failed_asks_again(tmp_path):
+    from workbench import stage2
+    from workbench.judge import FAILED
+    from workbench.review import JudgeReviewer
+
+    pairs = make_pairs(3)
+    store = io.ResultStore(tmp_path / "j.sqlite", "judge")
+    with FakeLLMServer(responder=lambda req: "I think the first one is nicer.") as srv:  # never valid JSON
+        reviewer = JudgeReviewer(LLMJudge([_client(srv, max_retries=1)], JudgeConfig(samples=2)), store)
+        out = judge_pairs(pairs, reviewer.judge, store=store, progress=False)
+        assert out["judge_label"].eq(FAILED).all() and out["n_valid"].eq(0).all()
+        asked = len(srv.chat_requests())
+        assert reviewer.decide(pairs) == [] and reviewer.failed_ids == set(pairs["pair_id"])  # no decision recorded
+        assert len(srv.chat_requests()) == asked  # stored failures are not asked again ...
+        labels = stage2.judge_labels(pairs, [0.4, 0.4, 0.9], reviewer, stage2.Stage2Config())
+        assert labels == [FAILED, FAILED, None]  # the confident pair was not asked
+        decisions = stage2.consistency_decisions(pairs["pair_id"], [0.4, 0.4, 0.9], [0.9, 0.9, 0.9], labels)
+        assert decisions["judge_vote"].eq(0).all() and decisions["stage2_decision"].tolist() == ["drop", "drop", "keep"]
+    with FakeLLMServer(responder=lambda req: json.dumps({"reason": "r", "better": 1})) as srv:
+        retried = JudgeReviewer(LLMJudge([_client(srv)], JudgeConfig(samples=2)), store, retry_failed=True)
+        decided = retried.decide(pairs)  # ... unless retry_failed: now the judge answers
+        assert len(decided) == 3 and retried.failed_ids == set() and len(srv.chat_requests()) == 6

@@ -292,7 +292,7 @@ def test_llm_judge_at_scale_labels_only_unsure_pairs_durably(world, tmp_path, pr
         first = re.search(r"Candidate 1:\n(.*?)\n\nCandidate 2:", text, re.S).group(1)
         return json.dumps({"reason": "says great", "better": 1 if "great" in first else 2})
 
-    with FakeLLMServer(responder=respond) as srv:
+    with FakeLLMServer(responder=respond, model="fake-judge") as srv:
         judged = scale.ScaleConfig(stage1_rm=cfg.stage1_rm, gold_rm=cfg.gold_rm, embedder="hashing", judge="llm",
                                    llm_base_url=srv.base_url, llm_model="fake-judge")
         scale.curate_pool(tmp_path / "pool", tmp_path / "out", judged, progress=False)

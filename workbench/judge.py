@@ -8,7 +8,10 @@ then across models (majority of the model labels). Outputs the label, the vote s
 answers, stored durably per (judge fingerprint, pair_id) so an interrupted run repeats no call.
 
 Labels are "chosen" (the current label is right), "rejected" (the judge prefers the rejected response:
-a flip candidate) or "tie" (no majority). Judge labels are *silver*, never gold.
+a flip candidate), "tie" (valid answers split evenly: an opinion) or "failed" (no sample gave a valid
+answer: no opinion at all, e.g. a model that never writes valid JSON). A failed judgement is stored as a
+failure and asked again with ``judge_pairs(..., retry_failed=True)``; Stage 1 leaves the pair for people
+and Stage 2 decides it without the judge. Judge labels are *silver*, never gold.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ JUDGE_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
 }
 JUDGE_COLUMNS = ("pair_id", "judge_label", "votes_chosen", "votes_rejected", "n_valid", "model_labels", "raw")
+JUDGE_LABELS = ("chosen", "rejected", "tie", "failed")
+FAILED = "failed"
 
 
 def validate_verdict(raw: Any) -> int:
@@ -153,6 +158,8 @@ class LLMJudge:
         out = []
         for i, (_, pair) in enumerate(rows):
             final, per_model, totals = aggregate_votes(per_pair[i])
+            if totals["chosen"] + totals["rejected"] == 0:
+                final = FAILED  # no valid sample: no opinion, not a tie
             out.append({"judge_label": final, "votes_chosen": totals["chosen"], "votes_rejected": totals["rejected"],
                         "n_valid": totals["chosen"] + totals["rejected"], "model_labels": per_model, "raw": raw[i]})
         return out
@@ -160,12 +167,20 @@ class LLMJudge:
 
 def judge_pairs(pairs: PairFrame, judge: LLMJudge, *, store: Any, attributes: dict[str, dict] | None = None,
                 examples: dict[str, Sequence[pd.Series]] | None = None, chunk_size: int = 64,
-                progress: bool = True) -> pd.DataFrame:
-    """Judge every pair durably (resumable; stored per judge fingerprint); return `JUDGE_COLUMNS` rows."""
+                retry_failed: bool = False, progress: bool = True) -> pd.DataFrame:
+    """Judge every pair durably (resumable; stored per judge fingerprint); return `JUDGE_COLUMNS` rows.
+
+    A pair no sample answered validly is stored as a failure (``judge_label="failed"``): reruns leave it
+    alone unless ``retry_failed=True``, which asks the judge again (as the tagger's ``retry_failed``).
+    """
     def work(chunk: PairFrame) -> list[tuple[bool, dict[str, Any]]]:
         return [(r["n_valid"] > 0, r) for r in judge.judge_batch(chunk, attributes=attributes, examples=examples)]
 
-    done = store.process(judge.fingerprint, pairs, work, chunk_size=chunk_size, desc="judging", progress=progress)
+    done = store.process(judge.fingerprint, pairs, work, chunk_size=chunk_size, redo_failed=retry_failed,
+                         desc="judging", progress=progress)
     ids = pairs["pair_id"].tolist()
-    return pd.DataFrame([{"pair_id": pid, **{k: done[pid][k] for k in JUDGE_COLUMNS[1:]}} for pid in ids],
-                        columns=list(JUDGE_COLUMNS))
+    out = pd.DataFrame([{"pair_id": pid, **{k: done[pid][k] for k in JUDGE_COLUMNS[1:]}} for pid in ids],
+                       columns=list(JUDGE_COLUMNS))
+    # Stores written before "failed" existed hold n_valid == 0 rows as "tie": read them as what they are.
+    out.loc[out["n_valid"] == 0, "judge_label"] = FAILED
+    return out

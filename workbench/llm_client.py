@@ -20,6 +20,16 @@ batch curation needs on top of one POST:
   back to ``n`` sequential calls (seeds ``seed, seed+1, ...``) for servers that ignore or reject it.
 * **Batches**: `ChatClient.complete_many` runs a thread pool of ``cfg.concurrency`` workers with a
   ``tqdm`` progress bar; results come back in input order and one failed item never aborts the batch.
+  Before its first batch a client checks the endpoint once (`ChatClient.preflight`: one 1-token chat
+  call without retries): a wrong model name or a URL that is not a chat-completions endpoint fails the
+  whole batch at once with the server's message, instead of every item retrying a 500.
+* **What the server enforced**: a server may accept ``response_format`` and ignore it (``transformers
+  serve`` does). When replies under a structured mode fail to parse `IGNORED_AFTER` times in a row, the
+  client says so once (a warning, ``usage["structured_output_ignored"]`` and `ChatClient.notes`) and names
+  server options that enforce a schema; re-asking goes on as before.
+* **Capabilities change only on answers about them**: ``n`` sampling is turned off only by a 400 whose
+  message is about ``n`` (or a reply with fewer choices), structured modes only by a 400/422 about
+  ``response_format``; an unrelated 400 (e.g. a bad model name) changes nothing.
 * **Accounting**: running totals of requests, tokens, failures and an estimated cost (`ChatClient.usage`).
 * **Secrets**: the API key is read from the environment variable *named* by ``cfg.api_key_env`` at
   request time. It is never stored in the config, in reprs, logs or error strings (any echo of it in a
@@ -64,6 +74,18 @@ SCHEMA_NAME = "attributes"
 _FALLBACK = {"json_schema": "json_object", "json_object": "none"}
 _RESPONSE_FORMAT_RE = re.compile(r"response_format|json_schema|json_object|structured output|guided_json", re.I)
 _VALIDATION_ERRORS = (ValueError, TypeError, KeyError, AssertionError)
+# A 400 about the `n` parameter: "'n' is not supported", "n must be 1", "Invalid value for n", "number of choices".
+_N_PARAM_RE = re.compile(r"(?<![\w.\-/])['\"`]?n['\"`]?(?![\w.\-/])|num(ber)?[_ ]of[_ ](choices|completions|samples)", re.I)
+IGNORED_AFTER = 3  # consecutive unparseable replies under a structured mode before the client says it is ignored
+ENFORCING_SERVERS = ("vLLM or SGLang (guided decoding: response_format json_schema is enforced), llama.cpp server "
+                     "(--json-schema / a GBNF grammar), Ollama (format=<schema>)")
+
+
+PREFLIGHT_MESSAGES = [{"role": "user", "content": "ping"}]  # `ChatClient.preflight`'s one-token chat call
+
+
+class EndpointError(RuntimeError):
+    """The endpoint cannot serve this batch at all (wrong model name, not a chat-completions URL, unreachable)."""
 
 
 # --------------------------------------------------------------------------------------------- config
@@ -309,6 +331,10 @@ class ChatClient:
         self._lock = threading.Lock()
         self._mode = "json_schema" if self.cfg.json_schema_mode == "auto" else self.cfg.json_schema_mode
         self._n_supported: bool | None = None
+        self._preflight_done = False
+        self._unparsed_in_a_row = 0  # replies under a structured mode that did not parse, consecutively
+        self._structured_ignored = False
+        self.notes: list[str] = []  # things the user should know about this endpoint, said once each
         self._totals = {"calls": 0, "requests": 0, "retries": 0, "failures": 0,
                         "prompt_tokens": 0, "completion_tokens": 0}
 
@@ -340,10 +366,12 @@ class ChatClient:
         Returns:
             ``calls`` (results returned), ``requests`` (HTTP POSTs), ``retries``, ``failures`` (results with
             ``ok=False``), ``prompt_tokens``, ``completion_tokens`` (every attempt counts: you pay for
-            them) and ``estimated_cost_usd`` from the configured prices.
+            them), ``structured_output_ignored`` (1 when the server seems to ignore ``response_format``,
+            see `notes`) and ``estimated_cost_usd`` from the configured prices.
         """
         with self._lock:
             out: dict[str, float] = dict(self._totals)
+            out["structured_output_ignored"] = int(self._structured_ignored)
         out["estimated_cost_usd"] = (out["prompt_tokens"] / 1000 * self.cfg.price_in_per_1k
                                      + out["completion_tokens"] / 1000 * self.cfg.price_out_per_1k)
         return out
@@ -538,9 +566,14 @@ class ChatClient:
             last_content = pending[0]
             try:
                 value = self._check_reply(*pending, structured, schema, validate, self.cfg.max_tokens)
+                self._note_parse(structured, ok=True)
                 return self._result(True, last_content, value, None, budget, t0)
             except ValueError as exc:
                 reason = str(exc)
+                # not JSON at all, or (json_schema mode) JSON off the schema: what an enforcing server never sends
+                off_structure = reason.startswith("invalid JSON") or (
+                    self._mode == "json_schema" and not reason.startswith(("validation:", "model refused", "empty reply")))
+                self._note_parse(structured, ok=False, unparsed=off_structure)
             pending = None
             if not self._spend_retry(budget):
                 used = self.cfg.max_retries
@@ -548,6 +581,22 @@ class ChatClient:
                 return self._result(False, last_content, None, reason + suffix, budget, t0)
             log.info("LLM reply rejected (%s); re-asking", reason)
             convo = list(messages) + self._reask(last_content, reason)
+
+    def _note_parse(self, structured: bool, *, ok: bool, unparsed: bool = False) -> None:
+        """Track replies that ignore the requested structure; say so once after `IGNORED_AFTER` in a row."""
+        if not structured or self._mode == "none":
+            return
+        with self._lock:
+            self._unparsed_in_a_row = 0 if ok or not unparsed else self._unparsed_in_a_row + 1
+            if self._unparsed_in_a_row < IGNORED_AFTER or self._structured_ignored:
+                return
+            self._structured_ignored = True
+            note = (f"{_safe_url(self.cfg.base_url)} accepted response_format {self._mode!r} but {IGNORED_AFTER} replies "
+                    f"in a row were not JSON: the server does not enforce it (model {self.cfg.model!r}). Replies are "
+                    f"still checked and re-asked, at extra requests per item. Servers that enforce a schema: "
+                    f"{ENFORCING_SERVERS}.")
+            self.notes.append(note)
+        log.warning(note)
 
     @staticmethod
     def _reask(bad_content: str | None, reason: str) -> list[dict]:
@@ -615,7 +664,7 @@ class ChatClient:
             reply = self._post_with_retries(
                 lambda mode: self._payload(messages, mode, schema, temp, seed, n), budget, structured)
         except _Failure as fail:
-            if fail.status == 400 and not fail.fallback:
+            if fail.status == 400 and not fail.fallback and _N_PARAM_RE.search(fail.detail):
                 log.warning("server rejected n=%d (%s); falling back to sequential samples", n, fail.reason)
                 self._n_supported = False
                 return sequential(0)
@@ -639,6 +688,43 @@ class ChatClient:
                 first=(reply.contents[i], reply.finish_reasons[i], reply.refusals[i]), t0=t0))
         return results + sequential(len(results))
 
+    def preflight(self) -> None:
+        """Check once that the endpoint serves ``cfg.model`` for chat completions; raise `EndpointError` if not.
+
+        One chat call with ``max_tokens=1`` and no retries (`PREFLIGHT_MESSAGES`): any HTTP error is final
+        here, so a mistyped model name that a server answers with a 500 fails in one request instead of a
+        batch of retried ones (a connection reset is tried once more: servers close kept-alive connections
+        after an error). On failure ``GET /models`` is asked, briefly, for the names the server lists.
+        """
+        if self._preflight_done:
+            return
+        payload = {"model": self.cfg.model, "messages": PREFLIGHT_MESSAGES, "max_tokens": 1}
+        try:
+            try:
+                self._post(payload, _Budget(0))
+            except _Failure as fail:
+                if fail.status is not None:
+                    raise
+                self._post(payload, _Budget(0))  # a kept-alive connection the server closed: once more, fresh
+        except _Failure as fail:
+            served = self._served_models()
+            listed = f" The server lists: {', '.join(served[:10])}." if served else ""
+            raise EndpointError(f"{_safe_url(self.cfg.base_url)} cannot serve model {self.cfg.model!r} for chat "
+                                f"completions: {fail.reason}.{listed} Check the model name and that base_url ends "
+                                "in /v1 (nothing of this batch was sent).") from None
+        self._preflight_done = True
+
+    def _served_models(self) -> list[str]:
+        """Model ids from ``GET /models`` (0.5 s at most: some servers build the list slowly), [] when unknown."""
+        headers = {"Authorization": f"Bearer {self._api_key()}"} if self._api_key() else {}
+        try:
+            resp = self._http.get(self.cfg.base_url + "/models", headers=headers, timeout=min(self.cfg.timeout_s, 0.5))
+            body = resp.json() if resp.status_code == 200 else {}
+        except (httpx.HTTPError, ValueError):
+            return []
+        data = body.get("data") if isinstance(body, dict) else None
+        return [str(m.get("id")) for m in data or [] if isinstance(m, dict)]
+
     def complete_many(self, batch: list[list[dict]], *, progress: bool = True, desc: str = "LLM calls",
                       **kw: Any) -> list[CallResult | list[CallResult]]:
         """Run `complete` over many conversations with bounded concurrency.
@@ -652,12 +738,17 @@ class ChatClient:
         Returns:
             Results in input order (a list per item when ``n > 1``). An item whose call raised (e.g. bad
             messages or a bug in ``validate``) gets ``ok=False`` with ``"internal error: ..."``.
+
+        Raises:
+            EndpointError: from `preflight`, before anything of the batch is sent, when the endpoint cannot
+                serve the model at all.
         """
         from tqdm.auto import tqdm
 
         results: list[Any] = [None] * len(batch)
         if not batch:
             return results
+        self.preflight()
         failures = 0
         workers = min(self.cfg.concurrency, len(batch))
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="llm")

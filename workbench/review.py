@@ -22,7 +22,7 @@ import hashlib
 import json
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -256,7 +256,12 @@ class OracleReviewer:
 
 @dataclass
 class JudgeReviewer:
-    """The LLM judge (`workbench.judge.LLMJudge`) as a reviewer: silver labels; ties become skips."""
+    """The LLM judge (`workbench.judge.LLMJudge`) as a reviewer: silver labels; ties become skips.
+
+    A *failed* judgement (no valid answer) is no decision at all: the pair gets none, so it stays open for
+    people (Stage 1) or is decided without the judge (Stage 2), and its id is kept in ``failed_ids``.
+    ``retry_failed=True`` asks the judge again about pairs whose stored judgement failed.
+    """
 
     judge: Any
     results: Any  # a `workbench.io.ResultStore`: judge answers are cached and resumable
@@ -264,16 +269,20 @@ class JudgeReviewer:
     kind: str = "llm"
     attributes: dict[str, dict] | None = None
     examples: dict[str, list] | None = None  # pair_id -> similar human-labelled pairs shown as few-shot examples
+    retry_failed: bool = False
+    failed_ids: set[str] = field(default_factory=set)
 
     def decide(self, pairs: PairFrame) -> list[Decision]:
-        from workbench.judge import judge_pairs
+        from workbench.judge import FAILED, judge_pairs
 
         verdicts = judge_pairs(pairs, self.judge, store=self.results, attributes=self.attributes,
-                               examples=self.examples, progress=False)
+                               examples=self.examples, retry_failed=self.retry_failed, progress=False)
+        failed = verdicts["judge_label"] == FAILED
+        self.failed_ids = (self.failed_ids - set(verdicts["pair_id"])) | set(verdicts.loc[failed, "pair_id"])
         to_decision = {"chosen": "keep", "rejected": "flip"}
         return [Decision(pid, to_decision.get(label, "skip"), note=f"judge votes {vc}:{vr}")
                 for pid, label, vc, vr in zip(verdicts["pair_id"], verdicts["judge_label"], verdicts["votes_chosen"],
-                                              verdicts["votes_rejected"])]
+                                              verdicts["votes_rejected"]) if label != FAILED]
 
 
 def review_with(reviewer: Any, pairs: PairFrame, store: ReviewStore, *, shown: pd.DataFrame | None = None,

@@ -163,6 +163,7 @@ def _iteration_row(iteration: int, train: PairFrame, gold_scores: pd.DataFrame |
            "gold_accuracy": float((gold_scores["margin"] > 0).mean()) if gold_scores is not None else float("nan"),
            "gold_wrong": int((gold_scores["p"] <= 0.5).sum()) if gold_scores is not None else 0,
            "test_accuracy": test_acc, "retrieved": int(queue.attrs.get("retrieved", len(queue))), "queued": len(queue), "labelled": int((d != "skip").sum()),
+           "unanswered": len(queue) - len(decided),  # queued but no decision (e.g. a failed judgement): left for people
            "flips_found": int((d == "flip").sum()), "drops": int((d == "drop").sum()), "skips": int((d == "skip").sum())}
     if "label_is_true" in labelled_after.columns and len(decided):
         truth = queue.set_index("pair_id")["label_is_true"] if "label_is_true" in queue.columns else None

@@ -88,8 +88,8 @@ def consistency_decisions(pair_ids: Any, p_stage1: Any, p_gold: Any, judge_label
         pair_ids: ids of the unverified pairs.
         p_stage1: ``p`` under the best Stage-1 RM (current label).
         p_gold: ``p`` under the gold RM.
-        judge_label: ``"chosen"`` (judge agrees) / ``"rejected"`` / ``"tie"`` / None per pair, or None
-            when no judge ran. Only pairs the Stage-1 RM is not confident on are judged (unless
+        judge_label: ``"chosen"`` (judge agrees) / ``"rejected"`` / ``"tie"`` / ``"failed"`` / None per pair,
+            or None when no judge ran; only chosen/rejected are votes. Only pairs the Stage-1 RM is not confident on are judged (unless
             ``cfg.judge_confident``): a judge label on a confident pair is ignored.
 
     Returns columns ``pair_id, p_stage1, p_gold, judge_label, confident, stage1_vote, gold_vote,
@@ -239,7 +239,8 @@ def judge_examples(queries: PairFrame, query_emb: np.ndarray, verified: PairFram
 def judge_labels(todo: PairFrame, p_stage1: np.ndarray, judge: Any, cfg: Stage2Config, *,
                  examples: Callable[[PairFrame], dict] | None = None) -> list[str | None]:
     """The judge's label for each pair of ``todo`` it is asked about (those the Stage-1 RM is not confident on,
-    unless ``cfg.judge_confident``): ``"chosen"`` / ``"rejected"`` / ``"tie"``; None where not asked.
+    unless ``cfg.judge_confident``): ``"chosen"`` / ``"rejected"`` / ``"tie"`` / ``"failed"`` (no valid answer:
+    decided as if no judge ran); None where not asked.
     ``examples(ask) -> {pair_id: [similar verified pairs]}`` gives a judge with ``examples`` its few-shot pairs."""
     ask = todo if cfg.judge_confident else todo[~(_vote(p_stage1, cfg) == 1)]
     if examples is not None and hasattr(judge, "examples") and len(ask):
@@ -247,7 +248,9 @@ def judge_labels(todo: PairFrame, p_stage1: np.ndarray, judge: Any, cfg: Stage2C
     if not len(ask):
         return [None] * len(todo)
     verdict = {d.pair_id: {"keep": "chosen", "flip": "rejected"}.get(d.decision, "tie") for d in judge.decide(ask)}
-    return [verdict.get(pid) for pid in todo["pair_id"]]
+    # a failed judgement (no valid answer) is recorded as such and counts as no judge vote (see _judge_vote)
+    verdict.update({pid: "failed" for pid in getattr(judge, "failed_ids", ()) if pid not in verdict})
+    return [verdict.get(pid) if pid in set(ask["pair_id"]) else None for pid in todo["pair_id"]]
 
 
 @dataclass
