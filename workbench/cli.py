@@ -1,5 +1,5 @@
-"""Command line: ``workbench run``, ``report``, ``check-data``, ``experiment``, ``synth``, ``shard`` and ``scale``
-(also ``python -m workbench``)."""
+"""Command line: ``workbench run``, ``report``, ``check-data``, ``experiment``, ``synth``, ``shard``, ``scale`` and
+``export`` (also ``python -m workbench``)."""
 
 from __future__ import annotations
 
@@ -111,6 +111,21 @@ def _cmd_shard(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from workbench.export import ExportConfig, export_run
+
+    cfg = ExportConfig(format=args.format, include_dropped=args.include_dropped, include_heldout=args.with_heldout,
+                       name_reviewers=args.name_reviewers)
+    try:
+        result = export_run(args.run_dir, args.out, cfg, push_to_hub=args.push_to_hub, private=not args.public)
+    except (FileNotFoundError, ValueError) as exc:
+        raise SystemExit(f"workbench export: {exc}") from None
+    c = result.counts
+    print(f"{c['rows']} rows ({c['keep']} kept, {c['flip']} flipped, {c['drop']} dropped) -> {result.path} [{args.format}]; "
+          f"card: {result.card_path}" + (f"; pushed to {result.pushed_to}" if result.pushed_to else ""))
+    return 0
+
+
 def _cmd_scale(args: argparse.Namespace) -> int:
     from workbench import io, scale
 
@@ -190,6 +205,17 @@ def build_parser() -> argparse.ArgumentParser:
     sha.add_argument("--shard-size", type=int, default=10_000)
     sha.add_argument("--fmt", default="auto", help="auto, hh, conversational, prompt_strings, llmbar")
     sha.set_defaults(func=_cmd_shard)
+    ex = sub.add_parser("export", help="write a run's curated training set for TRL / OpenRLHF / jsonl / parquet, with a card")
+    ex.add_argument("run_dir", help="a run folder with curated.parquet (after notebook 05), e.g. runs/demo")
+    ex.add_argument("--format", default="trl", choices=["trl", "openrlhf", "jsonl", "parquet"],
+                    help="trl: prompt/chosen/rejected messages; openrlhf: whole conversations; jsonl/parquet: workbench schema")
+    ex.add_argument("--out", required=True, help="output file, .parquet or .jsonl[.gz]; the card goes next to it")
+    ex.add_argument("--include-dropped", action="store_true", help="also the pairs Stage 2 dropped (marked)")
+    ex.add_argument("--with-heldout", action="store_true", help="append the gold and test splits (marked in `split`)")
+    ex.add_argument("--name-reviewers", action="store_true", help="name reviewers in the card (only if they agreed)")
+    ex.add_argument("--push-to-hub", metavar="REPO_ID", help="upload file + card to this Hub dataset (token: $HF_TOKEN)")
+    ex.add_argument("--public", action="store_true", help="create the Hub dataset public (default: private)")
+    ex.set_defaults(func=_cmd_export)
     sca = sub.add_parser("scale", help="tag, embed, score and Stage-2-filter a sharded pool (resumable; local or Ray)")
     sca.add_argument("--pool", required=True, help="folder of parquet shards")
     sca.add_argument("--out", required=True, help="output folder (per-shard tags, vectors, curated pairs)")

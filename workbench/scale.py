@@ -36,6 +36,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from workbench import io
+from workbench.export import training_rows
 from workbench.retrieval import top_k
 from workbench.schema import PAIR_COLUMNS, PairFrame, validate_pair_frame
 from workbench.stage2 import Stage2Config, consistency_decisions, curate
@@ -350,12 +351,10 @@ def decision_summary(out_dir: str | Path) -> pd.DataFrame:
 
 def write_training_set(out_dir: str | Path, path: str | Path, *, heldout: PairFrame | None = None) -> tuple[Path, int]:
     """The kept and flipped pairs of every finished shard as one parquet file (flips applied), written shard by
-    shard, for TRL or notebook 06 (``pairs_file``). ``heldout`` (e.g. the run's gold and test splits, which 06
+    shard, for notebook 06 (``pairs_file``) or `workbench.export` (the same `workbench.export.training_rows`). ``heldout`` (e.g. the run's gold and test splits, which 06
     evaluates on) is appended with empty Stage-2 columns. Returns the path and the number of curated pairs."""
     import pyarrow as pa
     import pyarrow.parquet as pq
-
-    from workbench.stage2 import curated_training_set
 
     out_dir, path = Path(out_dir), Path(path)
     written = 0
@@ -368,7 +367,7 @@ def write_training_set(out_dir: str | Path, path: str | Path, *, heldout: PairFr
         nonlocal written
         writer = None
         for name in _finished(out_dir):
-            table = io._to_arrow(curated_training_set(io.load_pairs(out_dir / "curated" / f"{name}.parquet")))
+            table = io._to_arrow(training_rows(io.load_pairs(out_dir / "curated" / f"{name}.parquet")))
             writer = writer or pq.ParquetWriter(tmp, table.schema)
             writer.write_table(aligned(table, writer.schema))
             written += table.num_rows
