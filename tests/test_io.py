@@ -116,7 +116,8 @@ def test_rejects_file_lists_every_bad_row(tmp_path):
     pairs, report = io.read_pairs(path, strict=False, rejects_path=tmp_path / "rejects.jsonl")
     rejects = [json.loads(line) for line in (tmp_path / "rejects.jsonl").read_text().splitlines()]
     assert len(pairs) == 2 and rejects == [{"where": str(path), "row": 2, "field": "chosen/rejected", "kind": "identical",
-                                            "reason": "identical: chosen response equals rejected response"}]
+                                            "reason": "identical: chosen response equals rejected response",
+                                            "excerpt": '{"prompt": "q", "chosen": "x", "rejected": "x"}'}]
 
 
 def test_rename_columns(tmp_path):

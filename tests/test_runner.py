@@ -43,7 +43,7 @@ def pipeline(tmp_path):
     _nb(READ_NB, tmp_path / "b.ipynb")
 
     def write(a_params=None, b_params=None, shared=None):
-        cfg = {"run_name": "t", "runs_dir": str(tmp_path / "runs"), "parameters": shared or {"shared": "s", "unused": 1},
+        cfg = {"run_name": "t", "runs_dir": str(tmp_path / "runs"), "parameters": shared or {"shared": "s"},
                "steps": [{"name": "a", "notebook": "a.ipynb", "parameters": a_params or {}},
                          {"name": "b", "notebook": "b.ipynb", "parameters": b_params or {}}]}
         path = tmp_path / "pipe.yaml"
@@ -64,7 +64,7 @@ def test_runs_in_order_with_parameters_on_this_interpreter(pipeline):
     assert (run_dir / "b.txt").read_text() == f"7|s|{sys.executable}"  # shared param passed, kernel = this python
     state = json.loads((run_dir / "steps.json").read_text())
     assert {k: v["status"] for k, v in state.items()} == {"a": "done", "b": "done"}
-    assert "unused" not in state["a"]["parameters"]  # shared params go only to notebooks that declare them
+    assert "shared" not in state["b"]["parameters"]  # shared params go only to notebooks that declare them
     for step in ("a", "b"):
         assert (run_dir / "notebooks" / f"{step}.ipynb").exists()
     html = (run_dir / "report.html").read_text()
@@ -136,3 +136,21 @@ def test_set_overrides_beat_step_parameters_and_typos_fail(pipeline):
     assert (run_dir / "a.txt").read_text().startswith("9|")
     with pytest.raises(ValueError, match=r"--set \['valeu'\]: no notebook of this pipeline declares"):
         run_pipeline(load_pipeline_config(path, overrides={"valeu": 9}), log=lambda _: None, progress_bar=False)
+
+
+def test_every_config_typo_fails_before_step_one_runs(pipeline, tmp_path):
+    """Issue #20: a typo anywhere in the config is found in seconds, before any notebook runs, naming the key."""
+    def fails(path, match, **kw):
+        with pytest.raises(ValueError, match=match):
+            run_pipeline(load_pipeline_config(path, **kw), log=lambda _: None, progress_bar=False)
+        assert not (tmp_path / "runs" / "t" / "a.txt").exists(), "step a must not have run"
+
+    fails(pipeline(b_params={"fial": True}), r"step 'b': parameters \['fial'\].*did you mean 'fail'")  # typo in the last step
+    fails(pipeline(shared={"shared": "s", "smok": True}), r"shared parameters \['smok'\]: no notebook")
+    fails(pipeline(shared={"shraed": "s"}), r"did you mean 'shared'")
+    fails(pipeline(), r"--set \['vlaue'\].*did you mean 'value'", overrides={"vlaue": 2})
+    cfg = yaml.safe_load(pipeline().read_text())
+    cfg["steps"][1]["paramters"] = cfg["steps"][1].pop("parameters")
+    (tmp_path / "typo.yaml").write_text(yaml.safe_dump(cfg))
+    with pytest.raises(ValueError, match=r"steps\[1\] \(b\) has unknown key 'paramters' \(did you mean 'parameters'\?\)"):
+        load_pipeline_config(tmp_path / "typo.yaml")

@@ -106,8 +106,8 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 def _cmd_shard(args: argparse.Namespace) -> int:
     from workbench.scale import shard_pair_file
 
-    paths = shard_pair_file(args.path, args.out, shard_size=args.shard_size, fmt=args.fmt)
-    print(f"{len(paths)} shards in {args.out}")
+    paths = shard_pair_file(args.path, args.out, shard_size=args.shard_size, fmt=args.fmt, strict=args.strict)
+    print(f"{len(paths)} shards in {args.out} (rejected rows, if any: {Path(args.out) / 'rejects.jsonl'})")
     return 0
 
 
@@ -154,6 +154,7 @@ def _cmd_scale(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="workbench", description="RM Curation Workbench")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="execute the notebook pipeline of a config into runs/<name>/")
     run.add_argument("--config", required=True, help="pipeline YAML, e.g. configs/demo.yaml")
@@ -204,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     sha.add_argument("--out", required=True)
     sha.add_argument("--shard-size", type=int, default=10_000)
     sha.add_argument("--fmt", default="auto", help="auto, hh, conversational, prompt_strings, llmbar")
+    sha.add_argument("--strict", action="store_true", help="stop at the first bad row (default: reject it, keep going)")
     sha.set_defaults(func=_cmd_shard)
     ex = sub.add_parser("export", help="write a run's curated training set for TRL / OpenRLHF / jsonl / parquet, with a card")
     ex.add_argument("run_dir", help="a run folder with curated.parquet (after notebook 05), e.g. runs/demo")
@@ -236,9 +238,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Faults a user causes and can fix (a bad path, format, config or endpoint): one line, exit 2; --debug shows the traceback.
+EXPECTED_FAULTS = (FileNotFoundError, IsADirectoryError, PermissionError, ValueError, KeyError, RuntimeError)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except EXPECTED_FAULTS as exc:
+        if args.debug:
+            raise
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+        print(f"workbench {args.command}: {message} (--debug for the traceback)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -76,7 +76,8 @@ def _text_lines(path: Path) -> Iterator[str]:
     bytes that are not UTF-8 are kept as surrogate escapes."""
     opener = gzip.open if path.suffix == ".gz" else open
     try:
-        with opener(path, "rt", encoding="utf-8", errors="surrogateescape") as f:
+        # utf-8-sig: a byte-order mark (Windows editors write one) is not part of row 1
+        with opener(path, "rt", encoding="utf-8-sig", errors="surrogateescape") as f:
             yield from f
     except (gzip.BadGzipFile, EOFError) as e:
         raise ValueError(f"{path}: not a valid gzip file ({e}); remove the .gz suffix or re-compress it.") from None
@@ -103,9 +104,14 @@ def iter_records(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any] 
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file.")
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: is a folder; pass one pair file (or shard the files one by one).")
     kind = file_format(path)
     if kind == ".parquet":  # streamed in record batches
-        batches = pq.ParquetFile(path).iter_batches(batch_size=8192)
+        try:
+            batches = pq.ParquetFile(path).iter_batches(batch_size=8192)
+        except (pa.ArrowInvalid, OSError) as e:
+            raise ValueError(f"{path}: not a readable parquet file ({e}).") from None
         yield from enumerate((rec for batch in batches for rec in batch.to_pylist()), start=1)
         return
     if kind == ".jsonl":  # streamed line by line
@@ -117,7 +123,7 @@ def iter_records(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any] 
             except json.JSONDecodeError as e:
                 yield i, ValueError(f"invalid JSON ({e.msg} at column {e.colno})")
         return
-    text = _open_bytes(path).decode("utf-8", errors="surrogateescape")
+    text = _open_bytes(path).decode("utf-8-sig", errors="surrogateescape")  # -sig: drop a byte-order mark
     if kind == ".json":
         try:
             data = json.loads(text)
@@ -139,14 +145,20 @@ def iter_records(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any] 
 
 
 def _decode_json_cells(rec: dict[str, Any]) -> dict[str, Any]:
-    """CSV cells that hold JSON lists (message lists) are parsed; everything else stays a string."""
+    """CSV cells that hold a JSON list of chat messages are parsed; everything else stays text.
+
+    A cell like ``[2, 3, 5]`` or ``[]`` is an answer, not a message list: only a non-empty list whose
+    items are all ``{"role", "content"}`` objects becomes a list.
+    """
     out = {}
     for k, v in rec.items():
-        if isinstance(v, str) and v.startswith("[") and v.endswith("]"):
+        if isinstance(v, str) and v.startswith("[{") and v.endswith("}]"):
             try:
-                v = json.loads(v)
+                parsed = json.loads(v)
             except json.JSONDecodeError:
-                pass
+                parsed = None
+            if isinstance(parsed, list) and parsed and all(isinstance(m, dict) and {"role", "content"} <= set(m) for m in parsed):
+                v = parsed
         out[k] = v
     return out
 

@@ -17,9 +17,11 @@ feeds it records.
 
 from __future__ import annotations
 
+import itertools
+import json
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -33,6 +35,8 @@ ASSISTANT_MARK = "\n\nAssistant:"
 _TURN_RE = re.compile(r"\n\n(Human|Assistant):")
 _ROLE_OF = {"Human": "user", "Assistant": "assistant"}
 _UNDECODABLE_RE = re.compile("[\udc80-\udcff]")  # bytes that were not UTF-8, kept as surrogate escapes
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")  # any lone surrogate (e.g. JSON "\\ud83d"): no UTF-8 encoding exists
+DETECT_SAMPLE = 50  # rows looked at to decide a file's format (a bad first row must not decide it)
 
 
 class PairError(ValueError):
@@ -167,7 +171,8 @@ def _messages(value: Any, key: str) -> list[Message]:
 
 
 def _from_hh(rec: Mapping[str, Any]) -> tuple[list[Message], str, str]:
-    chosen, rejected = _need_str(rec, "chosen"), _need_str(rec, "rejected")
+    # Windows line ends inside the dialogue would hide the "\n\nHuman:" turn markers
+    chosen, rejected = (_need_str(rec, k).replace("\r\n", "\n") for k in ("chosen", "rejected"))
     if chosen == rejected:
         raise _RowProblem("chosen/rejected", "identical: chosen dialogue equals rejected dialogue")
     return parse_hh_dialogue(chosen, rejected)
@@ -218,6 +223,25 @@ PARSERS: dict[str, Callable[[Mapping[str, Any]], tuple[list[Message], str, str]]
 }
 
 
+def detect_file_format(sample: Sequence[Any], *, where: str = "records") -> str:
+    """The format most of a sample of records have (`detect_format` per record; unreadable ones skipped).
+
+    A bad or odd first row does not decide a file's format: the majority of up to `DETECT_SAMPLE` rows does.
+    """
+    votes = Counter()
+    for rec in sample:
+        if isinstance(rec, Mapping):
+            try:
+                votes[detect_format(rec)] += 1
+            except ValueError:
+                pass
+    if not votes:
+        keys = next((sorted(r) for r in sample if isinstance(r, Mapping)), None)
+        raise ValueError(f"Cannot detect the pair format of {where} from its first {len(sample)} rows (keys {keys}); pass "
+                         f"fmt= one of {sorted(PARSERS)} (or columns= to rename your fields to prompt/chosen/rejected).")
+    return votes.most_common(1)[0][0]
+
+
 def detect_format(rec: Mapping[str, Any]) -> str:
     """Guess the format from one record's keys and value types; raises listing the known formats."""
     if {"input", "output_1", "output_2"} <= set(rec):
@@ -227,7 +251,8 @@ def detect_format(rec: Mapping[str, Any]) -> str:
             return "conversational"
         if "prompt" in rec:
             return "prompt_strings"
-        if isinstance(rec["chosen"], str) and rec["chosen"].lstrip(" ").startswith(("\n\nHuman:", "Human:")):
+        if isinstance(rec["chosen"], str) and rec["chosen"].replace("\r\n", "\n").lstrip(" ").startswith(
+                ("\n\nHuman:", "Human:")):
             return "hh"
     raise ValueError(
         f"Cannot detect the pair format from keys {sorted(rec)}; pass fmt= one of {sorted(PARSERS)} "
@@ -243,6 +268,10 @@ def _check_text(value: str, key: str) -> None:
         raise _RowProblem(key, "empty response" if key in ("chosen", "rejected") else "empty text")
     if _UNDECODABLE_RE.search(value):
         raise _RowProblem(key, "undecodable bytes: the text is not valid UTF-8 (re-encode the file as UTF-8)")
+    if _SURROGATE_RE.search(value):
+        at = _SURROGATE_RE.search(value).start()
+        raise _RowProblem(key, f"invalid unicode: a lone surrogate {value[at]!r} at character {at} (half of an emoji "
+                               "escape, e.g. \\ud83d without its pair); it cannot be written as UTF-8")
 
 
 def validate_pair(prompt: list[Message], chosen: str, rejected: str) -> None:
@@ -252,7 +281,7 @@ def validate_pair(prompt: list[Message], chosen: str, rejected: str) -> None:
     if not any(m["role"] == "user" for m in prompt):
         raise _RowProblem("prompt", "the conversation has no user message")
     for i, m in enumerate(prompt):
-        if _UNDECODABLE_RE.search(m["content"]):
+        if _SURROGATE_RE.search(m["content"]):  # undecodable bytes or lone surrogates: named by _check_text
             _check_text(m["content"], f"prompt[{i}].content")
     if not prompt[-1]["content"].strip():
         raise _RowProblem(f"prompt[{len(prompt) - 1}].content", "the last prompt message is empty")
@@ -260,6 +289,15 @@ def validate_pair(prompt: list[Message], chosen: str, rejected: str) -> None:
     _check_text(rejected, "rejected")
     if chosen.strip() == rejected.strip():
         raise _RowProblem("chosen/rejected", "identical: chosen response equals rejected response")
+
+
+def _excerpt(rec: Any, limit: int = 300) -> str:
+    """The start of a rejected row, ASCII-escaped (lone surrogates and odd bytes survive being written)."""
+    try:
+        text = json.dumps(rec, ensure_ascii=True, default=str) if not isinstance(rec, Exception) else ""
+    except (TypeError, ValueError):
+        text = repr(rec).encode("ascii", "backslashreplace").decode()
+    return text[:limit] + ("..." if len(text) > limit else "")
 
 
 def now_iso() -> str:
@@ -293,6 +331,12 @@ def records_to_pairs(
     if fmt != "auto" and fmt not in PARSERS:
         raise ValueError(f"Unknown format {fmt!r}; choose one of {sorted(PARSERS)} or 'auto'.")
     report, rows, stamp, keep = ReadReport(where=where, fmt=fmt), [], now_iso(), list(keep)
+    records = iter(records)
+    if fmt == "auto":
+        sample = list(itertools.islice(records, DETECT_SAMPLE))
+        report.fmt = detect_file_format([rec for _, rec in sample], where=where)
+        records = itertools.chain(sample, records)
+    first_label: dict[str, str] = {}  # pair_id -> chosen of its first row: a repeat is a duplicate, a swap a conflict
     for row, rec in records:
         report.n_rows += 1
         try:
@@ -300,21 +344,27 @@ def records_to_pairs(
                 raise _RowProblem("<record>", str(rec))
             if not isinstance(rec, Mapping):
                 raise _RowProblem("<record>", f"must be an object/dict, got {type(rec).__name__}")
-            if report.fmt == "auto":
-                report.fmt = detect_format(rec)
             prompt, chosen, rejected = PARSERS[report.fmt](rec)
             validate_pair(prompt, chosen, rejected)
+            pair_id = make_pair_id(prompt, chosen, rejected)
+            if pair_id in first_label:
+                same = first_label[pair_id] == chosen
+                raise _RowProblem("pair_id", ("duplicate: the same pair as an earlier row" if same else
+                                              "duplicate with the opposite label: an earlier row prefers the other "
+                                              "response (conflicting labels; the first is kept)") + f" ({pair_id})")
+            first_label[pair_id] = chosen
         except _RowProblem as p:
             if strict:
                 raise PairError(where, row, p.field, p.problem) from None
             kind = p.problem.split(":")[0]
-            report.rejects.append({"where": where, "row": row, "field": p.field, "kind": kind, "reason": p.problem})
+            report.rejects.append({"where": where, "row": row, "field": p.field, "kind": kind, "reason": p.problem,
+                                   "excerpt": _excerpt(rec)})
             continue
         if report.fmt == "hh" and (response_has_turn_marker(chosen) or response_has_turn_marker(rejected)):
             report.quirks["response contains a turn marker"] += 1
         extra = {k: rec.get(k) for k in keep}
         rows.append(
-            {"pair_id": make_pair_id(prompt, chosen, rejected), "prompt": prompt, "chosen": chosen,
+            {"pair_id": pair_id, "prompt": prompt, "chosen": chosen,
              "rejected": rejected, "source": source, "split": "", "label_state": "original",
              "label_by": "source", "label_at": stamp, "source_row": row, **extra}
         )

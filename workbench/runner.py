@@ -16,6 +16,7 @@ private kernelspec, whatever kernels happen to be installed.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import os
@@ -64,6 +65,14 @@ class StepFailed(RuntimeError):
     """A notebook cell raised; the message shows the step, the cell and the error."""
 
 
+STEP_KEYS = ("name", "notebook", "parameters")
+
+
+def _did_you_mean(word: str, options: Any) -> str:
+    close = difflib.get_close_matches(word, sorted(options), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def _resolve_notebook(raw: str, config_dir: Path) -> Path:
     for base in (config_dir, io.REPO_ROOT, Path.cwd()):
         p = (base / raw).resolve()
@@ -95,6 +104,9 @@ def load_pipeline_config(path: str | os.PathLike, *, run_name: str | None = None
     for i, s in enumerate(steps_raw):
         if not isinstance(s, dict) or "notebook" not in s:
             raise ValueError(f"{path}: steps[{i}] needs a 'notebook' key, got {s!r}.")
+        for key in sorted(set(s) - set(STEP_KEYS)):
+            raise ValueError(f"{path}: steps[{i}] ({s.get('name', s['notebook'])}) has unknown key {key!r}"
+                             f"{_did_you_mean(key, STEP_KEYS)}; allowed: {list(STEP_KEYS)}.")
         params = s.get("parameters") or {}
         if not isinstance(params, dict):
             raise ValueError(f"{path}: steps[{i}].parameters must be a mapping, got {type(params).__name__}.")
@@ -148,13 +160,34 @@ def step_parameters(step: StepSpec, cfg: PipelineConfig) -> dict[str, Any]:
     declared = set(papermill.inspect_notebook(str(step.notebook)))
     unknown = sorted(set(step.parameters) - declared)
     if unknown:
-        raise ValueError(f"step {step.name!r}: parameters {unknown} are not in {step.notebook.name}'s parameters cell; "
-                         f"declared: {sorted(declared)}.")
+        hints = "".join(_did_you_mean(k, declared) for k in unknown)
+        raise ValueError(f"step {step.name!r}: parameters {unknown} are not in {step.notebook.name}'s parameters cell"
+                         f"{hints}; declared: {sorted(declared)}.")
     params = {k: v for k, v in cfg.parameters.items() if k in declared}
     params.update(step.parameters)
     params.update({k: v for k, v in cfg.overrides.items() if k in declared})
     params["run_dir"] = str(cfg.run_dir)
     return params
+
+
+def validate_pipeline(cfg: PipelineConfig) -> None:
+    """Check the whole config against the notebooks before any step runs; raise naming the first bad key.
+
+    Every step's parameters must be declared by its notebook, every shared parameter and every ``--set``
+    override by at least one notebook (a typo such as ``smok`` would otherwise be dropped silently).
+    """
+    import papermill
+
+    declared = {s.name: set(papermill.inspect_notebook(str(s.notebook))) for s in cfg.steps}
+    for step in cfg.steps:
+        step_parameters(step, cfg)
+    anywhere = set().union(*declared.values())
+    for what, given in (("shared parameters", cfg.parameters), ("--set", cfg.overrides)):
+        unknown = sorted(set(given) - anywhere)
+        if unknown:
+            hints = "".join(_did_you_mean(k, anywhere) for k in unknown)
+            raise ValueError(f"{what} {unknown}: no notebook of this pipeline declares them{hints}; "
+                             f"declared: {sorted(anywhere)}.")
 
 
 def _fingerprint(step: StepSpec, params: Mapping[str, Any]) -> str:
@@ -184,11 +217,7 @@ def run_pipeline(cfg: PipelineConfig, *, force: bool = False, log: Callable[[str
     """
     import papermill
 
-    declared_anywhere = set().union(*(set(papermill.inspect_notebook(str(s.notebook))) for s in cfg.steps))
-    unknown = sorted(set(cfg.overrides) - declared_anywhere)
-    if unknown:
-        raise ValueError(f"--set {unknown}: no notebook of this pipeline declares these parameters; "
-                         f"declared: {sorted(declared_anywhere)}.")
+    validate_pipeline(cfg)  # a typo in step 07 fails now, not after steps 01-06 ran
     run = io.start_run(cfg.run_dir)
     io.write_json({"run_name": cfg.run_name, "parameters": {**cfg.parameters, **cfg.overrides},
                    "steps": [{"name": s.name, "notebook": str(s.notebook), "parameters": s.parameters} for s in cfg.steps]},

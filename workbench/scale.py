@@ -105,32 +105,38 @@ def list_shards(pool_dir: str | Path) -> list[Path]:
 
 
 def shard_pair_file(path: str | Path, out_dir: str | Path, *, shard_size: int = 10_000, fmt: str = "auto",
-                    split: str = "train") -> list[Path]:
+                    split: str = "train", strict: bool = False) -> list[Path]:
     """Cut a pair file (any format `workbench.io.read_pairs` reads) into canonical parquet shards, reading it
-    record by record (JSONL and parquet never whole); a bad row raises `workbench.pairs.PairError` naming the
-    file, row and field. A pair seen before (same ``pair_id``: same conversation and responses) is skipped
-    with a warning that counts them; only the ids are kept in memory."""
+    record by record (JSONL and parquet never whole).
+
+    Lenient by default, like `workbench.io.read_pairs(strict=False)`: a bad row is rejected with its file, row,
+    field and reason into ``out_dir/rejects.jsonl`` and every good row is kept; ``strict=True`` stops at the
+    first bad row instead (`workbench.pairs.PairError`). A pair seen before (same ``pair_id``: same conversation
+    and responses, in either label order) is skipped and counted; only the ids are kept in memory."""
     import warnings
 
     from workbench.pairs import records_to_pairs
 
     path, out_dir = Path(path), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    records, written, seen, repeated = io.iter_records(path), [], set(), 0
+    records, written, seen, repeated, reports = io.iter_records(path), [], set(), 0, []
     for index in itertools.count():
         chunk = list(itertools.islice(records, shard_size))
         if not chunk:
             break
-        pairs, report = records_to_pairs(chunk, where=str(path), source=path.name.split(".")[0], fmt=fmt, strict=True)
+        pairs, report = records_to_pairs(chunk, where=str(path), source=path.name.split(".")[0], fmt=fmt, strict=strict)
+        reports.append(report)
         fmt = report.fmt  # detected on the first chunk, then fixed for the rest of the file
-        again = pairs["pair_id"].isin(seen) | pairs["pair_id"].duplicated()
+        again = pairs["pair_id"].isin(seen)
         repeated += int(again.sum())
         pairs = pairs[~again].assign(split=split)
         seen.update(pairs["pair_id"])
         written.append(io.write_pairs(pairs, out_dir / f"shard-{index:05d}.parquet"))
-    if repeated:
-        warnings.warn(f"{path}: {repeated} repeated pairs skipped (same conversation and responses as an earlier row).",
-                      stacklevel=2)
+    io.write_rejects(reports, out_dir / "rejects.jsonl")
+    rejected = sum(r.n_rejected for r in reports)
+    if rejected or repeated:
+        warnings.warn(f"{path}: {rejected} rows rejected (reasons in {out_dir / 'rejects.jsonl'}) and {repeated} pairs "
+                      "repeated across shards skipped; every other row is in the shards.", stacklevel=2)
     return written
 
 
