@@ -62,6 +62,7 @@ class Reply:
     delay_s: float = 0.0
     usage: tuple[int, int] | None | bool = None
     finish_reason: str = "stop"
+    drip_s: float = 0.0  # send the body one byte at a time, this many seconds apart (a slow-drip server)
 
     @classmethod
     def ok(cls, content: str, **kw: Any) -> Reply:
@@ -83,6 +84,11 @@ class Reply:
     def sleep(cls, seconds: float, content: str | None = None) -> Reply:
         """Answer (normally) only after ``seconds``: a timeout for a client with a shorter timeout."""
         return cls(content=content, delay_s=seconds)
+
+    @classmethod
+    def drip(cls, seconds_per_byte: float, content: str = "{}") -> Reply:
+        """A 200 whose body arrives one byte every ``seconds_per_byte`` (each read is quick; the whole is not)."""
+        return cls(content=content, drip_s=seconds_per_byte)
 
     @classmethod
     def malformed(cls) -> Reply:
@@ -245,7 +251,7 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence the default stderr log
         pass
 
-    def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+    def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None, drip_s: float = 0.0) -> None:
         try:
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -253,7 +259,13 @@ class _Handler(BaseHTTPRequestHandler):
             for k, v in (headers or {}).items():
                 self.send_header(k, v)
             self.end_headers()
-            self.wfile.write(body)
+            if drip_s <= 0:
+                self.wfile.write(body)
+            for i in range(len(body) if drip_s > 0 else 0):
+                self.wfile.write(body[i: i + 1])
+                self.wfile.flush()
+                if self.fake._stopping.wait(drip_s):
+                    return
         except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout test)
             self.close_connection = True
 
@@ -330,4 +342,4 @@ class _Handler(BaseHTTPRequestHandler):
         if usage is not None:
             out["usage"] = {"prompt_tokens": usage[0], "completion_tokens": usage[1],
                             "total_tokens": usage[0] + usage[1]}
-        self._json(200, out, reply.headers)
+        self._send(200, json.dumps(out).encode(), reply.headers, drip_s=reply.drip_s)

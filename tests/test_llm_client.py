@@ -360,3 +360,62 @@ def test_a_server_that_ignores_response_format_is_named_once():
         client = make_client(srv)
         client.complete_many([MSGS] * 5, schema=SCHEMA, progress=False)
         assert client.usage["structured_output_ignored"] == 0 and client.notes == []
+
+
+# ---------------------------------------------------------------- issue #20: deadlines, odd replies, redirects
+
+
+def test_a_slow_drip_body_stops_at_the_call_deadline():
+    with FakeLLMServer(responder=lambda req: GOOD) as srv:
+        srv.plan(Reply.drip(1.5))  # every read is quick (1.5 s < timeout_s=5); the body never ends in time
+        client = make_client(srv, timeout_s=5, call_deadline_s=3)
+        t0 = time.perf_counter()
+        result = client.complete(MSGS, schema=SCHEMA)
+        took = time.perf_counter() - t0
+        assert not result.ok and "call deadline of 3s passed (the body was still arriving)" in result.error
+        assert took < 3 + 1.0, took  # not 22.5 s: the deadline bounds the whole call
+
+
+def test_a_huge_retry_after_fails_at_once_with_the_reason():
+    with FakeLLMServer(responder=lambda req: GOOD) as srv:
+        srv.plan(Reply.rate_limited(retry_after=99999))
+        client = make_client(srv, call_deadline_s=30)
+        t0 = time.perf_counter()
+        result = client.complete(MSGS, schema=SCHEMA)
+        assert time.perf_counter() - t0 < 1.0 and not result.ok
+        assert "after 300.0s (Retry-After), past the deadline" in result.error and "call_deadline_s=30" in result.error
+        srv.plan(Reply.rate_limited(retry_after=0.2))  # a short one is still honoured
+        assert client.complete(MSGS, schema=SCHEMA).ok
+
+
+def test_the_batch_deadline_bounds_a_whole_batch():
+    with FakeLLMServer(responder=lambda req: GOOD, latency_s=0.4) as srv:
+        client = make_client(srv, concurrency=1, batch_deadline_s=1.0, call_deadline_s=60)
+        t0 = time.perf_counter()
+        results = client.complete_many([MSGS] * 8, schema=SCHEMA, progress=False)
+        assert time.perf_counter() - t0 < 1.0 + 1.0
+        assert results[0].ok and not results[-1].ok and "batch deadline of 1s passed" in results[-1].error
+        assert all(r.ok for r in client.complete_many([MSGS], schema=SCHEMA, progress=False))  # the next batch is new
+
+
+def test_list_of_parts_content_is_read_and_tool_calls_are_named():
+    parts = {"choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": [
+        {"type": "text", "text": '{"label": "good", '}, {"type": "text", "text": '"score": 4}'}]}}]}
+    tools = {"choices": [{"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant", "content": None,
+             "tool_calls": [{"id": "1", "type": "function", "function": {"name": "lookup", "arguments": "{}"}}]}}]}
+    with FakeLLMServer(responder=lambda req: GOOD) as srv:
+        srv.plan(Reply(raw_body=json.dumps(parts).encode()), *[Reply(raw_body=json.dumps(tools).encode())] * 2)
+        client = make_client(srv, max_retries=1)
+        assert client.complete(MSGS, schema=SCHEMA).parsed == {"label": "good", "score": 4}
+        failed = client.complete(MSGS, schema=SCHEMA)
+        assert not failed.ok and "the reply holds tool_calls (lookup) and no text content" in failed.error
+
+
+def test_redirects_are_followed_on_the_same_host_and_named_otherwise():
+    with FakeLLMServer(responder=lambda req: GOOD) as srv:
+        same = f"http://127.0.0.1:{srv.port}/v1/chat/completions"
+        srv.plan(Reply(status=307, raw_body=b"", headers={"Location": same}))
+        assert make_client(srv).complete(MSGS, schema=SCHEMA).ok
+        srv.plan(Reply(status=307, raw_body=b"", headers={"Location": "https://elsewhere.example/v1/chat/completions"}))
+        result = make_client(srv).complete(MSGS, schema=SCHEMA)
+        assert not result.ok and "redirected to https://elsewhere.example/v1/chat/completions, another host" in result.error

@@ -180,7 +180,11 @@ def test_bad_shards_and_files_are_named_with_row_and_field(world, tmp_path):
     good = {"prompt": "Hi?", "chosen": "Hello.", "rejected": "Go away."}
     jsonl.write_text("\n".join(json.dumps(r) for r in [good, {**good, "prompt": "Yo?"}, {"prompt": "x", "chosen": 3}]))
     with pytest.raises(PairError, match=r"pairs.jsonl: row 3: field 'chosen'"):
+        scale.shard_pair_file(jsonl, tmp_path / "strict", shard_size=2, strict=True)
+    with pytest.warns(UserWarning, match=r"1 rows rejected"):  # lenient (default): the row is rejected, the rest kept
         scale.shard_pair_file(jsonl, tmp_path / "shards", shard_size=2)
+    rejects = [json.loads(x) for x in (tmp_path / "shards" / "rejects.jsonl").read_text().splitlines()]
+    assert [(r["row"], r["field"]) for r in rejects] == [(3, "chosen")]
 
 
 def test_shard_pair_file_streams_a_file_into_canonical_shards(tmp_path):
@@ -190,7 +194,7 @@ def test_shard_pair_file_streams_a_file_into_canonical_shards(tmp_path):
     rows = [{"prompt": f"Q{i}?", "chosen": f"A{i}.", "rejected": f"No {i}."} for i in range(5)]
     rows.insert(3, rows[0])  # a repeated pair, in another shard than its first copy
     jsonl.write_bytes(gzip.compress("\n".join(json.dumps(r) for r in rows).encode()))
-    with pytest.warns(UserWarning, match="1 repeated pairs skipped"):
+    with pytest.warns(UserWarning, match="1 pairs repeated across shards skipped"):
         paths = scale.shard_pair_file(jsonl, tmp_path / "shards", shard_size=2)
     assert [p.name for p in paths] == ["shard-00000.parquet", "shard-00001.parquet", "shard-00002.parquet"]
     frames = [io.load_pairs(p) for p in paths]

@@ -242,16 +242,36 @@ def write_rejects(reports: Iterable[ReadReport], path: str | os.PathLike) -> Pat
 def _write_atomically(path: str | os.PathLike, write: Callable[[str], Any]) -> Path:
     """Call ``write(tmp_path)`` on a temp file beside ``path``, then swap it in: readers never see half a file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except PermissionError:
+        raise PermissionError(f"{path}: cannot write here (the folder {path.parent} is read-only for this user); "
+                              "choose another run_dir / output path.") from None
     os.close(fd)
     try:
         write(tmp)
+        # mkstemp makes 0600 files; give the result the mode any new file gets here (the umask), so colleagues
+        # invited to review a run can read it as they can read everything else in the folder
+        os.chmod(tmp, 0o666 & ~_umask())
     except BaseException:
         os.unlink(tmp)
         raise
     os.replace(tmp, path)
     return path
+
+
+def _umask() -> int:
+    """The process umask: from /proc on Linux (no side effect), else by setting and restoring it."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_text_atomic(path: Path, text: str) -> Path:
@@ -459,9 +479,13 @@ def connect_sqlite(path: str | os.PathLike) -> Any:
     import sqlite3
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
-    db.execute("PRAGMA journal_mode=WAL")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+    except (PermissionError, sqlite3.OperationalError) as e:
+        raise PermissionError(f"{path}: cannot open this store for writing ({e}); the folder {path.parent} must be "
+                              "writable (a copy of the run in a writable folder works).") from None
     db.execute("PRAGMA synchronous=FULL")
     return db
 

@@ -56,7 +56,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
 
@@ -81,6 +81,7 @@ ENFORCING_SERVERS = ("vLLM or SGLang (guided decoding: response_format json_sche
                      "(--json-schema / a GBNF grammar), Ollama (format=<schema>)")
 
 
+TOOL_CALLS_REPLY = "the reply holds tool_calls"
 PREFLIGHT_MESSAGES = [{"role": "user", "content": "ping"}]  # `ChatClient.preflight`'s one-token chat call
 
 
@@ -114,6 +115,11 @@ class EndpointConfig:
             or ``"none"`` (prompt-only; replies are still parsed and checked client-side).
         price_in_per_1k: Optional USD per 1,000 prompt tokens, for the cost estimate.
         price_out_per_1k: Optional USD per 1,000 completion tokens.
+        call_deadline_s: Wall-clock limit of one logical call, everything included (connecting, waiting,
+            a body that trickles in, retries, backoff and ``Retry-After`` waits, re-asks). ``timeout_s``
+            bounds each read; this bounds the call. A wait that would cross it fails the call at once.
+        batch_deadline_s: Wall-clock limit of one `ChatClient.complete_many` batch (None: none). Items not
+            started by then fail with that reason; running ones stop at it.
     """
 
     base_url: str = ""
@@ -128,6 +134,8 @@ class EndpointConfig:
     json_schema_mode: str = "auto"
     price_in_per_1k: float = 0.0
     price_out_per_1k: float = 0.0
+    call_deadline_s: float = 600.0
+    batch_deadline_s: float | None = None
 
     def __post_init__(self) -> None:
         def bad(name: str, rule: str) -> ValueError:
@@ -145,6 +153,10 @@ class EndpointConfig:
                              "environment variable (letters, digits, _), e.g. 'OPENAI_API_KEY', never the key itself")
         if not (isinstance(self.timeout_s, (int, float)) and self.timeout_s > 0 and math.isfinite(self.timeout_s)):
             raise bad("timeout_s", "must be a finite number of seconds > 0")
+        for name in ("call_deadline_s", "batch_deadline_s"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, (int, float)) and value > 0 and math.isfinite(value)):
+                raise bad(name, "must be a finite number of seconds > 0" + (" or None" if name == "batch_deadline_s" else ""))
         if not (isinstance(self.max_retries, int) and self.max_retries >= 0):
             raise bad("max_retries", "must be an int >= 0 (0 = no retries)")
         if not (isinstance(self.backoff_s, (int, float)) and self.backoff_s >= 0):
@@ -231,12 +243,17 @@ class CallResult:
 
 @dataclass
 class _Budget:
-    """Retries left for one logical call, shared by transport retries and re-asks."""
+    """Retries left for one logical call, shared by transport retries and re-asks, and its deadline."""
 
     retries_left: int
     attempts: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    deadline: float = math.inf  # time.monotonic() by which the call must be over
+    deadline_name: str = "call_deadline_s"
+
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
 
 
 @dataclass
@@ -332,6 +349,7 @@ class ChatClient:
         self._mode = "json_schema" if self.cfg.json_schema_mode == "auto" else self.cfg.json_schema_mode
         self._n_supported: bool | None = None
         self._preflight_done = False
+        self._batch_end: float | None = None  # monotonic end of the running complete_many batch
         self._unparsed_in_a_row = 0  # replies under a structured mode that did not parse, consecutively
         self._structured_ignored = False
         self.notes: list[str] = []  # things the user should know about this endpoint, said once each
@@ -413,18 +431,20 @@ class ChatClient:
         key = self._api_key()
         if key:
             headers["Authorization"] = f"Bearer {key}"
+        left = budget.left()
+        if left <= 0:
+            raise _Failure(self._deadline_text(budget), retryable=False)
         budget.attempts += 1
         with self._lock:
             self._totals["requests"] += 1
-        try:
-            resp = self._http.post(self._url, json=payload, headers=headers)
-        except httpx.TimeoutException as exc:
-            raise _Failure(f"timeout after {self.cfg.timeout_s:g}s ({type(exc).__name__}); raise timeout_s "
-                           "or lower max_tokens/concurrency", retryable=True) from None
-        except httpx.TransportError as exc:
-            raise _Failure(self._redact(f"connection error to {_safe_url(self._url)}: {type(exc).__name__}: "
-                                        f"{exc}; is the server running and base_url right?"),
-                           retryable=True) from None
+        resp = self._send(self._url, payload, headers, budget)
+        if resp.status_code in (301, 302, 303, 307, 308):
+            target = urljoin(self._url, resp.headers.get("location", ""))
+            if urlsplit(target).netloc != urlsplit(self._url).netloc or not target:
+                raise _Failure(f"HTTP {resp.status_code}: redirected to {_safe_url(target) or '(no Location)'}, another "
+                               "host; not followed (set base_url to it if you trust it)", retryable=False,
+                               status=resp.status_code, detail=f"redirected to {_safe_url(target)}")
+            resp = self._send(target, payload, headers, budget)  # same host (e.g. a trailing-slash redirect)
         if resp.status_code != 200:
             msg = self._redact(_server_message(resp))
             status = resp.status_code
@@ -457,10 +477,66 @@ class ChatClient:
         for choice in sorted(choices, key=lambda c: _as_int(c.get("index"))):
             message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
             content = message.get("content")
+            if isinstance(content, list):  # a list of content parts: keep the text parts, in order
+                texts = [p.get("text") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)]
+                content = "".join(texts) if texts else None
+            refusal = message.get("refusal") if isinstance(message.get("refusal"), str) else None
+            calls = message.get("tool_calls")
+            if not content and isinstance(calls, list) and calls:
+                names = [str((c.get("function") or {}).get("name", "?")) for c in calls if isinstance(c, dict)]
+                refusal = (f"{TOOL_CALLS_REPLY} ({', '.join(names)}) and no text content; this client does not call "
+                           "tools: turn tool use off on the server or in the prompt")
             contents.append(content if isinstance(content, str) else None)
             finishes.append(choice.get("finish_reason"))
-            refusals.append(message.get("refusal") if isinstance(message.get("refusal"), str) else None)
+            refusals.append(refusal)
         return _Reply(contents, finishes, refusals)
+
+    def _send(self, url: str, payload: dict, headers: dict, budget: _Budget) -> httpx.Response:
+        """One POST whose whole exchange, body included, ends by the budget's deadline.
+
+        httpx's timeouts are per read, so a body that trickles in a byte at a time would never time out;
+        a timer closes the stream at the deadline instead. Returns the response with its body read.
+        """
+        left = budget.left()
+        timeout = httpx.Timeout(min(self.cfg.timeout_s, left))
+        closed_by_deadline = threading.Event()
+        try:
+            with self._http.stream("POST", url, json=payload, headers=headers, timeout=timeout) as resp:
+                def stop() -> None:
+                    closed_by_deadline.set()
+                    resp.close()
+
+                timer = threading.Timer(max(budget.left(), 0.0), stop) if math.isfinite(budget.left()) else None
+                if timer is not None:
+                    timer.daemon = True
+                    timer.start()
+                try:
+                    body = b"".join(resp.iter_bytes())
+                finally:
+                    if timer is not None:
+                        timer.cancel()
+                if closed_by_deadline.is_set():
+                    raise _Failure(self._deadline_text(budget, "the body was still arriving"), retryable=False)
+                return httpx.Response(resp.status_code, headers=resp.headers, content=body, request=resp.request)
+        except _Failure:
+            raise
+        except httpx.TimeoutException as exc:
+            if budget.left() <= 0:
+                raise _Failure(self._deadline_text(budget), retryable=False) from None
+            raise _Failure(f"timeout after {self.cfg.timeout_s:g}s ({type(exc).__name__}); raise timeout_s "
+                           "or lower max_tokens/concurrency", retryable=True) from None
+        except (httpx.TransportError, httpx.StreamError) as exc:
+            if closed_by_deadline.is_set():
+                raise _Failure(self._deadline_text(budget, "the body was still arriving"), retryable=False) from None
+            raise _Failure(self._redact(f"connection error to {_safe_url(url)}: {type(exc).__name__}: "
+                                        f"{exc}; is the server running and base_url right?"),
+                           retryable=True) from None
+
+    def _deadline_text(self, budget: _Budget, what: str = "") -> str:
+        name = budget.deadline_name
+        limit = getattr(self.cfg, name)
+        return (f"{name.removesuffix('_s').replace('_', ' ')} of {limit:g}s passed" + (f" ({what})" if what else "")
+                + f" after {budget.attempts} attempts; raise {name} or lower max_tokens")
 
     def _post_with_retries(self, build: Callable[[str], dict], budget: _Budget, structured: bool) -> _Reply:
         """POST until a reply arrives, retrying transport failures and stepping down structured-output modes."""
@@ -484,6 +560,13 @@ class ChatClient:
                     raise
                 delay = fail.retry_after if fail.retry_after is not None else min(
                     self.cfg.backoff_s * 2 ** retry_index * random.uniform(0.5, 1.5), MAX_BACKOFF_S)
+                if delay >= budget.left():  # waiting would cross the deadline: fail now, saying why
+                    fail.retryable = False
+                    fail.reason = (f"{fail.reason}; the next try would start after {delay:.1f}s"
+                                   f"{' (Retry-After)' if fail.retry_after is not None else ''}, past the deadline "
+                                   f"({max(budget.left(), 0):.1f}s left of {budget.deadline_name}="
+                                   f"{getattr(self.cfg, budget.deadline_name):g})")
+                    raise fail
                 log.info("LLM call failed (%s); retry %d/%d in %.2fs", fail.reason, retry_index + 1,
                          self.cfg.max_retries, delay)
                 time.sleep(delay)
@@ -495,7 +578,7 @@ class ChatClient:
                      schema: dict | None, validate: Callable[[Any], Any] | None, max_tokens: int) -> Any:
         """Parse and validate one choice; return the final value or raise ValueError with the reason."""
         if refusal and not content:
-            raise ValueError(f"model refused: {refusal[:200]}")
+            raise ValueError(refusal if refusal.startswith(TOOL_CALLS_REPLY) else f"model refused: {refusal[:200]}")
         if not structured:
             if content is None:
                 raise ValueError(f"empty reply (no message content; finish_reason={finish!r})")
@@ -531,6 +614,13 @@ class ChatClient:
             return f"HTTP {fail.status} after {used} retries ({budget.attempts} attempts): {fail.detail}"
         return f"{fail.reason} (after {used} retries, {budget.attempts} attempts)"
 
+    def _new_budget(self) -> _Budget:
+        """A fresh retry budget whose deadline is the call deadline, or the batch's if that comes first."""
+        deadline = time.monotonic() + self.cfg.call_deadline_s
+        if self._batch_end is not None and self._batch_end < deadline:
+            return _Budget(self.cfg.max_retries, deadline=self._batch_end, deadline_name="batch_deadline_s")
+        return _Budget(self.cfg.max_retries, deadline=deadline)
+
     def _spend_retry(self, budget: _Budget) -> bool:
         """Take one retry from the budget; False when none is left."""
         if budget.retries_left <= 0:
@@ -550,7 +640,7 @@ class ChatClient:
         request: it is checked first and only re-asked when invalid.
         """
         t0 = time.perf_counter() if t0 is None else t0
-        budget = budget or _Budget(self.cfg.max_retries)
+        budget = budget or self._new_budget()
         structured = schema is not None or validate is not None
         convo = list(messages)
         pending = first
@@ -658,7 +748,7 @@ class ChatClient:
         if self._n_supported is False:
             return sequential(0)
         t0 = time.perf_counter()
-        budget = _Budget(self.cfg.max_retries)
+        budget = self._new_budget()
         structured = schema is not None or validate is not None
         try:
             reply = self._post_with_retries(
@@ -681,7 +771,8 @@ class ChatClient:
         results: list[CallResult] = []
         for i in range(min(got, n)):
             # Each sample keeps its own re-ask budget; the shared request's attempts/tokens go on sample 0.
-            own = budget if i == 0 else _Budget(self.cfg.max_retries)
+            own = budget if i == 0 else replace(budget, retries_left=self.cfg.max_retries, attempts=0,
+                                                prompt_tokens=0, completion_tokens=0)
             sample_seed = None if seed is None else seed + i
             results.append(self._complete_one(
                 messages, schema, validate, temp, sample_seed, own,
@@ -701,11 +792,12 @@ class ChatClient:
         payload = {"model": self.cfg.model, "messages": PREFLIGHT_MESSAGES, "max_tokens": 1}
         try:
             try:
-                self._post(payload, _Budget(0))
+                self._post(payload, replace(self._new_budget(), retries_left=0))
             except _Failure as fail:
                 if fail.status is not None:
                     raise
-                self._post(payload, _Budget(0))  # a kept-alive connection the server closed: once more, fresh
+                # a kept-alive connection the server closed: once more, fresh
+                self._post(payload, replace(self._new_budget(), retries_left=0))
         except _Failure as fail:
             served = self._served_models()
             listed = f" The server lists: {', '.join(served[:10])}." if served else ""
@@ -749,6 +841,7 @@ class ChatClient:
         if not batch:
             return results
         self.preflight()
+        self._batch_end = time.monotonic() + self.cfg.batch_deadline_s if self.cfg.batch_deadline_s else None
         failures = 0
         workers = min(self.cfg.concurrency, len(batch))
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="llm")
@@ -774,6 +867,7 @@ class ChatClient:
             raise
         finally:
             bar.close()
+            self._batch_end = None
         pool.shutdown(wait=True)
         return results
 

@@ -1,0 +1,136 @@
+"""Readers keep every good row among hostile ones (issue #20): accepted + rejected = rows in, always."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from workbench import io
+
+TEXT = st.lists(st.sampled_from(list("abc xyz😀é\r\n\t[]{},.\"'") + ["[2, 3, 5]", "\\ud83d", "Human:"]),
+                min_size=1, max_size=12).map("".join).filter(lambda s: s.strip())
+HOSTILE = ("lone_surrogate", "wrong_type", "missing_key", "truncated", "identical", "empty", "not_an_object")
+
+
+def _hostile(kind: str, i: int) -> str:
+    good = {"prompt": f"question {i}", "chosen": f"answer {i}", "rejected": f"other {i}"}
+    line = {
+        "lone_surrogate": json.dumps({**good, "chosen": f"smile \ud83d {i}"}),  # legal JSON, no UTF-8 encoding
+        "wrong_type": json.dumps({**good, "chosen": 5}),
+        "missing_key": json.dumps({"prompt": good["prompt"], "chosen": good["chosen"]}),
+        "truncated": json.dumps(good)[:25],
+        "identical": json.dumps({**good, "rejected": good["chosen"]}),
+        "empty": json.dumps({**good, "rejected": "   "}),
+        "not_an_object": json.dumps([1, 2, 3]),
+    }[kind]
+    return line
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(valid=st.lists(st.tuples(TEXT, TEXT, TEXT), min_size=1, max_size=12),
+       hostile=st.lists(st.sampled_from(HOSTILE), max_size=12), bom=st.booleans(), crlf=st.booleans(),
+       order=st.randoms(use_true_random=False), gz=st.booleans())
+def test_every_valid_row_survives_and_every_hostile_row_is_rejected(tmp_path_factory, valid, hostile, bom, crlf, order, gz):
+    rows = [(json.dumps({"prompt": f"{p} #{i}", "chosen": f"{c} <c{i}>", "rejected": f"{r} <r{i}>"}), True)
+            for i, (p, c, r) in enumerate(valid)]
+    rows += [(_hostile(kind, 1000 + i), False) for i, kind in enumerate(hostile)]
+    order.shuffle(rows)
+    text = ("\ufeff" if bom else "") + ("\r\n" if crlf else "\n").join(line for line, _ in rows) + "\n"
+    path = tmp_path_factory.mktemp("h") / ("mixed.jsonl.gz" if gz else "mixed.jsonl")
+    data = text.encode("utf-8")
+    path.write_bytes(gzip.compress(data) if gz else data)
+    pairs, report = io.read_pairs(path, strict=False, rejects_path=path.with_name("rejects.jsonl"))
+    assert report.n_rows == len(rows) and report.n_ok + report.n_rejected == len(rows)
+    kept = {(p[0]["content"], c, r) for p, c, r in zip(pairs["prompt"], pairs["chosen"], pairs["rejected"])}
+    wanted = {(json.loads(line)["prompt"], json.loads(line)["chosen"], json.loads(line)["rejected"]) for line, ok in rows if ok}
+    assert kept == wanted and report.n_rejected == len(hostile)
+    io.write_pairs(pairs, path.with_name("out.parquet"))  # every kept row can be written
+    rejects = [json.loads(x) for x in path.with_name("rejects.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(rejects) == len(hostile) and all(r["row"] >= 1 and r["field"] and r["reason"] for r in rejects)
+
+
+def test_duplicates_and_reversed_duplicates_are_counted_and_dropped(tmp_path):
+    a = {"prompt": "q", "chosen": "good", "rejected": "bad"}
+    rows = [a, a, a, {"prompt": "q", "chosen": "bad", "rejected": "good"}] + [
+        {"prompt": f"q{i}", "chosen": "x", "rejected": "y"} for i in range(5)]
+    path = tmp_path / "dups.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    pairs, report = io.read_pairs(path, strict=False)
+    assert len(pairs) == 6 and pairs["pair_id"].is_unique and report.n_rejected == 3
+    kinds = [r["reason"].split(" (")[0] for r in report.rejects]
+    assert kinds.count("duplicate: the same pair as an earlier row") == 2
+    assert sum(k.startswith("duplicate with the opposite label") for k in kinds) == 1
+
+
+def test_csv_text_stays_text_and_a_bom_header_is_read(tmp_path):
+    path = tmp_path / "answers.csv"
+    path.write_text("\ufeffprompt,chosen,rejected\r\nPrimes under 6?,\"[2, 3, 5]\",\"[2, 4]\"\r\nEmpty list?,[],none\r\n"
+                    "Conversation,\"[{\"\"role\"\": \"\"user\"\", \"\"content\"\": \"\"hi\"\"}]\",plain\r\n", encoding="utf-8")
+    pairs, report = io.read_pairs(path, strict=False)
+    assert report.fmt == "prompt_strings" and report.n_rows == 3
+    assert pairs["chosen"].tolist()[:2] == ["[2, 3, 5]", "[]"]  # answers, not lists
+    assert report.n_rejected == 1 and report.rejects[0]["field"] == "chosen"  # a message list is not a string answer
+
+
+def test_a_bad_first_row_does_not_decide_the_format(tmp_path):
+    path = tmp_path / "first_bad.jsonl"
+    path.write_text("\n".join([json.dumps({"oops": 1})] + [json.dumps({"prompt": f"q{i}", "chosen": "a", "rejected": "b"})
+                                                         for i in range(4)]))
+    pairs, report = io.read_pairs(path, strict=False)
+    assert report.fmt == "prompt_strings" and len(pairs) == 4 and report.rejects[0]["row"] == 1
+
+
+def test_hh_dialogue_with_crlf_is_read(tmp_path, hh_record):
+    rec = {k: v.replace("\n", "\r\n") for k, v in hh_record.items()}
+    path = tmp_path / "crlf.jsonl"
+    path.write_text(json.dumps(rec) + "\n")
+    for fmt in ("auto", "hh"):
+        pairs, report = io.read_pairs(path, fmt=fmt)
+        assert report.fmt == "hh" and len(pairs) == 1 and pairs.loc[0, "chosen"] == "Yes, 2+2 = 4."
+
+
+def test_real_hh_file_with_one_corrupted_row_keeps_every_other_row(tmp_path, shared_data):
+    src = shared_data / "hh_rlhf" / "helpful-base" / "test.jsonl.gz"
+    base, base_report = io.read_pairs(src, strict=False)
+    lines = gzip.decompress(src.read_bytes()).decode("utf-8").splitlines()
+    assert 301 in set(base["source_row"])  # row 301 is a good row of the real file (row 121 is not)
+    rec = json.loads(lines[300])
+    rec["chosen"] = rec["chosen"] + " \ud83d"  # a lone surrogate escape, as scraped chat data has
+    lines[300] = json.dumps(rec)
+    bad = tmp_path / "helpful-base" / "test.jsonl.gz"
+    bad.parent.mkdir()
+    bad.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode("utf-8")))
+    pairs, report = io.read_pairs(bad, strict=False)
+    assert report.n_rows == base_report.n_rows == 2354 and len(pairs) == len(base) - 1
+    assert report.n_rejected == base_report.n_rejected + 1
+    new = [r for r in report.rejects if r["row"] == 301][0]
+    assert new["field"] == "chosen" and "lone surrogate" in new["reason"] and new["excerpt"].startswith('{"chosen": ')
+    io.write_pairs(pairs, tmp_path / "ok.parquet")
+    from workbench.scale import shard_pair_file
+
+    with pytest.warns(UserWarning, match="rows rejected"):
+        shards = shard_pair_file(bad, tmp_path / "shards", shard_size=1000)
+    assert sum(len(io.load_pairs(s)) for s in shards) == len(pairs)
+
+
+def test_outputs_follow_the_umask_and_read_only_folders_are_named(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = io.write_json({"a": 1}, tmp_path / "run" / "x.json")
+        assert oct(path.stat().st_mode & 0o777) == "0o644"
+    finally:
+        os.umask(old)
+    if not Path("/sys").exists() or os.access("/sys", os.W_OK) and Path("/sys").stat().st_mode & 0o200:
+        pytest.skip("needs a read-only folder (/sys is one on Linux)")
+    from workbench.review import ReviewStore
+
+    with pytest.raises(PermissionError, match=r"/sys/review.sqlite: cannot open this store for writing"):
+        ReviewStore("/sys/review.sqlite")
+    with pytest.raises(PermissionError, match=r"/sys/x.json: cannot write here"):
+        io.write_json({"a": 1}, "/sys/x.json")
