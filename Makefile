@@ -24,6 +24,8 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 setup: $(STAMP)
 
 demo: $(STAMP)
+	# the public data: found (<repo>/../shared/data, $$WORKBENCH_DATA_DIR, the user cache) or fetched once (~10 MB)
+	HF_HUB_OFFLINE=0 HF_DATASETS_OFFLINE=0 $(PY) -m workbench data ensure
 	$(PY) -m workbench run --config configs/demo.yaml
 
 test: $(STAMP)

@@ -81,3 +81,33 @@ def test_smoke_pipeline_runs_every_notebook(tmp_path):
     assert scale_metrics["pairs"] == 2000 and scale_metrics["shards"] == 2  # smoke.yaml: 2,000 synthetic pairs
     assert sum(scale_metrics[f"decision_{d}"] for d in ("keep", "flip", "drop")) == 2000
     assert scale_metrics["retrieval_recall_at_8"] >= 0.8
+
+
+@pytest.mark.parametrize("where", ["colab", "kaggle", "elsewhere"])
+def test_setup_cell_clones_installs_and_fetches_only_on_colab_or_kaggle(tmp_path, where):
+    """Issue #18: the setup cell's decisions, run in a subprocess with a fake `google.colab` module or Kaggle's
+    environment variable; WORKBENCH_SETUP_DRY_RUN prints the commands instead of running them."""
+    import os
+    import subprocess
+
+    from nbtools import REPO_URL, SETUP_CELL
+
+    prefix = "import sys, types; sys.modules['google.colab'] = types.ModuleType('google.colab')\n" if where == "colab" else ""
+    env = {k: v for k, v in os.environ.items() if k != "KAGGLE_KERNEL_RUN_TYPE"}
+    env["WORKBENCH_SETUP_DRY_RUN"] = "1"
+    if where == "kaggle":
+        env["KAGGLE_KERNEL_RUN_TYPE"] = "Interactive"
+    cwd = tmp_path if where == "colab" else REPO / "notebooks"  # colab: a fresh runtime; kaggle: inside a clone
+    out = subprocess.run([sys.executable, "-c", prefix + SETUP_CELL], cwd=cwd, env=env, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    if where == "elsewhere":
+        assert lines == []
+        return
+    clone = [line for line in lines if "'git', 'clone'" in line]
+    assert (clone and REPO_URL in clone[0]) if where == "colab" else not clone
+    repo = str(tmp_path / "rm-curation-workbench") if where == "colab" else str(REPO)
+    assert any("'pip', 'install'" in line and repo in line for line in lines)
+    assert any("'workbench', 'data', 'ensure'" in line for line in lines)
+    assert check(REPO / "notebooks") == []  # every notebook carries exactly this cell and its Colab link

@@ -12,11 +12,59 @@ from pathlib import Path
 
 import nbformat
 
+# The repository's public address: the one place the "Open in Colab" links and the Colab/Kaggle setup cells
+# take it from. After changing it, run `python tools/nbtools.py --sync-setup` (rewrites those two cells only).
+REPO_URL = "https://github.com/rm-curation-workbench/rm-curation-workbench"
+SETUP_MARK = "# Setup (Colab / Kaggle only)"
+SETUP_CELL = f"""{SETUP_MARK}: clone and install the workbench, fetch the public data. Elsewhere: nothing.
+import os, subprocess, sys
+if "google.colab" in sys.modules or "KAGGLE_KERNEL_RUN_TYPE" in os.environ:
+    _url = os.environ.get("WORKBENCH_REPO_URL", "{REPO_URL}")
+    _run = print if os.environ.get("WORKBENCH_SETUP_DRY_RUN") else subprocess.check_call  # tests: show, do not run
+    _repo = os.path.abspath("..") if os.path.exists("../pyproject.toml") else os.path.abspath("rm-curation-workbench")
+    if not os.path.exists(os.path.join(_repo, "pyproject.toml")):
+        _run(["git", "clone", "--depth", "1", _url, _repo])
+    _run([sys.executable, "-m", "pip", "install", "-q", "-e", _repo])
+    sys.path.insert(0, _repo)  # this kernel sees the editable install without a restart
+    _run([sys.executable, "-m", "workbench", "data", "ensure"])  # ~10 MB from the Hub / GitHub, licenses printed
+    if os.path.isdir(os.path.join(_repo, "notebooks")):
+        os.chdir(os.path.join(_repo, "notebooks"))  # relative paths (run_dir) as in the repository"""
+
+
+def colab_badge(notebook_name: str) -> str:
+    """Markdown of the "Open in Colab" link for ``notebooks/<notebook_name>`` of `REPO_URL`."""
+    slug = REPO_URL.removeprefix("https://github.com/")
+    return (f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+            f"(https://colab.research.google.com/github/{slug}/blob/main/notebooks/{notebook_name})")
+
+
+def sync_setup(folder: Path) -> list[str]:
+    """Give every notebook the current setup cell and Colab link (the two cells that carry `REPO_URL`)."""
+    changed = []
+    for path in sorted(folder.glob("*.ipynb")):
+        nb = nbformat.read(str(path), as_version=4)
+        before = nbformat.writes(nb)
+        setup = next(c for c in nb.cells if c.cell_type == "code" and "Setup" in c.source.splitlines()[0])
+        setup.source = SETUP_CELL
+        title = nb.cells[0]
+        lines = [line for line in title.source.splitlines() if "colab-badge.svg" not in line]
+        title.source = "\n".join(lines[:1] + ["", colab_badge(path.name)] + [x for x in lines[1:] if x or True])
+        title.source = title.source.replace("\n\n\n", "\n\n")
+        if nbformat.writes(nb) != before:
+            nbformat.write(nb, str(path))
+            changed.append(path.name)
+    return changed
+
 def check(folder: Path) -> list[str]:
-    """Problems found in ``folder/*.ipynb``: outputs left in, or not exactly one ``parameters`` cell."""
+    """Problems found in ``folder/*.ipynb``: outputs left in, not exactly one ``parameters`` cell, or a setup
+    cell / Colab link that differs from `SETUP_CELL` / `colab_badge` (run ``--sync-setup``)."""
     problems = []
     for path in sorted(folder.glob("*.ipynb")):
         nb = nbformat.read(str(path), as_version=4)
+        if not any(c.cell_type == "code" and c.source == SETUP_CELL for c in nb.cells):
+            problems.append(f"{path.name}: its setup cell is not tools/nbtools.py's SETUP_CELL; run --sync-setup")
+        if colab_badge(path.name) not in nb.cells[0].source:
+            problems.append(f"{path.name}: no Open-in-Colab link to {REPO_URL}; run --sync-setup")
         tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
         if len(tagged) != 1:
             problems.append(f"{path.name}: {len(tagged)} cells tagged 'parameters', need exactly 1")
@@ -25,6 +73,9 @@ def check(folder: Path) -> list[str]:
                 problems.append(f"{path.name}: cell {c.id} has outputs; strip them before committing")
     return problems
 
+
+if __name__ == "__main__" and "--sync-setup" in sys.argv:
+    print("\n".join(sync_setup(Path(__file__).resolve().parents[1] / "notebooks")) or "notebooks already in sync")
 
 if __name__ == "__main__" and "--check" in sys.argv:
     found = check(Path(__file__).resolve().parents[1] / "notebooks")

@@ -1,5 +1,5 @@
-"""Command line: ``workbench run``, ``report``, ``check-data``, ``experiment``, ``synth``, ``shard``, ``scale`` and
-``export`` (also ``python -m workbench``)."""
+"""Command line: ``workbench run``, ``report``, ``check-data``, ``experiment``, ``synth``, ``shard``, ``scale``,
+``export`` and ``data`` (also ``python -m workbench``)."""
 
 from __future__ import annotations
 
@@ -126,6 +126,21 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_data(args: argparse.Namespace) -> int:
+    from workbench import fetch
+
+    datasets = [d.strip() for d in args.only.split(",")] if args.only else list(fetch.DATASETS)
+    if args.action == "where":
+        print(fetch.describe(args.data_dir))
+        return 0
+    if args.action == "ensure":  # what `make demo` runs first: a no-op where a complete copy exists
+        print(f"data: {fetch.ensure_data(args.data_dir, datasets=datasets)}")
+        return 0
+    dest = fetch.fetch_data(args.dest, datasets=datasets)
+    print(f"data: {dest} ({', '.join(datasets)})")
+    return 0
+
+
 def _cmd_scale(args: argparse.Namespace) -> int:
     from workbench import io, scale
 
@@ -207,6 +222,13 @@ def build_parser() -> argparse.ArgumentParser:
     sha.add_argument("--fmt", default="auto", help="auto, hh, conversational, prompt_strings, llmbar")
     sha.add_argument("--strict", action="store_true", help="stop at the first bad row (default: reject it, keep going)")
     sha.set_defaults(func=_cmd_shard)
+    dat = sub.add_parser("data", help="where the public data is; fetch it into the user cache when it is missing")
+    dat.add_argument("action", choices=["fetch", "ensure", "where"],
+                     help="fetch: download what is missing; ensure: find it, else fetch; where: show the folders looked in")
+    dat.add_argument("--dest", help="fetch into this folder (default: the user cache, see `workbench data where`)")
+    dat.add_argument("--data-dir", help="look only here (ensure / where)")
+    dat.add_argument("--only", help="comma-separated datasets: hh_rlhf, rewardbench, rm_bench, llmbar (default: all)")
+    dat.set_defaults(func=_cmd_data)
     ex = sub.add_parser("export", help="write a run's curated training set for TRL / OpenRLHF / jsonl / parquet, with a card")
     ex.add_argument("run_dir", help="a run folder with curated.parquet (after notebook 05), e.g. runs/demo")
     ex.add_argument("--format", default="trl", choices=["trl", "openrlhf", "jsonl", "parquet"],
@@ -239,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Faults a user causes and can fix (a bad path, format, config or endpoint): one line, exit 2; --debug shows the traceback.
-EXPECTED_FAULTS = (FileNotFoundError, IsADirectoryError, PermissionError, ValueError, KeyError, RuntimeError)
+EXPECTED_FAULTS = (FileNotFoundError, IsADirectoryError, PermissionError, ValueError, KeyError, RuntimeError, OSError)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,10 +10,13 @@ Skywork-Reward-V2 numbers. `paired_bootstrap` tests two models on the same items
 any (prompt, N candidates, correctness) set (build one with `workbench.benchmark_data.bon_benchmark`,
 or the offline teaching set `make_arithmetic_bon` with its `ArithmeticVerifierScorer`).
 
-Rules follow the upstream code (each cites its file). Strict ``>`` decides a pair unless upstream
-says otherwise, so a tied score counts as wrong (RewardBench v1, RM-Bench, RMB, JudgeBench); RewardBench 2
-gives 1/k to a chosen response tied with k-1 others at the top; best-of-N curves take the expected
-value under random tie-breaking. A scorer can declare ``ties = "random"`` to get that expected value
+Rules follow the upstream code (each cites its file; `tests/test_evaluation_upstream.py` checks them
+against numbers the upstream functions printed). Strict ``>`` decides a pair unless upstream says
+otherwise, so a tied score counts as wrong (RewardBench v1, RM-Bench, RMB); JudgeBench's single game
+reads a tie as ``B>A``; LLMBar's two orders split a tie (0.5); RewardBench 2 gives 1/k to a chosen
+response tied with k-1 others at the top; best-of-N curves take the expected value under random
+tie-breaking. An aggregate whose upstream number needs a subset the run lacks is marked ``partial``
+(`missing_parts`), and no published number is put beside a partial headline. A scorer can declare ``ties = "random"`` to get that expected value
 everywhere: the ``longer wins`` baseline does, because equal word counts are common (a coin flip, as
 in `workbench.overview.longer_wins`). CIs come from a bootstrap over items, stratified by subset, with
 the aggregate recomputed on every resample.
@@ -592,9 +595,7 @@ def _score(scorer: Any, bench: Benchmark, model: str, cfg: Any, progress: bool) 
             raise KeyError(f"model {model!r}: no precomputed scores for benchmark {bench.name!r}; it has {sorted(scorer)}.")
         return _split_scores(bench, scorer[bench.name], model), np.zeros(len(sizes), dtype=bool)
     if cfg is None and not isinstance(scorer, LengthScorer):
-        from workbench.scoring import BENCHMARK_SCORING
-
-        cfg = BENCHMARK_SCORING
+        cfg = _benchmark_scoring()
     prompts = [p for p, k in zip(bench.items["prompt"], sizes) for _ in range(k)]
     responses = [r for rs in bench.items["responses"] for r in rs]
     rewards, truncated = scorer.score_sides(prompts, responses, cfg, progress=progress)
@@ -630,11 +631,15 @@ def _conditions(scorer: Any, cfg: Any, truncated: np.ndarray) -> dict[str, Any]:
     describe = getattr(scorer, "scoring_conditions", None)
     if describe is None:  # baselines and given scores: nothing was tokenised here
         return {"max_length": np.nan, "dtype": "", "truncated": np.nan}
-    if cfg is None:
-        from workbench.scoring import BENCHMARK_SCORING
+    return {**describe(cfg if cfg is not None else _benchmark_scoring()), "truncated": int(np.sum(truncated))}
 
-        cfg = BENCHMARK_SCORING
-    return {**describe(cfg), "truncated": int(np.sum(truncated))}
+
+def _benchmark_scoring() -> Any:
+    """`workbench.scoring.BENCHMARK_SCORING`, imported when a model is scored: scoring pulls in torch, which
+    evaluating given scores never needs."""
+    from workbench.scoring import BENCHMARK_SCORING
+
+    return BENCHMARK_SCORING
 
 
 def _as_benchmark(b: Benchmark | str) -> Benchmark:

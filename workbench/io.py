@@ -36,25 +36,41 @@ _GENERIC_STEMS = {"test", "train", "validation", "dev", "dataset", "data"}
 # ---------------------------------------------------------------- shared data
 
 
+CACHE_ENV = "WORKBENCH_CACHE_DIR"  # overrides the platformdirs cache root (data goes to <it>/data)
+
+
+def cache_dir() -> Path:
+    """The user cache's data folder: ``$WORKBENCH_CACHE_DIR/data``, else platformdirs' cache for rm-workbench."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]) / "data"
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("rm-workbench")) / "data"
+
+
+def data_dir_candidates(path: str | os.PathLike | None = None) -> list[Path]:
+    """Where the data is looked for, in order: ``path``; else ``$WORKBENCH_DATA_DIR``, ``<repo>/../shared/data``
+    (the offline mirror), the user cache (`cache_dir`, where ``workbench data fetch`` puts it)."""
+    if path:
+        return [Path(path) if Path(path).is_absolute() else REPO_ROOT / path]
+    out = [Path(os.environ[DATA_DIR_ENV])] if os.environ.get(DATA_DIR_ENV) else []
+    return out + [REPO_ROOT.parent / "shared" / "data", cache_dir()]
+
+
 def shared_data_dir(path: str | os.PathLike | None = None) -> Path:
-    """Locate the shared real data: ``path``, else ``$WORKBENCH_DATA_DIR``, else ``<repo>/../shared/data``.
+    """Locate the real data: the first of `data_dir_candidates` holding ``hh_rlhf/``.
 
     Raises:
-        FileNotFoundError: saying where it looked and how to point the workbench at the data.
+        FileNotFoundError: saying where it looked and the command that fetches the data.
     """
-    candidates = [Path(path)] if path else []
-    if not candidates and os.environ.get(DATA_DIR_ENV):
-        candidates.append(Path(os.environ[DATA_DIR_ENV]))
-    if not candidates:
-        candidates.append(REPO_ROOT.parent / "shared" / "data")
+    candidates = data_dir_candidates(path)
     for c in candidates:
-        c = c if c.is_absolute() else (REPO_ROOT / c)
         if (c / "hh_rlhf").is_dir():
             return c.resolve()
     raise FileNotFoundError(
         f"Shared data not found at {[str(c) for c in candidates]} (expected a folder with hh_rlhf/, "
-        f"rewardbench/, llmbar/, rm_bench/). Put the data at <repo>/../shared/data, set ${DATA_DIR_ENV}, "
-        "or pass data_dir=... (the notebooks' `data_dir` parameter)."
+        f"rewardbench/, llmbar/, rm_bench/). Fetch it once with `python -m workbench data fetch` (into "
+        f"{cache_dir()}), set ${DATA_DIR_ENV}, or pass data_dir=... (the notebooks' `data_dir` parameter)."
     )
 
 
@@ -184,6 +200,28 @@ def _hub_records(dataset_id: str, split: str) -> Iterator[tuple[int, dict[str, A
         yield i, rec
 
 
+HF_FILE_PREFIX = "hf://datasets/"
+
+
+def hub_file(uri: str) -> Path:
+    """``hf://datasets/<org>/<name>/<path in repo>[@revision]``: the file, downloaded once into the Hugging Face
+    cache by ``huggingface_hub`` (resumable; honours ``HF_ENDPOINT`` and ``HF_HUB_OFFLINE``)."""
+    from huggingface_hub import hf_hub_download
+
+    spec = uri.removeprefix(HF_FILE_PREFIX)
+    spec, _, revision = spec.partition("@")
+    parts = spec.split("/")
+    if len(parts) < 3:
+        raise ValueError(f"{uri}: expected hf://datasets/<org>/<name>/<file in the repository>, e.g. "
+                         "hf://datasets/Anthropic/hh-rlhf/helpful-base/test.jsonl.gz.")
+    try:
+        return Path(hf_hub_download("/".join(parts[:2]), "/".join(parts[2:]), repo_type="dataset",
+                                    revision=revision or None, endpoint=os.environ.get("HF_ENDPOINT") or None))
+    except Exception as e:  # noqa: BLE001 - offline, missing file, network: all mean "cannot read this file"
+        raise FileNotFoundError(f"{uri}: could not be fetched from the Hugging Face Hub ({type(e).__name__}: {e}). "
+                                "Offline? Download it once and pass the local path.") from None
+
+
 def read_pairs(
     path_or_id: str | os.PathLike,
     *,
@@ -198,7 +236,9 @@ def read_pairs(
     """Read a pair file (JSONL / JSON / parquet / CSV / TSV, optionally .gz) or a Hub dataset id.
 
     Args:
-        path_or_id: local path, or ``"org/name"`` of a Hugging Face dataset (needs network).
+        path_or_id: local path, ``"org/name"`` of a Hugging Face dataset (its ``hub_split``, through
+            ``datasets``), or one file of a Hub dataset repository, ``hf://datasets/org/name/path/in/repo``
+            (through ``huggingface_hub``; needs network once).
         fmt: ``"auto"`` or one of `workbench.pairs.PARSERS` (``hh``, ``conversational``, ...).
         source: value of the ``source`` column; defaults to the file name without suffixes.
         strict: raise on the first bad row (naming file, row, field); else collect rejects.
@@ -212,6 +252,12 @@ def read_pairs(
 
     Example: ``pairs, rep = read_pairs("hh/test.jsonl.gz", strict=False); print(rep.summary())``.
     """
+    if isinstance(path_or_id, str) and path_or_id.startswith(HF_FILE_PREFIX):
+        local = hub_file(path_or_id)
+        pairs, report = read_pairs(local, fmt=fmt, source=source or path_or_id.split("/")[-2], strict=strict,
+                                   columns=columns, keep=keep, rejects_path=rejects_path)
+        report.where = path_or_id
+        return pairs, report
     path = Path(path_or_id)
     if path.exists():
         where, records = str(path), iter_records(path)

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.io import connect_sqlite
+from workbench.judge import FAILED, judge_pairs
 from workbench.pairs import now_iso
 from workbench.schema import PairFrame
 from workbench.splits import set_label_state
@@ -273,8 +274,6 @@ class JudgeReviewer:
     failed_ids: set[str] = field(default_factory=set)
 
     def decide(self, pairs: PairFrame) -> list[Decision]:
-        from workbench.judge import FAILED, judge_pairs
-
         verdicts = judge_pairs(pairs, self.judge, store=self.results, attributes=self.attributes,
                                examples=self.examples, retry_failed=self.retry_failed, progress=False)
         failed = verdicts["judge_label"] == FAILED

@@ -31,6 +31,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from workbench.overview import longer_wins
 from workbench.schema import Message, PairFrame, prompt_text
 
 SCORE_COLUMNS = ("pair_id", "r_chosen", "r_rejected", "margin", "p", "truncated")
@@ -396,8 +397,6 @@ def accuracy_ci(pairs: PairFrame, scores: pd.DataFrame, *, n_boot: int = 2000, s
         ``accuracy``, ``ci_low``, ``ci_high``, ``longer_wins``, ``diff_vs_longer``, ``diff_ci_low``,
         ``diff_ci_high`` and ``n``.
     """
-    from workbench.overview import longer_wins
-
     margin = pairs[["pair_id"]].merge(scores[["pair_id", "margin"]], on="pair_id", how="left")["margin"].to_numpy()
     if np.isnan(margin).any():
         raise ValueError(f"{int(np.isnan(margin).sum())} pairs have no score; score every pair of `pairs` first.")
@@ -418,8 +417,6 @@ def compare_accuracy(pairs: PairFrame, scores_by_model: dict[str, pd.DataFrame],
     Rows: ``by`` groups and ``all``; columns: one per model, ``longer wins``, ``random``, ``n``.
     Ties count half, for the length rule as for models.
     """
-    from workbench.overview import longer_wins
-
     frame = pd.DataFrame({"pair_id": pairs["pair_id"].to_numpy(), "longer wins": longer_wins(pairs),
                           "group": pairs[by].to_numpy() if by else "all"})
     for name, scores in scores_by_model.items():
