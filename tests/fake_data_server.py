@@ -121,3 +121,16 @@ class FakeDataServer:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+
+
+if __name__ == "__main__":  # a stand-alone server for a fresh-clone check: HF_ENDPOINT / WORKBENCH_GITHUB_RAW = its URL
+    import argparse
+    import time
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--mirror", required=True, help="the offline mirror folder (shared/data)")
+    args = ap.parse_args()
+    with FakeDataServer(mirror_files(Path(args.mirror))) as srv:
+        print(srv.url, flush=True)
+        while True:
+            time.sleep(3600)

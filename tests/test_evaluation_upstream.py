@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 
 from workbench import evaluation as ev
+from workbench import benchmark_data
 from workbench.benchmark_data import Benchmark, load_benchmark
 
 UPSTREAM = Path(__file__).parent / "fixtures" / "upstream"
@@ -32,7 +33,7 @@ def _load(name: str) -> tuple[Benchmark, list[list[float]], dict]:
     items["responses"] = [[f"r{j}" for j in range(len(s))] for s in items["scores"]]
     scores = items.pop("scores").tolist()
     keep = ["item_id", "subset", "prompt", "responses", *[c for c in RULE_COLUMNS if c in items]]
-    return Benchmark(name=name, items=items[keep], rule=ev.SPECS[name].rule), scores, fixture
+    return Benchmark(name=name, items=items[keep], rule=benchmark_data.SPECS[name].rule), scores, fixture
 
 
 def _table(bench: Benchmark, scores) -> tuple[pd.Series, pd.DataFrame]:
