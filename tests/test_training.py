@@ -147,6 +147,10 @@ def test_embedding_head_learns_planted_task(tmp_path):
     scores = score_pairs(rm, pairs.iloc[90:], progress=False)
     assert (scores["margin"] > 0).mean() == pytest.approx(result.metrics["gold_accuracy"])
     assert json.loads((result.model_dir / "workbench_rm.json").read_text())["kind"] == "embedding_head"
+    # what the embedder cut (MiniLM keeps 256 tokens) is counted, not hidden: benchmark tables report it
+    _, cut = rm.score_sides([[{"role": "user", "content": "q"}]] * 2, ["short answer", "word " * 400], None, progress=False)
+    assert cut.tolist() == [False, True]
+    assert rm.scoring_conditions() == {"max_length": 256, "dtype": rm.scoring_conditions()["dtype"]}
 
 
 def test_config_errors():

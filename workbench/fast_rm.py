@@ -111,8 +111,23 @@ class EmbeddingHeadRM:
 
     def score_sides(self, prompts, responses, cfg: Any = None, *, progress: bool = True):
         rewards = self.score_features(self.features(prompts, responses, progress=progress))
-        # sentence-transformers cuts long texts itself; the head never sees tokens, so nothing is flagged here.
-        return rewards, np.zeros(len(rewards), dtype=bool)
+        return rewards, self.cut_by_embedder(prompts, responses)
+
+    def cut_by_embedder(self, prompts: Sequence[list[Message]], responses: Sequence[str]) -> np.ndarray:
+        """(n,) True where the embedder cut a text (last user turn or response) at its ``max_seq_length``.
+
+        sentence-transformers truncates silently; counting it here lets benchmark tables say how many
+        items the head saw only in part. Embedders without a tokenizer (hashing) never cut.
+        """
+        embedder = load_embedder(self.embedder_name)
+        tokenizer, limit = getattr(embedder, "tokenizer", None), getattr(embedder, "max_seq_length", None)
+        if tokenizer is None or not limit:
+            return np.zeros(len(responses), dtype=bool)
+
+        def lengths(texts: list[str]) -> np.ndarray:
+            return np.array([len(ids) for ids in tokenizer(texts, add_special_tokens=True, verbose=False)["input_ids"]])
+
+        return (lengths([last_user_turn(p) for p in prompts]) > limit) | (lengths(list(responses)) > limit)
 
     def save(self, folder: str | Path, *, card: str = "", metrics: dict | None = None) -> Path:
         from safetensors.torch import save_file
