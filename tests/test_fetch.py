@@ -160,3 +160,22 @@ def test_a_hub_file_as_the_users_own_pairs_path(tmp_path, files):
         n, splits, source = out.stdout.strip().split(" ", 1)[0], out.stdout, out.stdout.split()[-1]
         assert int(n) > 0 and "'gold'" in splits and "'train'" in splits and source == "helpful-base"
         assert any(p == HELPFUL for _, p, _ in server.log)
+
+
+@pytest.mark.parametrize("offline", [True, False])
+def test_a_fresh_clone_without_data_or_network_fails_in_seconds(tmp_path, offline):
+    """A copy of the package with no ../shared beside it: offline, or online with nothing reachable."""
+    import shutil
+
+    clone = tmp_path / "clone"
+    shutil.copytree(io.REPO_ROOT / "workbench", clone / "workbench", ignore=shutil.ignore_patterns("__pycache__"))
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", io.DATA_DIR_ENV)}
+    env.update({io.CACHE_ENV: str(tmp_path / "cache"), "HF_ENDPOINT": "http://127.0.0.1:9",  # nothing listens there
+                fetch.GITHUB_RAW_ENV: "http://127.0.0.1:9", "HF_HUB_OFFLINE": "1" if offline else "0"})
+    t0 = time.perf_counter()
+    out = subprocess.run([sys.executable, "-m", "workbench", "data", "ensure"], cwd=clone, env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 2 and time.perf_counter() - t0 < 15
+    msg = out.stderr
+    assert "hh_rlhf, llmbar, rewardbench, rm_bench missing" in msg and str(tmp_path / "cache" / "data") in msg
+    assert "python -m workbench data fetch" in msg and ("Offline" in msg if offline else "Fetching failed" in msg)

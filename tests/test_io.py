@@ -155,7 +155,12 @@ def test_parquet_is_huggingface_datasets_compatible(tmp_path):
 
 def test_shared_data_dir_missing_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv(io.DATA_DIR_ENV, str(tmp_path / "nowhere"))
-    with pytest.raises(FileNotFoundError, match=r"Shared data not found .* set \$WORKBENCH_DATA_DIR"):
+    with pytest.raises(FileNotFoundError, match=r"\$WORKBENCH_DATA_DIR=.*nowhere is not a folder"):
+        io.shared_data_dir()
+    monkeypatch.setenv(io.DATA_DIR_ENV, str(tmp_path))  # a folder without the data: the lookup goes on
+    monkeypatch.setattr(io, "REPO_ROOT", tmp_path / "clone")
+    monkeypatch.setenv(io.CACHE_ENV, str(tmp_path / "cache"))
+    with pytest.raises(FileNotFoundError, match=r"Shared data not found .*workbench data fetch.* set \$WORKBENCH_DATA_DIR"):
         io.shared_data_dir()
 
 

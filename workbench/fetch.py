@@ -141,7 +141,11 @@ def ensure_data(data_dir: str | os.PathLike | None = None, *, datasets: Sequence
     if data_dir or (allow_fetch is False) or (allow_fetch is None and _offline()):
         why = "" if not _offline() or data_dir else "Offline (HF_HUB_OFFLINE is set). "
         raise FileNotFoundError(not_found_message(missing_datasets(looked[0], datasets) or list(datasets), looked, why))
-    fetch_data(cache_dir(), datasets=datasets, progress=progress)
+    try:
+        fetch_data(cache_dir(), datasets=datasets, progress=progress)
+    except OSError as e:  # no network, a proxy, a moved file: say what is missing, where we looked, how to fix it
+        raise FileNotFoundError(not_found_message(missing_datasets(cache_dir(), datasets) or list(datasets), looked,
+                                                  f"Fetching failed: {e}. ")) from None
     return cache_dir().resolve()
 
 

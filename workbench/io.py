@@ -53,7 +53,13 @@ def data_dir_candidates(path: str | os.PathLike | None = None) -> list[Path]:
     (the offline mirror), the user cache (`cache_dir`, where ``workbench data fetch`` puts it)."""
     if path:
         return [Path(path) if Path(path).is_absolute() else REPO_ROOT / path]
-    out = [Path(os.environ[DATA_DIR_ENV])] if os.environ.get(DATA_DIR_ENV) else []
+    out = []
+    if os.environ.get(DATA_DIR_ENV):
+        env = Path(os.environ[DATA_DIR_ENV])
+        if not env.is_dir():  # a typo must not fall through silently to another copy of the data
+            raise FileNotFoundError(f"${DATA_DIR_ENV}={env} is not a folder; point it at a data folder (with hh_rlhf/, "
+                                    "rewardbench/, ...) or unset it to use the mirror or the user cache.")
+        out.append(env)
     return out + [REPO_ROOT.parent / "shared" / "data", cache_dir()]
 
 
