@@ -161,11 +161,29 @@ def _sha256(path: Path) -> str:
 
 
 def _hub_file(f: DataFile, staging: Path) -> tuple[Path, str, str]:
-    """(downloaded file, expected sha256, revision) through huggingface_hub (resumes ``.incomplete`` files)."""
+    """(downloaded file, expected sha256, revision) through huggingface_hub.
+
+    A converted file (RewardBench's parquet) whose path the Hub repository no longer has is loaded through
+    ``datasets`` instead (the split by name), so a re-organised repository still works; it has no announced
+    sha256 then, and the manifest records the ``datasets`` fingerprint as its revision.
+    """
     from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
+    from huggingface_hub.errors import EntryNotFoundError
 
     endpoint = os.environ.get("HF_ENDPOINT") or None  # read now: huggingface_hub read its constant at import
-    meta = get_hf_file_metadata(hf_hub_url(f.repo, f.path, repo_type="dataset", revision=f.revision, endpoint=endpoint))
+    try:
+        meta = get_hf_file_metadata(hf_hub_url(f.repo, f.path, repo_type="dataset", revision=f.revision,
+                                               endpoint=endpoint))
+    except EntryNotFoundError:
+        if f.transform != "rewardbench_jsonl":
+            raise
+        import datasets
+
+        ds = datasets.load_dataset(f.repo, split=Path(f.path).name.split("-")[0], revision=f.revision)
+        target = staging / f.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        ds.to_parquet(str(target))
+        return target, "", f"datasets:{ds._fingerprint}"
     announced = (meta.etag or "").strip('"')
     expected = f.sha256 or (announced if len(announced) == 64 else "")
     path = hf_hub_download(f.repo, f.path, repo_type="dataset", revision=f.revision, local_dir=staging, endpoint=endpoint)
