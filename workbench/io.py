@@ -56,6 +56,7 @@ def data_dir_candidates(path: str | os.PathLike | None = None) -> list[Path]:
     out = []
     if os.environ.get(DATA_DIR_ENV):
         env = Path(os.environ[DATA_DIR_ENV])
+        env = env if env.is_absolute() else REPO_ROOT / env  # notebooks run in notebooks/: resolve as before
         if not env.is_dir():  # a typo must not fall through silently to another copy of the data
             raise FileNotFoundError(f"${DATA_DIR_ENV}={env} is not a folder; point it at a data folder (with hh_rlhf/, "
                                     "rewardbench/, ...) or unset it to use the mirror or the user cache.")
