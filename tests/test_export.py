@@ -64,7 +64,7 @@ def test_preference_records_are_trl_conversational_and_openrlhf_whole_conversati
     assert "prompt" not in full.columns
 
 
-def test_export_writes_the_file_and_a_card_with_the_runs_numbers(tmp_path):
+def test_export_writes_the_file_and_a_card_with_the_runs_numbers(tmp_path, capsys):
     run, pool, held = _run_folder(tmp_path, make_pairs(14))
     result = export.export_run(run, tmp_path / "out" / "train.parquet", export.ExportConfig(include_heldout=True))
     data = pd.read_parquet(result.path)
@@ -80,8 +80,10 @@ def test_export_writes_the_file_and_a_card_with_the_runs_numbers(tmp_path):
         export.export_run(run, tmp_path / "x.jsonl", export.ExportConfig(format="parquet"))
     assert cli_main(["export", str(run), "--format", "jsonl", "--out", str(tmp_path / "cli" / "pairs.jsonl")]) == 0
     assert len(io.load_pairs(tmp_path / "cli" / "pairs.jsonl")) == 8
-    with pytest.raises(SystemExit, match="no curated pairs"):
-        cli_main(["export", str(tmp_path / "nowhere"), "--out", str(tmp_path / "y.parquet")])
+    capsys.readouterr()
+    assert cli_main(["export", str(tmp_path / "nowhere"), "--out", str(tmp_path / "y.parquet")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("workbench export: ") and "no curated pairs" in err  # one line, no traceback
 
 
 @pytest.mark.parametrize("fmt", ["trl", "openrlhf"])

@@ -127,11 +127,6 @@ SPECS: dict[str, BenchmarkSpec] = {
 # ---------------------------------------------------------------- reading records
 
 
-def _offline() -> bool:
-    return any(os.environ.get(k, "").strip().lower() in ("1", "true", "yes", "on")
-               for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
-
-
 def _is_data_file(path: Path) -> bool:
     try:
         io.file_format(path)
@@ -414,7 +409,7 @@ def load_benchmark(name: str, path: str | os.PathLike | None = None, *, data_dir
         items, where = _PARSERS[name](_local_sources(expected), notes), str(expected)
     elif path is not None or not (hub and spec.hub):
         raise _missing(spec, expected, "(no such file or folder)")
-    elif _offline():
+    elif io.hub_offline():
         raise _missing(spec, expected, "(no such file or folder; offline: HF_HUB_OFFLINE/HF_DATASETS_OFFLINE is set, "
                                        "so the Hub was not tried)")
     else:

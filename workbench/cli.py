@@ -116,10 +116,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     cfg = ExportConfig(format=args.format, include_dropped=args.include_dropped, include_heldout=args.with_heldout,
                        name_reviewers=args.name_reviewers)
-    try:
-        result = export_run(args.run_dir, args.out, cfg, push_to_hub=args.push_to_hub, private=not args.public)
-    except (FileNotFoundError, ValueError) as exc:
-        raise SystemExit(f"workbench export: {exc}") from None
+    result = export_run(args.run_dir, args.out, cfg, push_to_hub=args.push_to_hub, private=not args.public)
     c = result.counts
     print(f"{c['rows']} rows ({c['keep']} kept, {c['flip']} flipped, {c['drop']} dropped) -> {result.path} [{args.format}]; "
           f"card: {result.card_path}" + (f"; pushed to {result.pushed_to}" if result.pushed_to else ""))

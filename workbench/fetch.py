@@ -112,11 +112,6 @@ def find_data_dir(data_dir: str | os.PathLike | None = None, *, datasets: Iterab
     return None
 
 
-def _offline() -> bool:
-    return any(os.environ.get(k, "").strip().lower() in ("1", "true", "yes", "on")
-               for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "WORKBENCH_OFFLINE"))
-
-
 def not_found_message(datasets: Sequence[str], looked: Sequence[Path], why: str = "") -> str:
     return (f"Data not found: {', '.join(datasets)} missing (looked in {', '.join(str(p) for p in looked)}). "
             f"{why}Fetch them once with `python -m workbench data fetch` (into {cache_dir()}; "
@@ -127,7 +122,7 @@ def ensure_data(data_dir: str | os.PathLike | None = None, *, datasets: Sequence
                 allow_fetch: bool | None = None, progress: bool = True) -> Path:
     """A folder holding every file of ``datasets``: found (`find_data_dir`), else fetched into the cache.
 
-    ``allow_fetch=None`` fetches unless ``HF_HUB_OFFLINE`` / ``HF_DATASETS_OFFLINE`` / ``WORKBENCH_OFFLINE`` is set.
+    ``allow_fetch=None`` fetches unless ``HF_HUB_OFFLINE`` / ``HF_DATASETS_OFFLINE`` is set (`workbench.io.hub_offline`).
     An explicit ``data_dir`` is never fetched into: it must hold the data.
 
     Raises:
@@ -138,8 +133,8 @@ def ensure_data(data_dir: str | os.PathLike | None = None, *, datasets: Sequence
     if found is not None:
         return found
     looked = candidates(data_dir)
-    if data_dir or (allow_fetch is False) or (allow_fetch is None and _offline()):
-        why = "" if not _offline() or data_dir else "Offline (HF_HUB_OFFLINE is set). "
+    if data_dir or (allow_fetch is False) or (allow_fetch is None and io.hub_offline()):
+        why = "" if not io.hub_offline() or data_dir else "Offline (HF_HUB_OFFLINE is set). "
         raise FileNotFoundError(not_found_message(missing_datasets(looked[0], datasets) or list(datasets), looked, why))
     try:
         fetch_data(cache_dir(), datasets=datasets, progress=progress)
@@ -282,8 +277,8 @@ def describe(data_dir: str | os.PathLike | None = None) -> str:
     """Where each candidate folder is and which datasets it holds (``workbench data where``)."""
     lines = []
     for folder in candidates(data_dir):
-        state = "absent" if not folder.is_dir() else (
-            "complete" if not missing_datasets(folder) else f"missing {', '.join(missing_datasets(folder))}")
+        missing = missing_datasets(folder) if folder.is_dir() else []
+        state = "absent" if not folder.is_dir() else f"missing {', '.join(missing)}" if missing else "complete"
         lines.append(f"{folder}: {state}")
     return "\n".join(lines)
 

@@ -48,6 +48,12 @@ def cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("rm-workbench")) / "data"
 
 
+def hub_offline() -> bool:
+    """True when the Hugging Face libraries are told to stay offline (``HF_HUB_OFFLINE`` / ``HF_DATASETS_OFFLINE``)."""
+    return any(os.environ.get(k, "").strip().lower() in ("1", "true", "yes", "on")
+               for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+
+
 def data_dir_candidates(path: str | os.PathLike | None = None) -> list[Path]:
     """Where the data is looked for, in order: ``path``; else ``$WORKBENCH_DATA_DIR``, ``<repo>/../shared/data``
     (the offline mirror), the user cache (`cache_dir`, where ``workbench data fetch`` puts it)."""

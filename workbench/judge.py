@@ -35,8 +35,7 @@ JUDGE_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
 }
 JUDGE_COLUMNS = ("pair_id", "judge_label", "votes_chosen", "votes_rejected", "n_valid", "model_labels", "raw")
-JUDGE_LABELS = ("chosen", "rejected", "tie", "failed")
-FAILED = "failed"
+FAILED = "failed"  # judge_label when no sample gave a valid answer (labels: chosen, rejected, tie, failed)
 
 
 def validate_verdict(raw: Any) -> int:

@@ -425,14 +425,15 @@ class ChatClient:
             payload["response_format"] = {"type": "json_object"}
         return payload
 
+    def _auth_headers(self) -> dict[str, str]:
+        """``Authorization`` when a key is set (read now, never stored); nothing for keyless local servers."""
+        key = self._api_key()
+        return {"Authorization": f"Bearer {key}"} if key else {}
+
     def _post(self, payload: dict, budget: _Budget) -> _Reply:
         """Send one POST; return the reply or raise `_Failure`. Counts the attempt and its tokens."""
-        headers = {"Content-Type": "application/json"}
-        key = self._api_key()
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        left = budget.left()
-        if left <= 0:
+        headers = {"Content-Type": "application/json", **self._auth_headers()}
+        if budget.left() <= 0:
             raise _Failure(self._deadline_text(budget), retryable=False)
         budget.attempts += 1
         with self._lock:
@@ -808,9 +809,8 @@ class ChatClient:
 
     def _served_models(self) -> list[str]:
         """Model ids from ``GET /models`` (0.5 s at most: some servers build the list slowly), [] when unknown."""
-        headers = {"Authorization": f"Bearer {self._api_key()}"} if self._api_key() else {}
         try:
-            resp = self._http.get(self.cfg.base_url + "/models", headers=headers, timeout=min(self.cfg.timeout_s, 0.5))
+            resp = self._http.get(self.cfg.base_url + "/models", headers=self._auth_headers(), timeout=min(self.cfg.timeout_s, 0.5))
             body = resp.json() if resp.status_code == 200 else {}
         except (httpx.HTTPError, ValueError):
             return []

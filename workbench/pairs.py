@@ -268,8 +268,9 @@ def _check_text(value: str, key: str) -> None:
         raise _RowProblem(key, "empty response" if key in ("chosen", "rejected") else "empty text")
     if _UNDECODABLE_RE.search(value):
         raise _RowProblem(key, "undecodable bytes: the text is not valid UTF-8 (re-encode the file as UTF-8)")
-    if _SURROGATE_RE.search(value):
-        at = _SURROGATE_RE.search(value).start()
+    lone = _SURROGATE_RE.search(value)
+    if lone:
+        at = lone.start()
         raise _RowProblem(key, f"invalid unicode: a lone surrogate {value[at]!r} at character {at} (half of an emoji "
                                "escape, e.g. \\ud83d without its pair); it cannot be written as UTF-8")
 

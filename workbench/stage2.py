@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from workbench import scoring, training
+from workbench.judge import FAILED
 from workbench.retrieval import NeighborIndex
 from workbench.review import apply_labels
 from workbench.schema import PairFrame
@@ -249,8 +250,9 @@ def judge_labels(todo: PairFrame, p_stage1: np.ndarray, judge: Any, cfg: Stage2C
         return [None] * len(todo)
     verdict = {d.pair_id: {"keep": "chosen", "flip": "rejected"}.get(d.decision, "tie") for d in judge.decide(ask)}
     # a failed judgement (no valid answer) is recorded as such and counts as no judge vote (see _judge_vote)
-    verdict.update({pid: "failed" for pid in getattr(judge, "failed_ids", ()) if pid not in verdict})
-    return [verdict.get(pid) if pid in set(ask["pair_id"]) else None for pid in todo["pair_id"]]
+    verdict.update({pid: FAILED for pid in getattr(judge, "failed_ids", ()) if pid not in verdict})
+    asked = set(ask["pair_id"])
+    return [verdict.get(pid) if pid in asked else None for pid in todo["pair_id"]]
 
 
 @dataclass
