@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from fake_llm_server import FakeLLMServer  # noqa: E402
 
-from workbench.llm_client import ChatClient, EndpointConfig  # noqa: E402
+from workbench.llm.client import ChatClient, EndpointConfig  # noqa: E402
 
 SCHEMA = {"type": "object", "properties": {"echo": {"type": "string"}}, "required": ["echo"],
           "additionalProperties": False}

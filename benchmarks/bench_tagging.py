@@ -24,7 +24,7 @@ warnings.filterwarnings("ignore")
 from fake_llm_server import FakeLLMServer  # noqa: E402
 
 from workbench import demo_data, io  # noqa: E402
-from workbench.llm_client import ChatClient, EndpointConfig  # noqa: E402
+from workbench.llm.client import ChatClient, EndpointConfig  # noqa: E402
 from workbench.tagging import (EmbeddedTagger, LLMTagger, load_tagging_gold, majority_baseline, tag_accuracy,  # noqa: E402
                                tag_pairs)
 

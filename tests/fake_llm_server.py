@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from workbench.llm_client import PREFLIGHT_MESSAGES
+from workbench.llm.client import PREFLIGHT_MESSAGES
 
 Responder = Callable[[dict], str]
 

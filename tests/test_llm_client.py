@@ -8,7 +8,7 @@ import time
 import pytest
 from fake_llm_server import FakeLLMServer, Reply
 
-from workbench.llm_client import CallResult, ChatClient, EndpointConfig, check_schema, extract_json
+from workbench.llm.client import CallResult, ChatClient, EndpointConfig, check_schema, extract_json
 
 SCHEMA = {
     "type": "object",
@@ -319,7 +319,7 @@ def test_extract_json_and_check_schema():
 
 
 def test_wrong_model_fails_the_batch_at_once_with_one_request():
-    from workbench.llm_client import EndpointError
+    from workbench.llm.client import EndpointError
 
     with FakeLLMServer(responder=lambda req: GOOD, model="served-model") as srv:
         client = make_client(srv, max_retries=4, backoff_s=1.0)

@@ -7,7 +7,7 @@ import pytest
 
 from workbench import io
 from workbench.judge import JudgeConfig, LLMJudge, aggregate_votes, candidate_order, judge_pairs
-from workbench.llm_client import ChatClient, EndpointConfig
+from workbench.llm.client import ChatClient, EndpointConfig
 from workbench.tagging import LLMTagger, TagConfig, tag_pairs
 
 from conftest import make_pairs

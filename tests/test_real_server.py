@@ -31,7 +31,7 @@ from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM  # noqa
 
 from workbench import io, stage2  # noqa: E402
 from workbench.judge import FAILED, JudgeConfig, LLMJudge, judge_pairs  # noqa: E402
-from workbench.llm_client import ChatClient, EndpointConfig, EndpointError  # noqa: E402
+from workbench.llm.client import ChatClient, EndpointConfig, EndpointError  # noqa: E402
 from workbench.review import JudgeReviewer  # noqa: E402
 from workbench.tagging import LLMTagger, tag_pairs  # noqa: E402
 

@@ -121,7 +121,7 @@ def aggregate_votes(model_votes: dict[str, list[str]]) -> tuple[str, dict[str, s
 
 
 class LLMJudge:
-    """One or more endpoint clients (`workbench.llm_client.ChatClient`) judging pairs."""
+    """One or more endpoint clients (`workbench.llm.client.ChatClient`) judging pairs."""
 
     def __init__(self, clients: Sequence[Any], cfg: JudgeConfig = JudgeConfig()):
         if not clients:

@@ -165,7 +165,7 @@ class ShardWorker:
         self.judge = self._judge()
 
     def _endpoint(self) -> Any:
-        from workbench.llm_client import EndpointConfig
+        from workbench.llm.client import EndpointConfig
 
         return EndpointConfig(base_url=self.cfg.llm_base_url, model=self.cfg.llm_model, api_key_env=self.cfg.llm_api_key_env)
 
@@ -182,7 +182,7 @@ class ShardWorker:
         if self.cfg.judge == "none":
             return None
         from workbench.judge import LLMJudge
-        from workbench.llm_client import ChatClient
+        from workbench.llm.client import ChatClient
         from workbench.review import JudgeReviewer
 
         return JudgeReviewer(LLMJudge([ChatClient(self._endpoint().resolved())]), results=None)

@@ -5,7 +5,7 @@ desired attributes, annotation guideline), from one of three taggers behind one 
   turn to label descriptions with the offline MiniLM, adjusted by cheap signals (code, math notation,
   refusal language, harmful-request words, question form, creative and role-play verbs). Guideline and
   desired attributes come from per-category templates. Fast; its output is marked ``heuristic``.
-* `LLMTagger` — any OpenAI-compatible chat-completions endpoint (`workbench.llm_client`), JSON-schema
+* `LLMTagger` — any OpenAI-compatible chat-completions endpoint (`workbench.llm.client`), JSON-schema
   output validated against `workbench.taxonomy`.
 * `LocalTransformersTagger` — a local causal LM (GPU users with weights on disk) with constrained
   decoding: enum fields are chosen among the allowed values by likelihood, free-text fields are
@@ -211,7 +211,7 @@ def tagging_messages(prompt: Sequence[dict[str, str]], chosen: str, rejected: st
 
 
 class LLMTagger:
-    """Tags through `workbench.llm_client.ChatClient` (bounded concurrency, retries, validated JSON)."""
+    """Tags through `workbench.llm.client.ChatClient` (bounded concurrency, retries, validated JSON)."""
 
     heuristic = False
 
@@ -365,13 +365,13 @@ def make_tagger(kind: str = "embedded", *, endpoint: Any = None, local_model_pat
     """Build a tagger from notebook parameters.
 
     Args:
-        kind: ``embedded`` (offline default), ``llm`` (needs ``endpoint``, a `workbench.llm_client.EndpointConfig`)
+        kind: ``embedded`` (offline default), ``llm`` (needs ``endpoint``, a `workbench.llm.client.EndpointConfig`)
             or ``local`` (needs ``local_model_path``, a causal LM folder).
     """
     if kind == "embedded":
         return EmbeddedTagger(cache=cache)
     if kind == "llm":
-        from workbench.llm_client import ChatClient, EndpointConfig
+        from workbench.llm.client import ChatClient, EndpointConfig
 
         return LLMTagger(ChatClient((endpoint or EndpointConfig()).resolved()))
     if kind == "local":

@@ -60,7 +60,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
 
-from workbench.llm_json import _short, check_schema, extract_json  # noqa: F401 - re-exported
+from workbench.llm.structured import _short, check_schema, extract_json  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Parse and check JSON answers of LLMs: the first JSON value in a reply, and a JSON-schema subset.
 
-Split from `workbench.llm_client` (which re-exports both) so the parsing rules can be read and tested
+Split from `workbench.llm.client` (which re-exports both) so the parsing rules can be read and tested
 on their own. Not a full JSON-Schema validator: the keywords handled are listed in `check_schema`.
 """
 
