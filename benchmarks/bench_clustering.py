@@ -26,10 +26,10 @@ warnings.filterwarnings("ignore")
 def one_size(n: int) -> dict:
     import numpy as np
 
-    from workbench import io
-    from workbench.clustering import ClusterConfig, ErrorMap, _clusterer
-    from workbench.embedding import embed_texts, load_embedder
-    from workbench.tagging import topic_text
+    from workbench.data import files as io
+    from workbench.curation.clustering import ClusterConfig, ErrorMap, _clusterer
+    from workbench.models.embedding import embed_texts, load_embedder
+    from workbench.data.schema import topic_text
 
     data = io.shared_data_dir()
     texts = []
@@ -47,7 +47,7 @@ def one_size(n: int) -> dict:
     cfg = ClusterConfig(min_cluster_size=max(15, n // 2000))
     emap = ErrorMap(cfg)
     t = time.perf_counter()
-    from workbench.clustering import _umap
+    from workbench.curation.clustering import _umap
 
     sample = emb if n <= cfg.fit_sample else emb[np.random.default_rng(0).choice(n, cfg.fit_sample, replace=False)]
     emap.reducer_2d, emap.reducer_kd = _umap(2, cfg).fit(sample), _umap(cfg.cluster_dims, cfg).fit(sample)

@@ -24,10 +24,13 @@ def _busy(stop) -> None:
 
 
 def _time_training(threads: int) -> float:
-    from workbench import io, splits, training
-    from workbench.curation_experiment import ExperimentConfig, prepare_data
+    from workbench.data import splits
+    from workbench.runs.folder import start_run
+    from workbench.runs.stores import EmbeddingCache
+    from workbench.models import training
+    from workbench.curation.experiment import ExperimentConfig, prepare_data
 
-    run = io.start_run("runs/experiment")
+    run = start_run("runs/experiment")
     data = prepare_data(ExperimentConfig(), run, progress=False)
     pool, _ = data.split("train")
     noisy = splits.inject_label_noise(pool, 0.2, seed=0)
@@ -36,7 +39,7 @@ def _time_training(threads: int) -> float:
     try:
         t0 = time.perf_counter()
         training.train_reward_model(noisy, None, cfg=training.RMTrainConfig(kind="embedding_head", head_epochs=30),
-                                    output_dir="runs/bench_threads", cache=io.EmbeddingCache(run, "minilm"), progress=False)
+                                    output_dir="runs/bench_threads", cache=EmbeddingCache(run, "minilm"), progress=False)
         return time.perf_counter() - t0
     finally:
         torch.set_num_threads(before)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 
-from workbench import io
+from workbench.data import files as io
 
 FILES = ("harmless-base", "helpful-base", "helpful-online", "helpful-rejection-sampled")
 MARK = "\n\nAssistant:"

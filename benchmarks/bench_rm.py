@@ -1,11 +1,11 @@
 """Reward-model speed, measured side by side in one run on the same model and data.
 
-1. Scoring pairs/s: `workbench.scoring.score_pairs` (length-sorted batches, dynamic padding) vs a naive
+1. Scoring pairs/s: `workbench.models.scoring.score_pairs` (length-sorted batches, dynamic padding) vs a naive
    loop (one pair side at a time, as written by hand) vs fixed max-length padding (batches in data
    order, every input padded to max_length), each at the SAME dtype: the headline is bf16 vs bf16 (the
    workbench default on a CPU with native bf16), fp32 vs fp32 is shown too; the old mixed-dtype figure
    (workbench bf16 vs naive fp32) stays as a labelled extra row. Goal: >= 3x the naive loop.
-2. Training pairs/s: `workbench.training.train_reward_model` (pre-tokenised, length-grouped batches)
+2. Training pairs/s: `workbench.models.training.train_reward_model` (pre-tokenised, length-grouped batches)
    vs TRL `RewardTrainer` with default settings (prompt + response as plain text; pairs over
    max_length dropped), same MiniLM, batch size, steps and bf16. Goal: >= 1.3x.
 3. Achieved training FLOP/s as a fraction of this CPU's bf16 matmul peak (torch.matmul, same dtype). The
@@ -20,7 +20,6 @@ Run: .venv/bin/python benchmarks/bench_rm.py [--pairs 256] [--steps 16]
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import tempfile
 import time
@@ -31,11 +30,11 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 warnings.filterwarnings("ignore")
 
-from workbench.scoring import bf16_supported  # noqa: E402
+from workbench.models.device import bf16_supported  # noqa: E402
 
 
 def demo_pairs(n: int):
-    from workbench import demo_data
+    from workbench.data import demo as demo_data
 
     pairs = demo_data.build_demo_pairs().pairs
     return pairs[pairs["split"] == "train"].sample(n, random_state=0).reset_index(drop=True)
@@ -44,8 +43,8 @@ def demo_pairs(n: int):
 def minilm_rm():
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from workbench.embedding import default_embedder_path
-    from workbench.scoring import HFRewardModel
+    from workbench.models.embedding import default_embedder_path
+    from workbench.models.scoring import HFRewardModel
 
     torch.manual_seed(0)
     path = default_embedder_path()
@@ -54,8 +53,9 @@ def minilm_rm():
 
 
 def bench_scoring(pairs, max_length: int = 256) -> dict:
-    from workbench.schema import prompt_text
-    from workbench.scoring import ScoreConfig, autocast_for, score_pairs
+    from workbench.data.schema import prompt_text
+    from workbench.models.scoring import ScoreConfig, score_pairs
+    from workbench.models.device import autocast_for
 
     rm = minilm_rm()
     tok, model = rm.tokenizer, rm.model
@@ -99,8 +99,8 @@ def training_step_flops(pairs, *, max_length: int = 256, sample: int = 32) -> di
     from torch.utils.flop_counter import FlopCounterMode
     from transformers import AutoTokenizer
 
-    from workbench.embedding import default_embedder_path
-    from workbench.scoring import encode_sides
+    from workbench.models.embedding import default_embedder_path
+    from workbench.models.scoring import encode_sides
 
     rm = minilm_rm()
     model = rm.model.train()
@@ -131,10 +131,10 @@ def bench_training(pairs, *, steps: int, batch: int, max_length: int = 256) -> d
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from trl import RewardConfig, RewardTrainer
 
-    from workbench.embedding import default_embedder_path
-    from workbench.schema import prompt_text
-    from workbench.scoring import encode_sides
-    from workbench.training import RMTrainConfig, train_reward_model
+    from workbench.models.embedding import default_embedder_path
+    from workbench.data.schema import prompt_text
+    from workbench.models.scoring import encode_sides
+    from workbench.models.training import RMTrainConfig, train_reward_model
 
     path = default_embedder_path()
     bf16 = bf16_supported(torch.device("cpu"))

@@ -1,7 +1,7 @@
 """Scale (issue #9): tag + embed + score + Stage-2 filter + index + retrieve on synthetic pools of 100k and 1M pairs.
 
 Per size, in a fresh process (peak memory = the whole process tree's RSS, polled every 0.2 s):
-  curate   `workbench.scale.curate_pool`, local backend: per parquet shard, the embedded tagger, the pair
+  curate   `workbench.scale.shards.curate_pool`, local backend: per parquet shard, the embedded tagger, the pair
            embedding, two fast-head RMs (Stage-1 + gold) and the Stage-2 rule; per-stage seconds summed
            from the shard summaries
   index    `build_ivf_index`: faiss IVF (fp16 codes) trained on a sample, filled shard by shard
@@ -37,7 +37,7 @@ SHARD = 10_000
 
 def _rms(work: Path, embedder: str) -> tuple[str, str]:
     from workbench import scale
-    from workbench.demo_data import build_demo_pairs, demo_config
+    from workbench.data.demo import build_demo_pairs, demo_config
 
     folder = work / f"rms-{embedder or 'minilm'}"
     if not (folder / "gold_rm" / "model").exists():
@@ -51,10 +51,10 @@ def child_pipeline(args: argparse.Namespace) -> dict:
     import pandas as pd
 
     from workbench import scale
-    from workbench.clustering import embed_pairs
-    from workbench.tagging import EmbeddedTagger
-    from workbench.scoring import load_reward_model, score_pairs
-    from workbench.synthetic import SyntheticConfig, heldout_synthetic_pairs, hh_profile
+    from workbench.curation.clustering import embed_pairs
+    from workbench.curation.tagging import EmbeddedTagger
+    from workbench.models.scoring import load_reward_model, score_pairs
+    from workbench.data.synthetic import SyntheticConfig, heldout_synthetic_pairs, hh_profile
 
     stage1, gold = args.rms.split(",")
     cfg = scale.ScaleConfig(stage1_rm=stage1, gold_rm=gold, embedder=args.embedder, backend=args.backend,
@@ -89,7 +89,7 @@ def child_pipeline(args: argparse.Namespace) -> dict:
         t = time.perf_counter()
         _, exact = scale.ShardedExactSearch(vectors).search(queries, 8)
         out["exact_search_s"] = time.perf_counter() - t
-        from workbench.retrieval import recall_at_k
+        from workbench.curation.retrieval import recall_at_k
 
         for nprobe in (8, 32, 128):
             index.index.nprobe = nprobe
@@ -163,7 +163,7 @@ def main() -> None:
         print(json.dumps(child_pipeline(args)))
         return
 
-    from workbench.synthetic import SyntheticConfig, write_synthetic_pool
+    from workbench.data.synthetic import SyntheticConfig, write_synthetic_pool
 
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)

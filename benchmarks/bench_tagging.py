@@ -23,9 +23,10 @@ warnings.filterwarnings("ignore")
 
 from fake_llm_server import FakeLLMServer  # noqa: E402
 
-from workbench import demo_data, io  # noqa: E402
+from workbench.data import demo as demo_data
+from workbench.runs.stores import ResultStore
 from workbench.llm.client import ChatClient, EndpointConfig  # noqa: E402
-from workbench.tagging import (EmbeddedTagger, LLMTagger, load_tagging_gold, majority_baseline, tag_accuracy,  # noqa: E402
+from workbench.curation.tagging import (EmbeddedTagger, LLMTagger, load_tagging_gold, majority_baseline, tag_accuracy,  # noqa: E402
                                tag_pairs)
 
 ANSWER = json.dumps({"task_category": "chat", "objectivity": "subjective", "controversiality": "low",
@@ -44,11 +45,11 @@ def main() -> None:
     tagger = EmbeddedTagger()
     tagger.category_scores(["warm up the embedder"])  # model load is not tagging work
     t = time.perf_counter()
-    tag_pairs(pairs, tagger, store=io.ResultStore(tmp / "e.sqlite", "tags"), progress=False)
+    tag_pairs(pairs, tagger, store=ResultStore(tmp / "e.sqlite", "tags"), progress=False)
     rate = len(pairs) / (time.perf_counter() - t)
     print(f"embedded tagger: {rate:.1f} pairs/s over {len(pairs)} demo pairs (cold embeddings, 2 CPU threads)")
     gold_pairs, labels = load_tagging_gold()
-    acc = tag_accuracy(tag_pairs(gold_pairs, tagger, store=io.ResultStore(tmp / "g.sqlite", "tags"), progress=False), labels)
+    acc = tag_accuracy(tag_pairs(gold_pairs, tagger, store=ResultStore(tmp / "g.sqlite", "tags"), progress=False), labels)
     base = majority_baseline(labels)
     print("| field | embedded tagger | majority baseline |\n|---|---|---|")
     for f in acc.index:
@@ -60,7 +61,7 @@ def main() -> None:
         for c in (1, 8, 32):
             client = ChatClient(EndpointConfig(base_url=srv.base_url, model="fake", concurrency=c, timeout_s=30))
             t = time.perf_counter()
-            tags = tag_pairs(llm_pairs, LLMTagger(client), store=io.ResultStore(tmp / f"l{c}.sqlite", "tags"), progress=False)
+            tags = tag_pairs(llm_pairs, LLMTagger(client), store=ResultStore(tmp / f"l{c}.sqlite", "tags"), progress=False)
             rates[c] = len(llm_pairs) / (time.perf_counter() - t)
             assert tags["tag_ok"].all()
     print(f"\nLLM tagger via tag_pairs, fake server latency {args.latency}s, {len(llm_pairs)} pairs:")

@@ -10,7 +10,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from workbench import io  # noqa: E402
+from workbench.data import files as io
 
 HH_FILES = ("harmless-base", "helpful-base", "helpful-online", "helpful-rejection-sampled")
 
@@ -36,7 +36,7 @@ CHAT_TEMPLATE = (
 
 @pytest.fixture(scope="session")
 def minilm_path() -> str:
-    from workbench.embedding import default_embedder_path
+    from workbench.models.embedding import default_embedder_path
 
     return default_embedder_path()
 
@@ -64,7 +64,7 @@ def make_pairs(n: int, *, seed: int = 0):
     """Tiny planted task: the chosen response answers with the prompt's keyword, the rejected one does not."""
     import random
 
-    from workbench.pairs import records_to_pairs
+    from workbench.data.pairs import records_to_pairs
 
     rng = random.Random(seed)
     words = ["apple", "river", "guitar", "planet", "window", "coffee", "tiger", "castle"]

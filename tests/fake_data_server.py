@@ -1,6 +1,6 @@
 """A local stand-in for the Hugging Face Hub's file URLs and raw.githubusercontent.com, on 127.0.0.1.
 
-Serves the offline mirror's files under the URL layouts `workbench.fetch` downloads from:
+Serves the offline mirror's files under the URL layouts `workbench.data.fetch` downloads from:
 ``/datasets/<repo>/resolve/<revision>/<path>`` (HEAD + GET with Range, ``ETag`` = the content's sha256
 as the Hub sends for LFS files, ``X-Repo-Commit``) and ``/<owner>/<repo>/<commit>/<path>`` (GitHub raw).
 `huggingface_hub` talks to it through ``HF_ENDPOINT`` (no mock of the library). Knobs: ``corrupt`` (paths
@@ -19,13 +19,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from workbench import fetch
+from workbench.data import fetch
 
 COMMIT = "1234567890abcdef1234567890abcdef12345678"
 
 
 def mirror_files(mirror: Path) -> dict[str, bytes]:
-    """URL path -> bytes, for every file of `workbench.fetch.MANIFEST`, built from the offline mirror."""
+    """URL path -> bytes, for every file of `workbench.data.fetch.MANIFEST`, built from the offline mirror."""
     out = {}
     for f in fetch.MANIFEST:
         local = mirror / f.local

@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 
 from conftest import make_pairs
-from workbench import io
-from workbench.review import ReviewStore
-from workbench.splits import assign_splits
+from workbench.data import files as io
+from workbench.curation.review import ReviewStore
+from workbench.data.splits import assign_splits
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium"

@@ -5,10 +5,13 @@ import pandas as pd
 import pytest
 import torch
 
-from workbench import io, plots
-from workbench.clustering import (ClusterConfig, ErrorMap, IdentityReducer, c_tf_idf_keywords, embed_pairs, error_frame,
+from workbench.data import files as io
+from workbench.runs.folder import start_run
+from workbench.runs.stores import EmbeddingCache
+from workbench.curation import plots
+from workbench.curation.clustering import (ClusterConfig, ErrorMap, IdentityReducer, c_tf_idf_keywords, embed_pairs, error_frame,
                                   select_pairs, summarize_clusters)
-from workbench.pairs import records_to_pairs
+from workbench.data.pairs import records_to_pairs
 
 TOPICS = {
     "cats": ["my cat", "kitten food", "cat litter", "cat sleeping"],
@@ -82,15 +85,15 @@ def test_the_erring_topic_has_the_highest_error_rate():
 
 def test_rerun_reuses_cached_embeddings(tmp_path):
     pairs = _topic_pairs(5)
-    run = io.start_run(tmp_path / "run")
+    run = start_run(tmp_path / "run")
     enc = FakeEmbedder()
-    first = embed_pairs(pairs, cache=io.EmbeddingCache(run, "fake"), model=enc, progress=False)
+    first = embed_pairs(pairs, cache=EmbeddingCache(run, "fake"), model=enc, progress=False)
     assert enc.texts == len(pairs)
-    again = embed_pairs(pairs, cache=io.EmbeddingCache(run, "fake"), model=enc, progress=False)
+    again = embed_pairs(pairs, cache=EmbeddingCache(run, "fake"), model=enc, progress=False)
     assert enc.texts == len(pairs) and enc.calls == 1  # no encoder call at all on the re-run
     np.testing.assert_allclose(first, again, atol=1e-3)  # float16 on disk
     more = pd.concat([pairs, _topic_pairs(6).iloc[[5]]], ignore_index=True)
-    embed_pairs(more, cache=io.EmbeddingCache(run, "fake"), model=enc, progress=False)
+    embed_pairs(more, cache=EmbeddingCache(run, "fake"), model=enc, progress=False)
     assert enc.texts == len(pairs) + 1  # only the new pair
 
 

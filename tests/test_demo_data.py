@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from workbench import demo_data
-from workbench.demo_data import DemoDataConfig, build_demo_pairs, truncate_mid_sentence
+from workbench.data import demo as demo_data
+from workbench.data.demo import DemoDataConfig, build_demo_pairs, truncate_mid_sentence
 
 
 @pytest.fixture(scope="module")

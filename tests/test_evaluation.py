@@ -12,9 +12,10 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from workbench import benchmark_plots as bp
-from workbench import evaluation as ev
-from workbench.benchmark_data import (
+from workbench.models.device import bf16_supported
+from workbench.bench import plots as bp
+from workbench.bench import evaluation as ev
+from workbench.bench.data import (
     SPECS,
     Benchmark,
     bon_benchmark,
@@ -23,8 +24,8 @@ from workbench.benchmark_data import (
     load_published_scores,
     make_arithmetic_bon,
 )
-from workbench.overview import longer_wins
-from workbench.pairs import PairError
+from workbench.data.overview import longer_wins
+from workbench.data.pairs import PairError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "benchmarks"
 
@@ -284,7 +285,7 @@ def test_evaluate_scores_each_benchmark_in_one_call_side_by_side_with_baselines(
 
 
 def test_evaluate_runs_a_real_hf_reward_model(tiny_decoder):
-    from workbench.scoring import ScoreConfig, load_reward_model
+    from workbench.models.scoring import ScoreConfig, load_reward_model
 
     rm = load_reward_model(tiny_decoder, device="cpu")
     bench = load_benchmark("judgebench", FIXTURES / "judgebench")
@@ -295,7 +296,7 @@ def test_evaluate_runs_a_real_hf_reward_model(tiny_decoder):
     # every scored row states its conditions (issue #23); baselines and published rows have none
     rows = res.table[res.table["model"] == "tiny"]
     assert rows["max_length"].eq(64).all() and rows["dtype"].eq(
-        "bf16" if __import__("workbench.scoring").scoring.bf16_supported(rm.device) else "fp32").all()
+        "bf16" if bf16_supported(rm.device) else "fp32").all()
     assert rows["truncated"].eq(int(ex["truncated"].sum())).all()
     assert res.table.loc[res.table["model"] == "longer wins", "max_length"].isna().all()
 
@@ -474,7 +475,7 @@ def test_real_data_counts_and_longer_wins_baseline(shared_data):
     lw = res.table.query("model == 'longer wins'")
     rmb_levels = lw.query("benchmark == 'rm_bench' and subset == 'all'").set_index("metric")["value"]
     assert rmb_levels.round(4).to_dict() == {"easy": 0.8373, "normal": 0.4218, "hard": 0.1306, "average": 0.4632}
-    # The same verdicts as workbench.overview.longer_wins (equal word counts: 0.5), subset by subset.
+    # The same verdicts as workbench.data.overview.longer_wins (equal word counts: 0.5), subset by subset.
     for bench in (rb, llmbar, hh):
         verdicts = pd.Series(longer_wins(_pair_frame(bench)), index=bench.items["subset"]).groupby(level=0).mean()
         ours = lw.query("benchmark == @bench.name and metric == 'accuracy' and subset != 'all'").set_index("subset")["value"]

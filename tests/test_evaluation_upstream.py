@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workbench import evaluation as ev
-from workbench import benchmark_data
-from workbench.benchmark_data import Benchmark, load_benchmark
+from workbench.bench import evaluation as ev
+from workbench.bench import data as benchmark_data
+from workbench.bench.data import Benchmark, load_benchmark
 
 UPSTREAM = Path(__file__).parent / "fixtures" / "upstream"
 RULE_COLUMNS = ("label", "n_correct", "raw_id", "domain", "scenario")

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 import torch
 
-from workbench import export, io
+from workbench.runs import export
+from workbench.data import files as io
 from workbench.cli import main as cli_main
 
 from conftest import make_chat_tokenizer, make_pairs
@@ -141,7 +142,7 @@ def test_push_to_hub_is_private_by_default_and_never_writes_the_token(tmp_path, 
 
 
 def test_export_of_a_curated_set_built_from_the_real_hh_data(tmp_path, shared_data):
-    from workbench import demo_data
+    from workbench.data import demo as demo_data
 
     pairs = demo_data.build_demo_pairs(shared_data).pairs
     pool = pairs[pairs["split"] == "train"].head(300).copy()

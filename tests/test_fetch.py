@@ -18,7 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from workbench import benchmark_data, fetch, io
+from workbench.bench import data as benchmark_data
+from workbench.data import fetch
+from workbench.data import files as io
 
 from fake_data_server import FakeDataServer, mirror_files
 
@@ -148,11 +150,11 @@ def test_here_the_mirror_is_found_without_the_network(monkeypatch):
 
 
 def test_a_hub_file_as_the_users_own_pairs_path(tmp_path, files):
-    """Notebook 01's `pairs_path` (read with `workbench.io.read_pairs`) may name a file of a Hub dataset."""
+    """Notebook 01's `pairs_path` (read with `workbench.data.files.read_pairs`) may name a file of a Hub dataset."""
     with FakeDataServer(files) as server:
-        code = ("from workbench import io, demo_data; "
-                "b = demo_data.build_user_pairs('hf://datasets/Anthropic/hh-rlhf/helpful-base/test.jsonl.gz', "
-                "demo_data.demo_config(smoke=True)); "
+        code = ("from workbench.data import demo; "
+                "b = demo.build_user_pairs('hf://datasets/Anthropic/hh-rlhf/helpful-base/test.jsonl.gz', "
+                "demo.demo_config(smoke=True)); "
                 "print(len(b.pairs), sorted(set(b.pairs['split'])), b.pairs['source'].iat[0])")
         out = subprocess.run([sys.executable, "-c", code], env=_env(server, tmp_path), capture_output=True, text=True,
                              timeout=300)

@@ -7,8 +7,9 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from workbench import io
-from workbench.pairs import PairError
+from workbench.data import files as io
+from workbench.runs.folder import start_run
+from workbench.data.pairs import PairError
 
 GOOD = [
     {"prompt": "Capital of France?", "chosen": "Paris.", "rejected": "Lyon."},
@@ -165,20 +166,20 @@ def test_shared_data_dir_missing_is_a_clear_error(tmp_path, monkeypatch):
 
 
 def test_run_items_replace_on_resave(tmp_path):
-    run = io.start_run(tmp_path / "r", {"a": 1}, step="s1")
+    run = start_run(tmp_path / "r", {"a": 1}, step="s1")
     assert json.loads((run.path / "config_s1.json").read_text())["config"] == {"a": 1}
     fig = go.Figure(go.Bar(x=[1], y=[2]))
-    io.save_figure(fig, run, "f", step="s1")
-    io.save_table(pd.DataFrame({"x": [1]}), run, "t", step="s1")
-    io.save_figure(fig, run, "f", title="again", step="s1")
-    items = io.read_json(run.path / io.MANIFEST)["items"]
+    run.save_figure(fig, "f", step="s1")
+    run.save_table(pd.DataFrame({"x": [1]}), "t", step="s1")
+    run.save_figure(fig, "f", title="again", step="s1")
+    items = run.report_items()
     assert [(i["name"], i["title"]) for i in items] == [("f", "again"), ("t", "t")]
     assert (run.path / "figures" / "f.html").exists() and (run.path / "figures" / "plotly.min.js").exists()
 
 
 def test_jsonl_lines_are_split_on_newlines_only_and_files_are_streamed(tmp_path):
     """JSON allows a raw U+2028 inside a string; it must not end the line (str.splitlines would split it)."""
-    from workbench.io import iter_records
+    from workbench.data.files import iter_records
 
     path = tmp_path / "p.jsonl"
     path.write_text(json.dumps({"prompt": "a\u2028b", "chosen": "c", "rejected": "d"}, ensure_ascii=False) + "\n\n"

@@ -5,10 +5,10 @@ import re
 
 import pytest
 
-from workbench import io
-from workbench.judge import JudgeConfig, LLMJudge, aggregate_votes, candidate_order, judge_pairs
+from workbench.runs.stores import ResultStore
+from workbench.llm.judge import JudgeConfig, LLMJudge, aggregate_votes, candidate_order, judge_pairs
 from workbench.llm.client import ChatClient, EndpointConfig
-from workbench.tagging import LLMTagger, TagConfig, tag_pairs
+from workbench.curation.tagging import LLMTagger, TagConfig, tag_pairs
 
 from conftest import make_pairs
 from fake_llm_server import FakeLLMServer, Reply
@@ -27,13 +27,13 @@ def test_llm_tagger_validates_and_records_failures(tmp_path):
         srv.plan(Reply.ok(json.dumps({**ATTRS, "task_category": "cooking"})),  # schema-invalid, re-asked once
                  Reply.ok(json.dumps(ATTRS)))
         tagger = LLMTagger(_client(srv, concurrency=1))
-        tags = tag_pairs(make_pairs(3), tagger, store=io.ResultStore(tmp_path / "t.sqlite", "tags"), progress=False)
+        tags = tag_pairs(make_pairs(3), tagger, store=ResultStore(tmp_path / "t.sqlite", "tags"), progress=False)
         assert tags["tag_ok"].all() and set(tags["task_category"]) == {"knowledge_qa"} and not tags["heuristic"].any()
         assert tagger.fingerprint == "llm:fake-model:v1"
     with FakeLLMServer() as srv:  # every answer is an error: recorded with the reason, never dropped
         srv.plan(*[Reply.error(500)] * 20)
         tags = tag_pairs(make_pairs(2), LLMTagger(_client(srv, concurrency=1)),
-                         store=io.ResultStore(tmp_path / "t2.sqlite", "tags"), progress=False)
+                         store=ResultStore(tmp_path / "t2.sqlite", "tags"), progress=False)
         assert not tags["tag_ok"].any() and all("HTTP 500" in e for e in tags["tag_error"])
 
 
@@ -53,10 +53,10 @@ def test_interrupted_llm_tagging_resumes_with_zero_repeated_requests(tmp_path):
 
         tagger.tag_batch = crash_after_two_chunks
         with pytest.raises(KeyboardInterrupt):
-            tag_pairs(pairs, tagger, store=io.ResultStore(store_path, "tags"), cfg=TagConfig(chunk_size=4), progress=False)
+            tag_pairs(pairs, tagger, store=ResultStore(store_path, "tags"), cfg=TagConfig(chunk_size=4), progress=False)
         assert len(srv.chat_requests()) == 8
         tagger2 = LLMTagger(_client(srv, concurrency=4))
-        tags = tag_pairs(pairs, tagger2, store=io.ResultStore(store_path, "tags"), cfg=TagConfig(chunk_size=4), progress=False)
+        tags = tag_pairs(pairs, tagger2, store=ResultStore(store_path, "tags"), cfg=TagConfig(chunk_size=4), progress=False)
         assert tags["tag_ok"].all()
         sent = [json.dumps(r.body["messages"]) for r in srv.chat_requests()]
         assert len(sent) == 12 and len(set(sent)) == 12  # every pair asked exactly once over both runs
@@ -75,18 +75,18 @@ def test_judge_maps_randomised_order_back_and_aggregates(tmp_path):
     pairs = make_pairs(8)
     with FakeLLMServer(responder=_judge_responder()) as srv:
         judge = LLMJudge([_client(srv)], JudgeConfig(samples=3, seed=1))
-        out = judge_pairs(pairs, judge, store=io.ResultStore(tmp_path / "j.sqlite", "judgments"), progress=False)
+        out = judge_pairs(pairs, judge, store=ResultStore(tmp_path / "j.sqlite", "judgments"), progress=False)
         assert (out["judge_label"] == "chosen").all() and (out["votes_chosen"] == 3).all()
         shown_first = [r["chosen_first"] for raw in out["raw"] for r in raw]
         assert 0 < sum(shown_first) < len(shown_first)  # both orders were used
         n_requests = len(srv.chat_requests())
         assert n_requests == 8 * 3
-        again = judge_pairs(pairs, judge, store=io.ResultStore(tmp_path / "j.sqlite", "judgments"), progress=False)
+        again = judge_pairs(pairs, judge, store=ResultStore(tmp_path / "j.sqlite", "judgments"), progress=False)
         assert len(srv.chat_requests()) == n_requests and again["judge_label"].tolist() == out["judge_label"].tolist()
     flipped = pairs.assign(chosen=pairs["rejected"], rejected=pairs["chosen"])  # now the label is wrong
     with FakeLLMServer(responder=_judge_responder()) as srv:
         out = judge_pairs(flipped, LLMJudge([_client(srv)], JudgeConfig(samples=1)),
-                          store=io.ResultStore(tmp_path / "j2.sqlite", "judgments"), progress=False)
+                          store=ResultStore(tmp_path / "j2.sqlite", "judgments"), progress=False)
         assert (out["judge_label"] == "rejected").all()
 
 
@@ -95,7 +95,7 @@ def test_judge_prompt_has_guideline_and_examples(tmp_path):
     seen = []
     with FakeLLMServer(responder=lambda req: seen.append(req) or json.dumps({"reason": "x", "better": 1})) as srv:
         judge = LLMJudge([_client(srv)], JudgeConfig(samples=1))
-        judge_pairs(pairs.iloc[:1], judge, store=io.ResultStore(tmp_path / "j.sqlite", "judgments"),
+        judge_pairs(pairs.iloc[:1], judge, store=ResultStore(tmp_path / "j.sqlite", "judgments"),
                     attributes={pairs["pair_id"].iloc[0]: ATTRS},
                     examples={pairs["pair_id"].iloc[0]: [pairs.iloc[1], pairs.iloc[2]]}, progress=False)
     user = seen[0]["messages"][-1]["content"]
@@ -112,12 +112,12 @@ def test_aggregate_votes_and_order_coin():
 
 
 def test_a_failed_judgement_is_not_a_tie_and_retry_failed_asks_again(tmp_path):
-    from workbench import stage2
-    from workbench.judge import FAILED
-    from workbench.review import JudgeReviewer
+    from workbench.curation import stage2
+    from workbench.llm.judge import FAILED
+    from workbench.curation.review import JudgeReviewer
 
     pairs = make_pairs(3)
-    store = io.ResultStore(tmp_path / "j.sqlite", "judge")
+    store = ResultStore(tmp_path / "j.sqlite", "judge")
     with FakeLLMServer(responder=lambda req: "I think the first one is nicer.") as srv:  # never valid JSON
         reviewer = JudgeReviewer(LLMJudge([_client(srv, max_retries=1)], JudgeConfig(samples=2)), store)
         out = judge_pairs(pairs, reviewer.judge, store=store, progress=False)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from workbench import io
-from workbench.runner import load_pipeline_config, run_pipeline
+from workbench.data import files as io
+from workbench.runs.runner import load_pipeline_config, run_pipeline
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tools"))
@@ -34,7 +34,7 @@ def test_papermill_sees_every_parameter():
 
 @pytest.mark.parametrize("config", ["demo.yaml", "smoke.yaml"])
 def test_every_config_parameter_is_declared_by_its_notebook(config):
-    from workbench.runner import step_parameters
+    from workbench.runs.runner import step_parameters
 
     cfg = load_pipeline_config(REPO / "configs" / config)
     for step in cfg.steps:

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workbench.pairs import PairError, detect_format, parse_hh_dialogue, records_to_pairs, split_hh_turns
+from workbench.data.pairs import PairError, detect_format, parse_hh_dialogue, records_to_pairs, split_hh_turns
 
 
 def _pairs(records, **kw):
@@ -154,7 +154,7 @@ def test_hh_parser_never_crashes_unexpectedly(a, b):
 
 
 def test_split_hh_turns_rejects_preamble():
-    from workbench.pairs import _RowProblem
+    from workbench.data.pairs import _RowProblem
 
     with pytest.raises(_RowProblem, match="does not start"):
         split_hh_turns("hello\n\nHuman: x")

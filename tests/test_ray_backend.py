@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from workbench import scale
-from workbench.stage2 import Stage2Config
-from workbench.synthetic import SyntheticConfig, hh_profile, synthetic_shard, write_synthetic_pool
+from workbench.curation.stage2 import Stage2Config
+from workbench.data.synthetic import SyntheticConfig, hh_profile, synthetic_shard, write_synthetic_pool
 
 ray = pytest.importorskip("ray", reason='the Ray extra is not installed (pip install -e ".[scale]")')
 
@@ -50,7 +50,7 @@ def test_ray_backend_writes_the_same_outputs_as_the_local_backend(tmp_path, shar
 def test_a_missing_ray_is_a_clear_error(monkeypatch):
     import builtins
 
-    from workbench import ray_backend
+    from workbench.scale import ray_backend
 
     real_import = builtins.__import__
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from workbench import io
+from workbench.data import files as io
 
 TEXT = st.lists(st.sampled_from(list("abc xyz😀é\r\n\t[]{},.\"'") + ["[2, 3, 5]", "\\ud83d", "Human:"]),
                 min_size=1, max_size=12).map("".join).filter(lambda s: s.strip())
@@ -112,7 +112,7 @@ def test_real_hh_file_with_one_corrupted_row_keeps_every_other_row(tmp_path, sha
     new = [r for r in report.rejects if r["row"] == 301][0]
     assert new["field"] == "chosen" and "lone surrogate" in new["reason"] and new["excerpt"].startswith('{"chosen": ')
     io.write_pairs(pairs, tmp_path / "ok.parquet")
-    from workbench.scale import shard_pair_file
+    from workbench.scale.shards import shard_pair_file
 
     with pytest.warns(UserWarning, match="rows rejected"):
         shards = shard_pair_file(bad, tmp_path / "shards", shard_size=1000)
@@ -128,7 +128,7 @@ def test_outputs_follow_the_umask_and_read_only_folders_are_named(tmp_path):
         os.umask(old)
     if not Path("/sys").exists() or os.access("/sys", os.W_OK) and Path("/sys").stat().st_mode & 0o200:
         pytest.skip("needs a read-only folder (/sys is one on Linux)")
-    from workbench.review import ReviewStore
+    from workbench.curation.review import ReviewStore
 
     with pytest.raises(PermissionError, match=r"/sys/review.sqlite: cannot open this store for writing"):
         ReviewStore("/sys/review.sqlite")

@@ -2,8 +2,8 @@
 
 import pytest
 
-from workbench import io
-from workbench.pairs import response_has_turn_marker
+from workbench.data import files as io
+from workbench.data.pairs import PairError, response_has_turn_marker
 
 from conftest import HH_FILES
 
@@ -38,7 +38,7 @@ def test_hh_known_quirk_rows(shared_data):
     row = pairs.set_index("source_row").loc[1689]  # chosen response rambles into a fake "Human:" turn
     assert row["prompt"][-1]["content"] == "If I want to rob someone's house, what time should I do it?"
     assert response_has_turn_marker(row["chosen"]) and row["rejected"].startswith("I'd suggest that you do it between 3 AM")
-    with pytest.raises(io.PairError, match=r"harmless-base/test.jsonl.gz: row 87: field 'chosen': empty response"):
+    with pytest.raises(PairError, match=r"harmless-base/test.jsonl.gz: row 87: field 'chosen': empty response"):
         io.read_pairs(shared_data / "hh_rlhf" / "harmless-base" / "test.jsonl.gz", strict=True)
 
 

@@ -29,11 +29,12 @@ import httpx  # noqa: E402
 import torch  # noqa: E402
 from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM  # noqa: E402
 
-from workbench import io, stage2  # noqa: E402
-from workbench.judge import FAILED, JudgeConfig, LLMJudge, judge_pairs  # noqa: E402
+from workbench.runs.stores import ResultStore
+from workbench.curation import stage2
+from workbench.llm.judge import FAILED, JudgeConfig, LLMJudge, judge_pairs  # noqa: E402
 from workbench.llm.client import ChatClient, EndpointConfig, EndpointError  # noqa: E402
-from workbench.review import JudgeReviewer  # noqa: E402
-from workbench.tagging import LLMTagger, tag_pairs  # noqa: E402
+from workbench.curation.review import JudgeReviewer  # noqa: E402
+from workbench.curation.tagging import LLMTagger, tag_pairs  # noqa: E402
 
 from conftest import make_chat_tokenizer, make_pairs  # noqa: E402
 
@@ -126,7 +127,7 @@ def test_wrong_model_name_fails_the_batch_in_under_two_seconds(served):
 def test_judge_success_path_gives_valid_labels(served, tmp_path):
     base, models = served
     judge = LLMJudge([_client(base, models["judge"])], JudgeConfig(samples=2))
-    out = judge_pairs(make_pairs(3), judge, store=io.ResultStore(tmp_path / "j.sqlite", "judge"), progress=False)
+    out = judge_pairs(make_pairs(3), judge, store=ResultStore(tmp_path / "j.sqlite", "judge"), progress=False)
     assert out["n_valid"].eq(2).all() and out["judge_label"].isin(["chosen", "rejected", "tie"]).all()
     assert not out["judge_label"].eq(FAILED).any()
 
@@ -134,7 +135,7 @@ def test_judge_success_path_gives_valid_labels(served, tmp_path):
 def test_a_judge_that_never_answers_json_fails_not_ties_and_retry_asks_again(served, tmp_path):
     base, models = served
     pairs = make_pairs(2)
-    store = io.ResultStore(tmp_path / "j.sqlite", "judge")
+    store = ResultStore(tmp_path / "j.sqlite", "judge")
     client = _client(base, models["random"], max_retries=1)
     reviewer = JudgeReviewer(LLMJudge([client], JudgeConfig(samples=1)), store)
     out = judge_pairs(pairs, reviewer.judge, store=store, progress=False)
@@ -158,8 +159,8 @@ def test_a_judge_that_never_answers_json_fails_not_ties_and_retry_asks_again(ser
 def test_llm_tagger_against_the_real_server(served, tmp_path):
     base, models = served
     tagger = LLMTagger(_client(base, models["tagger"], max_tokens=4))
-    tags = tag_pairs(make_pairs(3), tagger, store=io.ResultStore(tmp_path / "t.sqlite", "tags"), progress=False)
+    tags = tag_pairs(make_pairs(3), tagger, store=ResultStore(tmp_path / "t.sqlite", "tags"), progress=False)
     assert tags["tag_ok"].all() and set(tags["task_category"]) == {"knowledge_qa"} and not tags["heuristic"].any()
     broken = LLMTagger(_client(base, models["random"], max_retries=1))
-    failed = tag_pairs(make_pairs(2), broken, store=io.ResultStore(tmp_path / "t2.sqlite", "tags"), progress=False)
+    failed = tag_pairs(make_pairs(2), broken, store=ResultStore(tmp_path / "t2.sqlite", "tags"), progress=False)
     assert not failed["tag_ok"].any() and failed["tag_error"].str.contains("invalid JSON").all()

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from workbench.retrieval import NeighborIndex, RetrievalConfig, k_rule_table, neighbours_to_pull, recall_at_k, retrieve_for_gold
+from workbench.curation.retrieval import NeighborIndex, RetrievalConfig, k_rule_table, neighbours_to_pull, recall_at_k, retrieve_for_gold
 
 
 def test_k_rule_matches_the_paper():

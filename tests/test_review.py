@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 
 from conftest import make_pairs
-from workbench import io
-from workbench.review import (Decision, OracleReviewer, ReviewStore, export_reviewed, fleiss_kappa, people_vs_judge,
+from workbench.data import files as io
+from workbench.curation.review import (OracleReviewer, ReviewStore, export_reviewed, fleiss_kappa, people_vs_judge,
                               review_with, reviewer_agreement)
-from workbench.splits import inject_label_noise
+from workbench.data.splits import inject_label_noise
 
 
 def test_labels_are_derived_from_the_log_and_undo_is_an_event(tmp_path):
@@ -55,7 +55,7 @@ def test_gold_tier_overrides_silver_and_majority_decides(tmp_path):
 
 WRITER = textwrap.dedent("""
     import sys
-    from workbench.review import ReviewStore
+    from workbench.curation.review import ReviewStore
     store = ReviewStore(sys.argv[1])
     for i in range(int(sys.argv[3])):
         event = store.record(f"pair{i}", "flip" if i % 2 else "keep", reviewer=sys.argv[2], shown={"i": i})

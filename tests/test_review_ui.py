@@ -4,8 +4,8 @@ import pandas as pd
 import pytest
 
 from conftest import make_pairs
-from workbench.review import ReviewStore
-from workbench.review_ui import ReviewUI, conversation_html, render_markdown
+from workbench.curation.review import ReviewStore
+from workbench.curation.review_ui import ReviewUI, conversation_html, render_markdown
 
 EVIL = ['<script>alert("x")</script>', '<img src=x onerror="alert(1)">', '[click](javascript:alert(1))']
 

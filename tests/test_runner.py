@@ -9,14 +9,14 @@ import nbformat
 import pytest
 import yaml
 
-from workbench import io
-from workbench.runner import StepFailed, load_pipeline_config, run_pipeline
+from workbench.data import files as io
+from workbench.runs.runner import StepFailed, load_pipeline_config, run_pipeline
 
 WRITE_NB = [
     ("parameters", 'run_dir = ""\nvalue = 1\nshared = "x"'),
-    ("code", "import sys, pathlib\nfrom workbench import io\nrun = io.start_run(run_dir)\n"
+    ("code", "import sys, pathlib\nfrom workbench.runs.folder import start_run\nrun = start_run(run_dir)\n"
              "(run.path / 'a.txt').write_text(f'{value}|{shared}|{sys.executable}')\n"
-             "import pandas as pd\nio.save_table(pd.DataFrame({'v': [value]}), run, 'a_table', step='a')"),
+             "import pandas as pd\nrun.save_table(pd.DataFrame({'v': [value]}), 'a_table', step='a')"),
 ]
 READ_NB = [
     ("parameters", 'run_dir = ""\nfail = False'),

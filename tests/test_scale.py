@@ -10,13 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workbench import io, scale
-from workbench.embedding import HashingEmbedder, MemoryEmbeddingCache, embed_texts, text_key
-from workbench.pairs import PairError
-from workbench.retrieval import neighbours_to_pull, recall_at_k
-from workbench.scoring import load_reward_model, score_pairs
-from workbench.stage2 import Stage2Config, consistency_decisions
-from workbench.synthetic import SyntheticConfig, hh_profile, synthetic_shard, write_synthetic_pool
+from workbench.data import files as io
+from workbench import scale
+from workbench.models.embedding import HashingEmbedder, MemoryEmbeddingCache, embed_texts, text_key
+from workbench.data.pairs import PairError
+from workbench.curation.retrieval import neighbours_to_pull, recall_at_k
+from workbench.models.scoring import load_reward_model, score_pairs
+from workbench.curation.stage2 import Stage2Config, consistency_decisions
+from workbench.data.synthetic import SyntheticConfig, hh_profile, synthetic_shard, write_synthetic_pool
 
 POOL = SyntheticConfig(n_pairs=1_200, shard_size=400, n_topics=20, seed=3)
 
@@ -245,7 +246,7 @@ def test_retrieve_at_scale_applies_the_k_rule(world):
 
 
 def test_map_sample_keeps_every_error_and_reads_only_its_rows(world):
-    from workbench.clustering import ClusterConfig, ErrorMap
+    from workbench.curation.clustering import ClusterConfig, ErrorMap
 
     root, _, _ = world
     scores = scale.read_curated(root / "out", ["pair_id", "p_stage1"])
@@ -261,7 +262,7 @@ def test_map_sample_keeps_every_error_and_reads_only_its_rows(world):
 
 
 def test_the_whole_pool_is_mapped_shard_by_shard_into_a_sample_fitted_map(world, tmp_path):
-    from workbench.clustering import ClusterConfig, ErrorMap
+    from workbench.curation.clustering import ClusterConfig, ErrorMap
 
     root, _, _ = world
     out = tmp_path / "out"

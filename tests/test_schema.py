@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from workbench.schema import make_pair_id, prompt_key, validate_pair_frame
+from workbench.data.schema import make_pair_id, prompt_key, validate_pair_frame
 
 P = [{"role": "user", "content": "hi"}]
 

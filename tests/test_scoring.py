@@ -2,15 +2,16 @@
 
 import subprocess
 import sys
-import warnings
 
 import numpy as np
 import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from workbench import io
-from workbench.scoring import (HFRewardModel, ScoreConfig, encode_sides, load_reward_model, score_pairs,
+from workbench.data import files as io
+from workbench.runs.folder import start_run
+from workbench.runs.stores import ScoreCache
+from workbench.models.scoring import (HFRewardModel, ScoreConfig, encode_sides, load_reward_model, score_pairs,
                                settings_key)
 
 from conftest import make_pairs
@@ -63,8 +64,8 @@ def test_batched_dynamic_padding_equals_one_by_one(decoder_rm):
 
 def test_cache_skips_scored_pairs(decoder_rm, tmp_path):
     pairs = make_pairs(8)
-    run = io.start_run(tmp_path / "run")
-    cache = io.ScoreCache(run, settings_key(decoder_rm, FP32))
+    run = start_run(tmp_path / "run")
+    cache = ScoreCache(run, settings_key(decoder_rm, FP32))
     calls = []
     real = decoder_rm.score_sides
 
@@ -119,7 +120,7 @@ def test_save_load_fresh_process_identical(decoder_rm, tiny_decoder, tmp_path):
     pairs = make_pairs(4)
     io.write_pairs(pairs, tmp_path / "p.parquet")
     here = score_pairs(decoder_rm, pairs, cfg=ScoreConfig(max_length=128), progress=False)
-    code = ("import sys; from workbench import io; from workbench.scoring import *; "
+    code = ("import sys; from workbench import io; from workbench.models.scoring import *; "
             f"s = score_pairs(load_reward_model(r'{tiny_decoder}'), io.load_pairs(r'{tmp_path / 'p.parquet'}'), "
             "cfg=ScoreConfig(max_length=128), progress=False); print(','.join(repr(x) for x in s['r_chosen']))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True).stdout
@@ -136,7 +137,7 @@ def test_score_config_validation():
 def test_accuracy_ci_is_paired_and_brackets_the_point():
     import pandas as pd
 
-    from workbench.scoring import accuracy_ci
+    from workbench.models.scoring import accuracy_ci
 
     pairs = make_pairs(40)
     margin = np.where(np.arange(40) % 4 == 0, -1.0, 1.0)  # 30 of 40 right

@@ -11,8 +11,8 @@ import pytest
 import torch
 from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification
 
-from workbench import benchmark_data
-from workbench.scoring import HFRewardModel, ScoreConfig, encode_sides, fit_conversation
+from workbench.bench import data as benchmark_data
+from workbench.models.scoring import HFRewardModel, ScoreConfig, encode_sides, fit_conversation
 
 LONG_PROMPT = ("Please summarise the following article. " + "The quick brown fox jumps over the lazy dog. " * 20
                + "Keep the main claim.")
@@ -25,7 +25,7 @@ def _user(text: str) -> list[dict]:
 
 
 def _recipe_ids(tok, messages: list[dict]) -> list[int]:
-    """Skywork-Reward-V2 model card / reward-bench rendering, written independently of workbench.scoring."""
+    """Skywork-Reward-V2 model card / reward-bench rendering, written independently of workbench.models.scoring."""
     text = tok.apply_chat_template(messages, tokenize=False)
     if tok.bos_token is not None and text.startswith(tok.bos_token):
         text = text[len(tok.bos_token):]
@@ -122,7 +122,7 @@ def test_parity_with_the_upstream_rendering_on_rewardbench_items(llama_rm, share
 def test_benchmark_defaults_follow_run_rm_and_cap_at_the_model(minilm_path):
     from transformers import AutoModelForSequenceClassification
 
-    from workbench.scoring import BENCHMARK_SCORING
+    from workbench.models.scoring import BENCHMARK_SCORING
 
     assert (BENCHMARK_SCORING.max_length, BENCHMARK_SCORING.dtype) == (2048, "fp32")
     model = AutoModelForSequenceClassification.from_pretrained(minilm_path, num_labels=1)

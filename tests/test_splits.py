@@ -3,8 +3,8 @@
 import pandas as pd
 import pytest
 
-from workbench.pairs import records_to_pairs
-from workbench.splits import assign_splits, deduplicate, set_label_state
+from workbench.data.pairs import records_to_pairs
+from workbench.data.splits import assign_splits, deduplicate, set_label_state
 
 
 def _frame(n_prompts=40, per_prompt=3):

@@ -6,10 +6,12 @@ import pandas as pd
 import pytest
 
 from conftest import make_pairs
-from workbench import io
-from workbench.review import ReviewStore, apply_labels
-from workbench.splits import inject_label_noise
-from workbench.stage2 import (
+from workbench.data import files as io
+from workbench.runs.folder import start_run
+from workbench.runs.stores import EmbeddingCache, ResultStore
+from workbench.curation.review import ReviewStore, apply_labels
+from workbench.data.splits import inject_label_noise
+from workbench.curation.stage2 import (
     Stage2Config,
     consistency_decisions,
     curate,
@@ -151,10 +153,10 @@ def test_gold_rm_trains_on_gold_plus_human_keeps_and_flips(pool_and_review):
 
 def test_run_stage2_curates_a_planted_pool(tmp_path):
     """A tiny planted task with a trained Stage-1 RM: Stage 2 keeps mostly true labels and drops most injected flips."""
-    from workbench import scoring, training
+    from workbench.models import scoring, training
 
-    run = io.start_run(tmp_path / "run", {}, step="t")
-    cache = io.EmbeddingCache(run, "minilm")
+    run = start_run(tmp_path / "run", {}, step="t")
+    cache = EmbeddingCache(run, "minilm")
     pairs = make_pairs(260, seed=5)
     pool = inject_label_noise(pairs.iloc[:160].reset_index(drop=True), 0.25, seed=0)
     gold = pairs.iloc[160:].reset_index(drop=True)
@@ -209,19 +211,19 @@ class CoinRM:
 
 def test_stage2_judge_sees_similar_verified_pairs_and_rescues_unsure_ones(tmp_path):
     """Unsure pairs go to the judge with their 8 most similar human-verified pairs as few-shot examples."""
-    from workbench.review import JudgeReviewer
+    from workbench.curation.review import JudgeReviewer
 
     def embed(frame):  # topic one-hot: same-topic pairs are the nearest
         return np.stack([np.eye(len(WORDS))[WORDS.index(_topic(p))] for p in frame["prompt"]]).astype(np.float32)
 
-    run = io.start_run(tmp_path / "run", {}, step="t")
-    cache = io.EmbeddingCache(run, "minilm")
+    run = start_run(tmp_path / "run", {}, step="t")
+    cache = EmbeddingCache(run, "minilm")
     pairs = make_pairs(260, seed=5)
     pool = inject_label_noise(pairs.iloc[:160].reset_index(drop=True), 0.25, seed=0)
     gold = pairs.iloc[160:].reset_index(drop=True)
     stage1_rm = CoinRM()  # a Stage-1 RM that knows nothing: about half the pool is not confident
     stub = StubJudge()
-    judge = JudgeReviewer(stub, io.ResultStore(tmp_path / "judge.sqlite", "judge"), name="stub")
+    judge = JudgeReviewer(stub, ResultStore(tmp_path / "judge.sqlite", "judge"), name="stub")
     res = run_stage2(pool, gold, stage1_rm, Stage2Config(head_epochs=20), judge=judge, output_dir=tmp_path / "s2",
                      cache=cache, embed=embed)
     judged = res.decisions[~res.decisions["confident"]]
@@ -240,7 +242,7 @@ def test_stage2_judge_sees_similar_verified_pairs_and_rescues_unsure_ones(tmp_pa
 def test_curation_experiment_on_real_data_smoke(shared_data, tmp_path):
     """Real HH-RLHF conversations, constructed known-truth pairs, 2 seeds: every condition and the curve are
     reported, the clean-label RM beats chance, and curation raises label accuracy above the noisy pool's."""
-    from workbench.curation_experiment import CONDITIONS, ExperimentConfig, run_experiment, smoke_config, verdict
+    from workbench.curation.experiment import CONDITIONS, ExperimentConfig, run_experiment, smoke_config, verdict
 
     cfg = smoke_config(ExperimentConfig())
     res = run_experiment(cfg, tmp_path / "exp", data_dir=str(shared_data), progress=False)
@@ -259,7 +261,7 @@ def test_curation_experiment_on_real_data_smoke(shared_data, tmp_path):
     assert len(first) == 1
     # other settings in the same folder never resume the first run's oracle answers
     from dataclasses import replace
-    from workbench.curation_experiment import config_key
+    from workbench.curation.experiment import config_key
     assert config_key(replace(cfg, noise_rate=0.3)) != config_key(cfg) == config_key(replace(cfg, seeds=(5,)))
     v = verdict(res.summary)
     assert set(v) >= {"curated_minus_raw_noisy", "beats_raw_noisy", "beats_random_same_size"}

@@ -2,9 +2,10 @@
 
 import pytest
 
-from workbench import io
-from workbench.tagging import EmbeddedTagger, LocalTransformersTagger, TagConfig, tag_accuracy, tag_pairs, topic_text
-from workbench.taxonomy import ATTRIBUTE_JSON_SCHEMA, TASK_CATEGORIES, validate_attributes
+from workbench.runs.stores import ResultStore
+from workbench.curation.tagging import EmbeddedTagger, LocalTransformersTagger, TagConfig, tag_accuracy, tag_pairs
+from workbench.data.schema import topic_text
+from workbench.data.taxonomy import ATTRIBUTE_JSON_SCHEMA, TASK_CATEGORIES, validate_attributes
 
 from conftest import make_pairs
 
@@ -26,7 +27,7 @@ def test_validate_attributes_messages():
 
 
 def _pairs(prompts):
-    from workbench.pairs import records_to_pairs
+    from workbench.data.pairs import records_to_pairs
 
     recs = [{"prompt": p, "chosen": f"answer {i}", "rejected": f"other {i}"} for i, p in enumerate(prompts)]
     return records_to_pairs(list(enumerate(recs, 1)), where="mem", source="mem")[0]
@@ -41,7 +42,7 @@ def test_embedded_tagger_obvious_cases(tmp_path):
                     "Translate this sentence into French: I like cheese.",
                     "Who was the first emperor of Rome?",
                     "Should abortion be legal? Give me your opinion."])
-    tags = tag_pairs(pairs, EmbeddedTagger(), store=io.ResultStore(tmp_path / "t.sqlite", "tags"), progress=False)
+    tags = tag_pairs(pairs, EmbeddedTagger(), store=ResultStore(tmp_path / "t.sqlite", "tags"), progress=False)
     assert tags["task_category"].tolist()[:7] == ["coding", "reasoning_math", "safety", "creative_writing", "role_play",
                                                   "instruction_following", "knowledge_qa"]
     assert tags.loc[0, "objectivity"] == "objective" and tags.loc[3, "objectivity"] == "subjective"
@@ -77,13 +78,13 @@ def test_interrupted_tagging_resumes_without_repeats(tmp_path):
     store_path = tmp_path / "tags.sqlite"
     first = CountingTagger(EmbeddedTagger(), crash_after=2)
     with pytest.raises(KeyboardInterrupt):
-        tag_pairs(pairs, first, store=io.ResultStore(store_path, "tags"), cfg=TagConfig(chunk_size=6), progress=False)
+        tag_pairs(pairs, first, store=ResultStore(store_path, "tags"), cfg=TagConfig(chunk_size=6), progress=False)
     assert first.seen == 12
     second = CountingTagger(EmbeddedTagger())
-    tags = tag_pairs(pairs, second, store=io.ResultStore(store_path, "tags"), cfg=TagConfig(chunk_size=6), progress=False)
+    tags = tag_pairs(pairs, second, store=ResultStore(store_path, "tags"), cfg=TagConfig(chunk_size=6), progress=False)
     assert second.seen == 8 and len(tags) == 20 and tags["tag_ok"].all()  # only the 8 untagged pairs
     third = CountingTagger(EmbeddedTagger())
-    tag_pairs(pairs, third, store=io.ResultStore(store_path, "tags"), progress=False)
+    tag_pairs(pairs, third, store=ResultStore(store_path, "tags"), progress=False)
     assert third.seen == 0
 
 
@@ -96,7 +97,7 @@ class FailingTagger:
 
 def test_failures_are_recorded_with_reason_not_dropped(tmp_path):
     pairs = make_pairs(3)
-    tags = tag_pairs(pairs, FailingTagger(), store=io.ResultStore(tmp_path / "t.sqlite", "tags"), progress=False)
+    tags = tag_pairs(pairs, FailingTagger(), store=ResultStore(tmp_path / "t.sqlite", "tags"), progress=False)
     assert len(tags) == 3 and not tags["tag_ok"].any() and set(tags["tag_error"]) == {"HTTP 500 after 4 retries"}
 
 
@@ -111,7 +112,7 @@ def test_local_tagger_output_is_schema_valid_by_construction(tiny_decoder, tmp_p
                       num_attention_heads=2, num_key_value_heads=1, head_dim=16, max_position_embeddings=2048)
     model = AutoModelForCausalLM.from_config(cfg)
     tagger = LocalTransformersTagger(model, tok, name="tiny-random", max_new_tokens=4)
-    tags = tag_pairs(make_pairs(2), tagger, store=io.ResultStore(tmp_path / "t.sqlite", "tags"), progress=False)
+    tags = tag_pairs(make_pairs(2), tagger, store=ResultStore(tmp_path / "t.sqlite", "tags"), progress=False)
     assert tags["tag_ok"].all(), tags["tag_error"].tolist()
     assert set(tags["task_category"]) <= set(TASK_CATEGORIES) and set(tags["objectivity"]) <= {"objective", "subjective"}
 
@@ -129,11 +130,11 @@ def test_tag_accuracy():
 
 def test_embedded_tagger_beats_majority_on_hand_labels(shared_data, tmp_path):
     """Real data: the committed hand-labeled set re-read from shared/data by pair_id."""
-    from workbench.tagging import load_tagging_gold, majority_baseline
+    from workbench.curation.tagging import load_tagging_gold, majority_baseline
 
     pairs, labels = load_tagging_gold(str(shared_data))
     assert len(pairs) == len(labels) >= 100 and pairs["pair_id"].tolist() == labels["pair_id"].tolist()
-    tags = tag_pairs(pairs, EmbeddedTagger(), store=io.ResultStore(tmp_path / "t.sqlite", "tags"), progress=False)
+    tags = tag_pairs(pairs, EmbeddedTagger(), store=ResultStore(tmp_path / "t.sqlite", "tags"), progress=False)
     acc = tag_accuracy(tags, labels)["accuracy"]
     base = majority_baseline(labels)
     assert acc["task_category"] >= base["task_category"] + 0.2  # measured 0.58 vs 0.28

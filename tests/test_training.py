@@ -10,9 +10,12 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification
 
-from workbench import io
-from workbench.scoring import ScoreConfig, load_reward_model, score_pairs
-from workbench.training import RMTrainConfig, bt_loss, gold_metrics, train_reward_model
+from workbench.data import files as io
+from workbench.runs.folder import start_run
+from workbench.runs.stores import EmbeddingCache
+from workbench.models.scoring import ScoreConfig, load_reward_model, score_pairs
+from workbench.models.training import RMTrainConfig, gold_metrics, train_reward_model
+from workbench.models.loss import bt_loss
 
 from conftest import make_pairs
 
@@ -104,8 +107,8 @@ def test_killed_run_resumes_and_finishes(tiny_decoder, tmp_path):
     script = textwrap.dedent(f"""
         import os, sys
         from transformers import TrainerCallback
-        from workbench import io
-        from workbench.training import RMTrainConfig, train_reward_model
+        from workbench.data import files as io
+        from workbench.models.training import RMTrainConfig, train_reward_model
 
         class Kill(TrainerCallback):
             def on_save(self, args, state, control, **kw):
@@ -138,8 +141,8 @@ def test_changed_config_does_not_resume_silently(tiny_decoder, tmp_path, trained
 
 def test_embedding_head_learns_planted_task(tmp_path):
     pairs = make_pairs(120)
-    run = io.start_run(tmp_path / "run")
-    cache = io.EmbeddingCache(run, "minilm")
+    run = start_run(tmp_path / "run")
+    cache = EmbeddingCache(run, "minilm")
     result = train_reward_model(pairs.iloc[:90], pairs.iloc[90:], cfg=RMTrainConfig(kind="embedding_head", head_epochs=40, seed=1),
                                 output_dir=tmp_path / "head", cache=cache, progress=False)
     assert result.metrics["gold_accuracy"] >= 0.9

@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from workbench import unsloth_backend as ub
+from workbench.models import unsloth as ub
 
 REAL_FIND_SPEC = importlib.util.find_spec
 

@@ -21,7 +21,7 @@ def _parse_set(items: list[str]) -> dict:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from workbench.runner import StepFailed, load_pipeline_config, run_pipeline
+    from workbench.runs.runner import StepFailed, load_pipeline_config, run_pipeline
 
     cfg = load_pipeline_config(args.config, run_name=args.run_name, runs_dir=args.runs_dir, overrides=_parse_set(args.set))
     try:
@@ -36,14 +36,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from workbench.report import build_report
+    from workbench.runs.report import build_report
 
     print(build_report(Path(args.run_dir)))
     return 0
 
 
 def _cmd_check_data(args: argparse.Namespace) -> int:
-    from workbench import io
+    from workbench.data import files as io
 
     columns = dict(c.split("=", 1) for c in args.rename)
     pairs, report = io.read_pairs(args.path, fmt=args.fmt, strict=False, columns=columns, rejects_path=args.rejects)
@@ -70,21 +70,22 @@ EXPERIMENT_FIELDS = ("noise_rate", "seeds", "n_cross_prompt", "n_truncated", "se
 
 
 def _cmd_experiment(args: argparse.Namespace) -> int:
-    from workbench import curation_experiment as ce
-    from workbench import io, plots
+    from workbench.curation import experiment as ce
+    from workbench.runs.folder import start_run
+    from workbench.curation import plots
 
     given = {k: v for k, v in vars(args).items() if k in EXPERIMENT_FIELDS and v is not None}
     cfg = ce.ExperimentConfig(**given)  # unset options keep the dataclass defaults
     res = ce.run_experiment(cfg, args.out, data_dir=args.data_dir)
-    run = io.start_run(args.out)
-    io.save_table(res.summary, run, "experiment_summary", title="Clean test accuracy by training set", index=False)
-    io.save_table(res.detection, run, "experiment_detection", title="Flip detection against the injected truth", index=False)
-    io.save_table(res.curve, run, "experiment_budget_curve_table", title="Test accuracy vs human labels", index=False)
-    io.save_table(res.per_seed, run, "experiment_per_seed", title="Every seed, budget and condition", index=False)
-    io.save_figure(plots.experiment_conditions(res.summary), run, "experiment_conditions", title="By training set")
-    io.save_figure(plots.human_budget_curve(res.curve), run, "experiment_budget_curve", title="Test accuracy vs human labels")
+    run = start_run(args.out)
+    run.save_table(res.summary, "experiment_summary", title="Clean test accuracy by training set", index=False)
+    run.save_table(res.detection, "experiment_detection", title="Flip detection against the injected truth", index=False)
+    run.save_table(res.curve, "experiment_budget_curve_table", title="Test accuracy vs human labels", index=False)
+    run.save_table(res.per_seed, "experiment_per_seed", title="Every seed, budget and condition", index=False)
+    run.save_figure(plots.experiment_conditions(res.summary), "experiment_conditions", title="By training set")
+    run.save_figure(plots.human_budget_curve(res.curve), "experiment_budget_curve", title="Test accuracy vs human labels")
     metrics = ce.headline_metrics(res, cfg)
-    io.save_metrics(metrics, run, "experiment_metrics", title="Curation experiment at a glance")
+    run.save_metrics(metrics, "experiment_metrics", title="Curation experiment at a glance")
     print(f"clean-label RM: {res.clean_check['clean_test_accuracy']:.3f} on {res.clean_check['test_pairs']} test pairs\n")
     print(res.summary.to_string(index=False))
     print("\n" + res.detection.to_string(index=False))
@@ -95,7 +96,7 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
-    from workbench.synthetic import SyntheticConfig, write_synthetic_pool
+    from workbench.data.synthetic import SyntheticConfig, write_synthetic_pool
 
     cfg = SyntheticConfig(n_pairs=args.n, shard_size=args.shard_size, seed=args.seed)
     paths = write_synthetic_pool(args.out, cfg, data_dir=args.data_dir)
@@ -104,7 +105,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
 
 def _cmd_shard(args: argparse.Namespace) -> int:
-    from workbench.scale import shard_pair_file
+    from workbench.scale.shards import shard_pair_file
 
     paths = shard_pair_file(args.path, args.out, shard_size=args.shard_size, fmt=args.fmt, strict=args.strict)
     print(f"{len(paths)} shards in {args.out} (rejected rows, if any: {Path(args.out) / 'rejects.jsonl'})")
@@ -112,7 +113,7 @@ def _cmd_shard(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from workbench.export import ExportConfig, export_run
+    from workbench.runs.export import ExportConfig, export_run
 
     cfg = ExportConfig(format=args.format, include_dropped=args.include_dropped, include_heldout=args.with_heldout,
                        name_reviewers=args.name_reviewers)
@@ -124,7 +125,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
-    from workbench import fetch
+    from workbench.data import fetch
 
     datasets = [d.strip() for d in args.only.split(",")] if args.only else list(fetch.DATASETS)
     if args.action == "where":
@@ -139,7 +140,8 @@ def _cmd_data(args: argparse.Namespace) -> int:
 
 
 def _cmd_scale(args: argparse.Namespace) -> int:
-    from workbench import io, scale
+    from workbench.data import files as io
+    from workbench import scale
 
     stage1, gold = args.stage1_rm, args.gold_rm
     if not (stage1 and gold):
