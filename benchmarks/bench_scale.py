@@ -57,7 +57,7 @@ def child_pipeline(args: argparse.Namespace) -> dict:
     from workbench.data.synthetic import SyntheticConfig, heldout_synthetic_pairs, hh_profile
 
     stage1, gold = args.rms.split(",")
-    cfg = scale.ScaleConfig(stage1_rm=stage1, gold_rm=gold, embedder=args.embedder, backend=args.backend,
+    cfg = scale.ScaleConfig.from_params(stage1_rm=stage1, gold_rm=gold, embedder=args.embedder, backend=args.backend,
                             workers=args.workers)
     out: dict = {"pairs": 0}
     t = time.perf_counter()

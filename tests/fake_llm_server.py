@@ -234,6 +234,11 @@ def _is_preflight(body: Any) -> bool:
     return isinstance(body, dict) and body.get("max_tokens") == 1 and body.get("messages") == PREFLIGHT_MESSAGES
 
 
+def _headers(headers: Any) -> dict[str, str]:
+    """Request headers with canonical names (``Authorization``): HTTP names are case-insensitive, clients differ."""
+    return {k.title(): v for k, v in headers.items()}
+
+
 def _words(text: str) -> int:
     return len(str(text).split())
 
@@ -276,7 +281,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(status, {"error": {"message": message, "type": "invalid_request_error", "code": status}}, headers)
 
     def do_GET(self) -> None:  # noqa: N802
-        self.fake._enter(RecordedRequest("GET", self.path, dict(self.headers), None, time.perf_counter()))
+        self.fake._enter(RecordedRequest("GET", self.path, _headers(self.headers), None, time.perf_counter()))
         try:
             if self.path.rstrip("/").endswith("/models"):
                 self._json(200, {"object": "list", "data": [{"id": self.fake.model, "object": "model"}]})
@@ -293,7 +298,7 @@ class _Handler(BaseHTTPRequestHandler):
         except (json.JSONDecodeError, UnicodeDecodeError):
             body = raw.decode("utf-8", "replace")
         fake = self.fake
-        fake._enter(RecordedRequest("POST", self.path, dict(self.headers), body, time.perf_counter()))
+        fake._enter(RecordedRequest("POST", self.path, _headers(self.headers), body, time.perf_counter()))
         try:
             self._answer(fake, body)
         finally:

@@ -35,7 +35,7 @@ def world(tmp_path_factory, profile):
     train = synthetic_shard(profile, SyntheticConfig(n_pairs=600, shard_size=600, n_topics=20, seed=99), 0)
     train["split"] = np.where(np.arange(len(train)) % 3 == 0, "gold", "train")
     stage1, gold = scale.train_pool_rms(train, root / "rms", epochs=3, progress=False)
-    cfg = scale.ScaleConfig(stage1_rm=str(stage1), gold_rm=str(gold), embedder="hashing",
+    cfg = scale.ScaleConfig.from_params(stage1_rm=str(stage1), gold_rm=str(gold), embedder="hashing",
                             stage2=Stage2Config(margin_band=0.02))
     summary = scale.curate_pool(root / "pool", root / "out", cfg, progress=False)
     return root, cfg, summary
@@ -103,7 +103,7 @@ def test_every_shard_is_curated_and_matches_the_in_memory_stage2(world):
     pool = pd.concat([io.load_pairs(p) for p in scale.list_shards(root / "pool")], ignore_index=True)
     p1 = score_pairs(load_reward_model(cfg.stage1_rm), pool, progress=False)["p"]
     pg = score_pairs(load_reward_model(cfg.gold_rm), pool, progress=False)["p"]
-    expected = consistency_decisions(pool["pair_id"], p1, pg, None, cfg.stage2)
+    expected = consistency_decisions(pool["pair_id"], p1, pg, None, cfg.curation.stage2)
     curated = scale.read_curated(root / "out", ["pair_id", "stage2_decision", "p_stage1", "label_state"])
     assert list(curated["pair_id"]) == list(pool["pair_id"])
     assert list(curated["stage2_decision"]) == list(expected["stage2_decision"])
@@ -147,7 +147,7 @@ def test_outputs_of_another_configuration_are_not_mixed_but_the_pool_may_grow(wo
     root, cfg, _ = world
     out = tmp_path / "out"
     shutil.copytree(root / "out", out)
-    other = scale.ScaleConfig(stage1_rm=cfg.stage1_rm, gold_rm=cfg.gold_rm, embedder="hashing", tagger="none")
+    other = scale.ScaleConfig.from_params(stage1_rm=cfg.stage1_rm, gold_rm=cfg.gold_rm, embedder="hashing", tagger="none")
     with pytest.raises(ValueError, match="holds outputs of another run \\(key\\)"):
         scale.curate_pool(root / "pool", out, other, progress=False)
     pool = tmp_path / "pool"
@@ -298,7 +298,7 @@ def test_llm_judge_at_scale_labels_only_unsure_pairs_durably(world, tmp_path, pr
         return json.dumps({"reason": "says great", "better": 1 if "great" in first else 2})
 
     with FakeLLMServer(responder=respond, model="fake-judge") as srv:
-        judged = scale.ScaleConfig(stage1_rm=cfg.stage1_rm, gold_rm=cfg.gold_rm, embedder="hashing", judge="llm",
+        judged = scale.ScaleConfig.from_params(stage1_rm=cfg.stage1_rm, gold_rm=cfg.gold_rm, embedder="hashing", judge="llm",
                                    llm_base_url=srv.base_url, llm_model="fake-judge")
         scale.curate_pool(tmp_path / "pool", tmp_path / "out", judged, progress=False)
         curated = scale.read_curated(tmp_path / "out")
@@ -324,7 +324,7 @@ def test_training_set_export_keeps_kept_and_flipped_pairs_with_flips_applied(wor
     assert set(train["label_state"]) <= {"verified", "flipped"}
     pool = pd.concat([io.load_pairs(p) for p in scale.list_shards(root / "pool")]).set_index("pair_id")
     assert (train["chosen"].to_numpy() == pool.loc[train["pair_id"], "chosen"].to_numpy()).all()  # no flips without recycle
-    recycled = scale.ScaleConfig(stage1_rm=cfg.stage1_rm, gold_rm=cfg.gold_rm, embedder="hashing", tagger="none",
+    recycled = scale.ScaleConfig.from_params(stage1_rm=cfg.stage1_rm, gold_rm=cfg.gold_rm, embedder="hashing", tagger="none",
                                  stage2=Stage2Config(margin_band=0.02, recycle="all"))
     scale.curate_pool(root / "pool", tmp_path / "recycled", recycled, progress=False)
     path, n = scale.write_training_set(tmp_path / "recycled", tmp_path / "train_recycled.parquet")

@@ -120,7 +120,7 @@ def test_save_load_fresh_process_identical(decoder_rm, tiny_decoder, tmp_path):
     pairs = make_pairs(4)
     io.write_pairs(pairs, tmp_path / "p.parquet")
     here = score_pairs(decoder_rm, pairs, cfg=ScoreConfig(max_length=128), progress=False)
-    code = ("import sys; from workbench import io; from workbench.models.scoring import *; "
+    code = ("import sys; from workbench.data import files as io; from workbench.models.scoring import *; "
             f"s = score_pairs(load_reward_model(r'{tiny_decoder}'), io.load_pairs(r'{tmp_path / 'p.parquet'}'), "
             "cfg=ScoreConfig(max_length=128), progress=False); print(','.join(repr(x) for x in s['r_chosen']))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True).stdout

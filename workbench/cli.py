@@ -148,7 +148,7 @@ def _cmd_scale(args: argparse.Namespace) -> int:
         if not args.rms_from:
             raise SystemExit("workbench scale: give --stage1-rm and --gold-rm, or --rms-from PAIRS to train fast ones")
         stage1, gold = scale.train_pool_rms(io.load_pairs(args.rms_from), Path(args.out) / "rms", embedder=args.embedder)
-    cfg = scale.ScaleConfig(stage1_rm=str(stage1), gold_rm=str(gold), embedder=args.embedder, tagger=args.tagger,
+    cfg = scale.ScaleConfig.from_params(stage1_rm=str(stage1), gold_rm=str(gold), embedder=args.embedder, tagger=args.tagger,
                             judge=args.judge, llm_base_url=args.llm_base_url, llm_model=args.llm_model,
                             llm_api_key_env=args.llm_api_key_env, backend=args.backend,
                             ray_address=args.ray_address, workers=args.workers)

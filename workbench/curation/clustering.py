@@ -214,3 +214,14 @@ def select_pairs(frame: pd.DataFrame, *, clusters: Sequence[int] = (), point_ind
     if split:
         picked = picked[picked["split"] == split]
     return picked["pair_id"].tolist()
+
+
+def cluster_metrics(frame: pd.DataFrame, summary: pd.DataFrame, proposed: Sequence[str]) -> dict[str, Any]:
+    """The error map at a glance: pairs, clusters, unclustered share, worst / best cluster gold error rates and the
+    number of pool pairs proposed for review."""
+    rates = summary[~summary["noise"] & (summary["gold_pairs"] > 0)]["gold_error_rate"]
+    return {"pairs": len(frame), "clusters": int((summary["cluster"] >= 0).sum()),
+            "noise_share": float((frame["cluster"] == -1).mean()),
+            "worst_cluster_gold_error_rate": float(rates.max()) if len(rates) else None,
+            "best_cluster_gold_error_rate": float(rates.min()) if len(rates) else None,
+            "proposed_for_review": len(proposed)}

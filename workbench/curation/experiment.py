@@ -40,8 +40,7 @@ from workbench.data import files as io
 from workbench.runs.folder import Run, start_run
 from workbench.runs.stores import EmbeddingCache, ResultStore
 from workbench.models import scoring, training
-from workbench.curation import stage1, stage2, tagging
-from workbench.curation.clustering import embed_pairs
+from workbench.curation import pipeline, stage1, stage2
 from workbench.curation.review import OracleReviewer, ReviewStore
 from workbench.data.schema import PairFrame
 from workbench.data.demo import DemoDataConfig, build_demo_pairs
@@ -88,13 +87,19 @@ class ExperimentConfig:
     def budgets(self) -> list[int]:
         return sorted({*[b for b in self.budget_curve if 0 < b < self.human_budget], self.human_budget})
 
-    def stage1_for(self, budget: int, seed: int) -> stage1.Stage1Config:
-        """Stage-1 settings spending ``budget`` human labels in the same proportions as the full budget."""
+    def curation_for(self, budget: int, seed: int) -> pipeline.CurationConfig:
+        """The chain's config for one run: Stage 1 spends ``budget`` human labels in the same proportions as the
+        full budget; Stage 2 uses the experiment's thresholds; a simulated judge when ``judge_error_rate >= 0``."""
         share = budget / self.human_budget
         seed_size = max(1, int(round(self.seed_size * share)))
         per_round = max(0, (budget - seed_size) // max(self.iterations, 1))
-        return stage1.Stage1Config(iterations=self.iterations, seed_size=seed_size, labels_per_iteration=per_round,
-                                   head_epochs=self.head_epochs, seed=seed)
+        s1 = stage1.Stage1Config(iterations=self.iterations, seed_size=seed_size, labels_per_iteration=per_round,
+                                 head_epochs=self.head_epochs, seed=seed)
+        s2 = stage2.Stage2Config(p_threshold=self.p_threshold, margin_band=self.margin_band,
+                                 head_epochs=self.head_epochs, seed=seed)
+        judge = pipeline.JudgeSetup(kind="simulated", error_rate=self.judge_error_rate) if self.judge_error_rate >= 0 \
+            else pipeline.JudgeSetup()
+        return pipeline.CurationConfig(stage1=s1, stage2=s2, judge=judge)
 
 
 @dataclass
@@ -130,19 +135,17 @@ def prepare_data(cfg: ExperimentConfig, run: Run, *, data_dir: str | None = None
     if "label_known_true" in pairs.columns and not pairs["label_known_true"].astype(bool).all():
         raise ValueError("the experiment needs pairs whose label is known to be true (label_known_true); "
                          f"{int((~pairs['label_known_true'].astype(bool)).sum())} are not.")
-    cache = EmbeddingCache(run, "minilm")
-    tags = tagging.tag_pairs(pairs, tagging.make_tagger("embedded", cache=cache),
-                             store=ResultStore(run.file("tags.sqlite"), "tags"), progress=progress)
-    emb = embed_pairs(pairs, tags, cache=EmbeddingCache(run, "pairs-minilm"), progress=progress)
+    curation = pipeline.CurationConfig()
+    tagger = pipeline.make_tagger_for(curation, cache=EmbeddingCache(run, "minilm"))
+    tags = pipeline.tag(pairs, tagger, store=ResultStore(run.file("tags.sqlite"), "tags"), cfg=curation, progress=progress)
+    emb = pipeline.embed(pairs, tags, cache=EmbeddingCache(run, "pairs-minilm"), cfg=curation, progress=progress)
     return ExperimentData(pairs=pairs.reset_index(drop=True), tags=tags, emb=emb)
 
 
 def _fast_rm(train: PairFrame, gold: PairFrame, out: Path, cfg: ExperimentConfig, seed: int, cache: Any) -> Any:
     """A condition's RM: the fast head, ``head_epochs`` epochs, best gold epoch only with ``select_on_gold``."""
-    rm_cfg = training.RMTrainConfig(kind="embedding_head", head_epochs=cfg.head_epochs, seed=seed)
-    result = training.train_reward_model(train, gold if cfg.select_on_gold else None, cfg=rm_cfg, output_dir=out,
-                                         cache=cache, progress=False)
-    return scoring.load_reward_model(result.model_dir, embedding_cache=cache)
+    return training.fast_head_rm(train, gold if cfg.select_on_gold else None, output_dir=out, cache=cache,
+                                 epochs=cfg.head_epochs, seed=seed)[0]
 
 
 def heldout_accuracy(rm: Any, test: PairFrame) -> float:
@@ -182,19 +185,17 @@ def run_once(data: ExperimentData, cfg: ExperimentConfig, run: Run, *, seed: int
     gold, gold_emb = data.split("gold")
     test, _ = data.split("test")
     noisy = splits.inject_label_noise(pool, cfg.noise_rate, seed=seed)
-    s1cfg = cfg.stage1_for(budget, seed)
+    s1cfg = cfg.curation_for(budget, seed).stage1
     s1data = stage1.Stage1Data(pool=noisy, gold=gold, pool_emb=pool_emb, gold_emb=gold_emb, test=None, tags=data.tags)
     with ReviewStore(work / "review.sqlite") as store:
         s1 = stage1.run_stage1(s1data, store, OracleReviewer(error_rate=cfg.oracle_error_rate, seed=seed), s1cfg,
                                output_dir=work / "stage1", cache=cache, progress=False)
     stage1_rm = scoring.load_reward_model(s1.best_model_dir, embedding_cache=cache)
-    judge = None
-    if cfg.judge_error_rate >= 0:
-        judge = OracleReviewer(name="simulated-llm-judge", kind="llm", error_rate=cfg.judge_error_rate, seed=seed + 1000)
-    s2cfg = stage2.Stage2Config(p_threshold=cfg.p_threshold, margin_band=cfg.margin_band, head_epochs=cfg.head_epochs,
-                                seed=seed)
-    s2 = stage2.run_stage2(noisy, gold, stage1_rm, s2cfg, human_labelled=s1.labelled, judge=judge,
-                           output_dir=work, cache=cache, stage1_name=s1.best_model_dir.parent.name)
+    curation = cfg.curation_for(budget, seed)
+    judge = pipeline.make_judge(curation.judge, seed=seed)
+    s2 = pipeline.curate(noisy, stage1_rm=stage1_rm, cfg=curation, gold=gold, tags=data.tags, judge=judge,
+                         pair_cache=EmbeddingCache(run, "pairs-minilm"), cache=cache, human_labelled=s1.labelled,
+                         output_dir=work, stage1_name=s1.best_model_dir.parent.name).stage2
     io.write_pairs(s2.curated, work / "curated.parquet")
     curated = stage2.curated_training_set(s2.curated)
     human = int(s1.history["labelled"].sum())

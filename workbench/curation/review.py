@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from workbench.curation.retrieval import NeighborIndex
 from workbench.runs.stores import connect_sqlite
 from workbench.llm.judge import FAILED, judge_pairs
 from workbench.data.pairs import now_iso
@@ -255,6 +256,21 @@ class OracleReviewer:
         return out
 
 
+def few_shot_examples(queries: PairFrame, query_emb: np.ndarray, verified: PairFrame, verified_emb: np.ndarray | None, *,
+                   k: int = 8) -> dict[str, list[pd.Series]]:
+    """Few-shot examples for the LLM judge: each query pair's ``k`` most similar human-verified pairs.
+
+    The paper's judge (Stage 1 step 3, and Stage 2's unsure pairs) sees up to 8 similar pairs whose label a
+    person verified, by the ``(conversation, attributes)`` embedding.
+    """
+    if len(verified) == 0 or len(queries) == 0:
+        return {}
+    _, idx = NeighborIndex(verified_emb).search(query_emb, k)
+    rows = [verified.iloc[j] for j in range(len(verified))]
+    return {pid: [rows[j] for j in row if j >= 0] for pid, row in zip(queries["pair_id"], idx)}
+
+
+
 @dataclass
 class JudgeReviewer:
     """The LLM judge (`workbench.llm.judge.LLMJudge`) as a reviewer: silver labels; ties become skips.
@@ -268,14 +284,27 @@ class JudgeReviewer:
     results: Any  # a `workbench.data.files.ResultStore`: judge answers are cached and resumable
     name: str = "llm-judge"
     kind: str = "llm"
-    attributes: dict[str, dict] | None = None
+    attributes: dict[str, dict] | None = None  # pair_id -> the pair's tags (category, guideline, ...)
     examples: dict[str, list] | None = None  # pair_id -> similar human-labelled pairs shown as few-shot examples
+    # Or computed per call: the ``max_examples`` human-verified pairs (``verified()``, read when asked, so Stage 1's
+    # growing set counts) most similar to each asked pair by ``embed`` (the (conversation, attributes) embedding).
+    embed: Callable[[PairFrame], np.ndarray] | None = None
+    verified: Callable[[], PairFrame] | None = None
+    max_examples: int = 8
     retry_failed: bool = False
     failed_ids: set[str] = field(default_factory=set)
 
+    def examples_for(self, pairs: PairFrame) -> dict[str, list] | None:
+        """The few-shot examples of each pair: the fixed ``examples``, else the nearest verified pairs."""
+        if self.examples is not None or self.embed is None or self.verified is None:
+            return self.examples
+        verified = self.verified()
+        return few_shot_examples(pairs, self.embed(pairs), verified, self.embed(verified) if len(verified) else None,
+                                 k=self.max_examples)
+
     def decide(self, pairs: PairFrame) -> list[Decision]:
         verdicts = judge_pairs(pairs, self.judge, store=self.results, attributes=self.attributes,
-                               examples=self.examples, retry_failed=self.retry_failed, progress=False)
+                               examples=self.examples_for(pairs), retry_failed=self.retry_failed, progress=False)
         failed = verdicts["judge_label"] == FAILED
         self.failed_ids = (self.failed_ids - set(verdicts["pair_id"])) | set(verdicts.loc[failed, "pair_id"])
         to_decision = {"chosen": "keep", "rejected": "flip"}
@@ -356,12 +385,13 @@ def reviewer_agreement(effective: pd.DataFrame, reviewers: Sequence[str] | None 
             "fleiss_kappa": fleiss, "n_common": len(complete), "disagreements": disagreements}
 
 
-def people_vs_judge(effective: pd.DataFrame, categories: pd.Series) -> pd.DataFrame:
+def people_vs_judge(effective: pd.DataFrame, categories: pd.Series | None = None) -> pd.DataFrame:
     """Per task category: how often the LLM judge agrees with the people's (gold-tier) decision.
 
     ``categories`` maps pair_id -> task category (e.g. ``tags.set_index("pair_id")["task_category"]``).
     Pairs without both a person/oracle decision and a judge decision are left out.
     """
+    categories = categories if categories is not None else pd.Series(dtype=str)
     eff = effective[effective["decision"] != "skip"]
     people = eff[eff["tier"] == "gold"].groupby("pair_id")["decision"].agg(lambda s: s.mode().iloc[-1])
     judge = eff[eff["kind"] == "llm"].groupby("pair_id")["decision"].last()

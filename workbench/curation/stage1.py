@@ -15,7 +15,8 @@ Not here: the embeddings (`workbench.curation.clustering.embed_pairs`) and plott
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from workbench.models import scoring, training
 from workbench.curation.retrieval import NeighborIndex, RetrievalConfig, retrieve_for_gold
 from workbench.curation.review import ReviewStore, apply_labels, review_with
 from workbench.data.schema import PairFrame, prompt_text
+from workbench.data.splits import inject_label_noise
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,20 @@ class Stage1Config:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}.")
         RetrievalConfig(k_max=self.k_max, index=self.index)  # validates both
 
+    def smoke(self) -> Stage1Config:
+        """The same loop at test size: at most 2 rounds, 20 seed labels, 15 labels a round, 5 epochs."""
+        return replace(self, iterations=min(self.iterations, 2), seed_size=min(self.seed_size, 20),
+                       labels_per_iteration=min(self.labels_per_iteration, 15), head_epochs=min(self.head_epochs, 5))
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    """An unattended run against a known truth: label noise injected into the pool (seeded) and simulated reviewers
+    who answer from the truth, wrong at ``oracle_error_rate``. Only for measuring curation, never for real labels."""
+
+    noise_rate: float = 0.2  # share of pool labels flipped; 0 for none
+    oracle_error_rate: float = 0.05  # how often the simulated reviewer answers wrongly
+
 
 @dataclass
 class Stage1Data:
@@ -59,6 +75,19 @@ class Stage1Data:
     tags: pd.DataFrame | None = None  # joined into queues for the reviewer
     clusters: pd.Series | None = None  # pair_id -> error-map cluster, when notebook 03 ran
     priority_ids: list[str] = field(default_factory=list)  # e.g. pool pairs of the worst error clusters (03): seeded first
+
+    @classmethod
+    def from_run_artifacts(cls, pairs: PairFrame, pool: PairFrame, tags: pd.DataFrame | None,
+                           embed: Callable[[PairFrame], np.ndarray], *, error_map: pd.DataFrame | None = None,
+                           selection: dict[str, Any] | None = None) -> Stage1Data:
+        """From a run's artifacts: the (noised) pool, gold and test from ``pairs``, their embeddings by ``embed``,
+        and notebook 03's clusters and review proposal when it ran."""
+        gold = pairs[pairs["split"] == "gold"].reset_index(drop=True)
+        test = pairs[pairs["split"] == "test"].reset_index(drop=True)
+        emb = embed(pd.concat([pool[gold.columns.intersection(pool.columns)], gold], ignore_index=True))
+        clusters = None if error_map is None else error_map.set_index("pair_id")["cluster"]
+        return cls(pool=pool, gold=gold, test=test, pool_emb=emb[:len(pool)], gold_emb=emb[len(pool):], tags=tags,
+                   clusters=clusters, priority_ids=list((selection or {}).get("pair_ids", [])))
 
 
 @dataclass
@@ -79,6 +108,22 @@ def labelled_pool(data: Stage1Data, store: ReviewStore, *, before_iteration: int
 def training_set(labelled: PairFrame) -> PairFrame:
     """What an RM learns from: kept and flipped pairs (silver and gold tier); dropped pairs are out."""
     return labelled[labelled["review_decision"].isin(["keep", "flip"])].reset_index(drop=True)
+
+
+def human_verified(gold: PairFrame, human_labelled: PairFrame | None) -> PairFrame:
+    """Every human-verified pair: the gold split plus gold-tier (people, oracle) Stage-1 labels, kept or flipped."""
+    parts = [gold]
+    if human_labelled is not None and len(human_labelled):
+        ok = human_labelled["review_decision"].isin(["keep", "flip"]) & (human_labelled["review_tier"] == "gold")
+        parts.append(human_labelled[ok][gold.columns.intersection(human_labelled.columns)])
+    return pd.concat(parts, ignore_index=True)
+
+
+
+def verified_so_far(data: Stage1Data, store: ReviewStore) -> PairFrame:
+    """The human-verified pairs at this moment: gold plus every gold-tier label in the review log (the LLM judge's
+    few-shot pool in Stage 1, read each time it is asked, so it grows with the rounds)."""
+    return human_verified(data.gold, labelled_pool(data, store))
 
 
 def score_frame(rm: Any, pairs: PairFrame) -> pd.DataFrame:
@@ -123,10 +168,8 @@ def seed_queue(data: Stage1Data, store: ReviewStore, cfg: Stage1Config) -> pd.Da
 def train_iteration_rm(data: Stage1Data, train: PairFrame, cfg: Stage1Config, output_dir: Path, *, cache: Any = None,
                        progress: bool = False) -> tuple[Any, training.TrainResult]:
     """The fast Stage-1 RM of one round: best epoch on gold, saved under ``output_dir``."""
-    rm_cfg = training.RMTrainConfig(kind="embedding_head", head_epochs=cfg.head_epochs, seed=cfg.seed)
-    result = training.train_reward_model(train, data.gold, cfg=rm_cfg, output_dir=output_dir, cache=cache,
-                                         progress=progress)
-    return scoring.load_reward_model(result.model_dir, embedding_cache=cache), result
+    return training.fast_head_rm(train, data.gold, output_dir=output_dir, cache=cache, epochs=cfg.head_epochs,
+                                 seed=cfg.seed, progress=progress)
 
 
 def retrieval_queue(data: Stage1Data, store: ReviewStore, rm: Any, cfg: Stage1Config, iteration: int,
@@ -246,3 +289,30 @@ def next_queue(data: Stage1Data, store: ReviewStore, cfg: Stage1Config, *, outpu
     queue, gold_scores = retrieval_queue(data, store, rm, cfg, it)
     return queue, {"round": it, "kind": "retrieval", "labelled_so_far": len(labelled), "train_pairs": len(train),
                    "gold_accuracy": float((gold_scores["margin"] > 0).mean()), "model_dir": str(result.model_dir)}
+
+
+def stage1_metrics(result: Stage1Result, store: ReviewStore, pool: PairFrame, cfg: Stage1Config, *,
+                   reviewer: str) -> dict[str, Any]:
+    """Stage 1 at a glance: rounds, labels, flips and drops, first vs final RM on gold and test, and, against a known
+    truth (``label_is_true``), flip precision, the share of queued noise found and the final training set's error."""
+    h = result.history.set_index("iteration")
+    final = h[h["final"]].iloc[0]
+    out: dict[str, Any] = {
+        "rounds": int(cfg.iterations), "reviewer": reviewer, "pairs_labelled": int(h["labelled"].sum()),
+        "flips_found": int(h["flips_found"].sum()), "drops": int(h["drops"].sum()),
+        "first_rm_gold_accuracy": float(h.loc[1, "gold_accuracy"]), "final_rm_gold_accuracy": float(final["gold_accuracy"]),
+        "first_rm_test_accuracy": float(h.loc[1, "test_accuracy"]), "final_rm_test_accuracy": float(final["test_accuracy"]),
+        "review_events": len(store.events())}
+    if "flips_correct" in h:
+        out["flip_precision"] = float(h["flips_correct"].sum() / max(h["flips_found"].sum(), 1))
+        out["noise_found_share"] = float(h["flips_correct"].sum() / max(h["noisy_in_queue"].sum(), 1))
+        out["train_label_error_rate_final"] = float(final["train_label_error_rate"])
+        out["pool_noise_rate"] = float(pool["noise_injected"].mean())
+    return out
+
+
+def simulated_pool(pool: PairFrame, sim: SimulationConfig, *, seed: int) -> PairFrame:
+    """The pool with ``sim.noise_rate`` of its labels flipped (recorded per pair), for a run against a known truth."""
+    if sim.noise_rate > 0:
+        return inject_label_noise(pool, sim.noise_rate, seed=seed)
+    return pool.assign(label_is_true=True, noise_injected=False)

@@ -29,10 +29,9 @@ import pandas as pd
 
 from workbench.models import scoring, training
 from workbench.llm.judge import FAILED
-from workbench.curation.retrieval import NeighborIndex
 from workbench.data.schema import PairFrame
 from workbench.data.splits import set_label_state
-from workbench.curation.stage1 import score_frame
+from workbench.curation.stage1 import human_verified, score_frame
 
 RECYCLE_MODES = ("none", "all", "consistent")
 DECISION_STATE = {"keep": "verified", "flip": "flipped", "drop": "dropped"}
@@ -189,15 +188,6 @@ def recycle_discarded(curated: PairFrame) -> PairFrame:
     return out
 
 
-def human_verified(gold: PairFrame, human_labelled: PairFrame | None) -> PairFrame:
-    """Every human-verified pair: the gold split plus gold-tier (people, oracle) Stage-1 labels, kept or flipped."""
-    parts = [gold]
-    if human_labelled is not None and len(human_labelled):
-        ok = human_labelled["review_decision"].isin(["keep", "flip"]) & (human_labelled["review_tier"] == "gold")
-        parts.append(human_labelled[ok][gold.columns.intersection(human_labelled.columns)])
-    return pd.concat(parts, ignore_index=True)
-
-
 def _holdout(frame: PairFrame, share: float, seed: int) -> tuple[PairFrame, PairFrame | None]:
     if share <= 0 or len(frame) < 10:
         return frame, None
@@ -222,29 +212,12 @@ def p_of(rm: Any, pairs: PairFrame) -> np.ndarray:
     return score_frame(rm, pairs)["p"].to_numpy(dtype=np.float64)
 
 
-def judge_examples(queries: PairFrame, query_emb: np.ndarray, verified: PairFrame, verified_emb: np.ndarray, *,
-                   k: int = 8) -> dict[str, list[pd.Series]]:
-    """Few-shot examples for the Stage-2 judge: each query pair's ``k`` most similar human-verified pairs.
-
-    The paper's Stage 2 sends unsure pairs through retrieval + LLM labeling: the judge sees similar pairs
-    whose label a person verified (by the ``(conversation, attributes)`` embedding), as in Stage 1.
-    """
-    if len(verified) == 0 or len(queries) == 0:
-        return {}
-    _, idx = NeighborIndex(verified_emb).search(query_emb, k)
-    rows = [verified.iloc[j] for j in range(len(verified))]
-    return {pid: [rows[j] for j in row if j >= 0] for pid, row in zip(queries["pair_id"], idx)}
-
-
-def judge_labels(todo: PairFrame, p_stage1: np.ndarray, judge: Any, cfg: Stage2Config, *,
-                 examples: Callable[[PairFrame], dict] | None = None) -> list[str | None]:
+def judge_labels(todo: PairFrame, p_stage1: np.ndarray, judge: Any, cfg: Stage2Config) -> list[str | None]:
     """The judge's label for each pair of ``todo`` it is asked about (those the Stage-1 RM is not confident on,
     unless ``cfg.judge_confident``): ``"chosen"`` / ``"rejected"`` / ``"tie"`` / ``"failed"`` (no valid answer:
     decided as if no judge ran); None where not asked.
-    ``examples(ask) -> {pair_id: [similar verified pairs]}`` gives a judge with ``examples`` its few-shot pairs."""
+    A `workbench.curation.review.JudgeReviewer` brings its own context (attributes, few-shot examples)."""
     ask = todo if cfg.judge_confident else todo[~(_vote(p_stage1, cfg) == 1)]
-    if examples is not None and hasattr(judge, "examples") and len(ask):
-        judge = replace(judge, examples=examples(ask))
     if not len(ask):
         return [None] * len(todo)
     verdict = {d.pair_id: {"keep": "chosen", "flip": "rejected"}.get(d.decision, "tie") for d in judge.decide(ask)}
@@ -264,7 +237,8 @@ class Stage2Result:
 def run_stage2(pool: PairFrame, gold: PairFrame, stage1_rm: Any, cfg: Stage2Config = Stage2Config(), *,
                human_labelled: PairFrame | None = None, judge: Any = None, output_dir: str | Path,
                cache: Any = None, stage1_name: str = "stage1-best",
-               embed: Callable[[PairFrame], np.ndarray] | None = None) -> Stage2Result:
+               embed: Callable[[PairFrame], np.ndarray] | None = None, gold_rm: Any = None,
+               provenance: str = "", lap: Callable[[str], None] | None = None) -> Stage2Result:
     """Stage 2 over the unverified pool.
 
     Args:
@@ -276,31 +250,38 @@ def run_stage2(pool: PairFrame, gold: PairFrame, stage1_rm: Any, cfg: Stage2Conf
         judge: a reviewer with ``decide(pairs) -> [Decision]`` and a ``name`` (`workbench.curation.review.JudgeReviewer`,
             or `OracleReviewer(kind="llm")` as a *simulated* judge); None skips the judge.
         output_dir: where the gold RM is saved (``gold_rm/``).
+        gold_rm: a gold RM trained elsewhere (the scale path trains one per pool); None trains it here.
+        provenance: the ``stage2_by`` text; empty: the models' and the judge's names.
+        lap: called with "score", "judge", "filter" as each part ends (the scale path's per-stage timings).
         embed: pairs -> ``(conversation, attributes)`` embeddings (e.g. `workbench.curation.clustering.embed_pairs` with
             the run's cache); with it, a judge that takes ``examples`` sees each pair's 8 most similar
-            human-verified pairs as few-shot examples (`judge_examples`).
+            human-verified pairs as few-shot examples (`workbench.curation.review.few_shot_examples`).
     """
     output_dir = Path(output_dir)
-    gold_rm, gold_result = train_gold_rm(gold, human_labelled, cfg, output_dir / "gold_rm", cache=cache)
+    gold_dir = output_dir / "gold_rm"
+    if gold_rm is None:
+        gold_rm, gold_result = train_gold_rm(gold, human_labelled, cfg, gold_dir, cache=cache)
+        gold_dir = gold_result.model_dir
     reviewed = set() if human_labelled is None else set(
         human_labelled.loc[human_labelled["review_decision"].isin(list(DECISION_STATE)), "pair_id"])
     todo = pool[~pool["pair_id"].isin(reviewed)].reset_index(drop=True)
+    lap = lap or (lambda step: None)
     p1, pg = p_of(stage1_rm, todo), p_of(gold_rm, todo)
+    lap("score")
     judge_label = None
     if judge is not None:
-        examples = None
-        if embed is not None:
+        if embed is not None and hasattr(judge, "verified"):  # few-shot: the nearest human-verified pairs
             verified = human_verified(gold, human_labelled)
-
-            def examples(ask: PairFrame) -> dict:
-                return judge_examples(ask, embed(ask), verified, embed(verified))
-        judge_label = judge_labels(todo, p1, judge, cfg, examples=examples)
+            judge = replace(judge, embed=embed, verified=lambda: verified)
+        judge_label = judge_labels(todo, p1, judge, cfg)
+    lap("judge")
     decisions = consistency_decisions(todo["pair_id"], p1, pg, judge_label, cfg)
-    by = f"stage2:stage1={stage1_name};gold={output_dir.name}/gold_rm"
-    if judge is not None:
+    by = provenance or f"stage2:stage1={stage1_name};gold={output_dir.name}/gold_rm"
+    if judge is not None and not provenance:
         by += f";judge={judge.name}"
     curated = curate(pool, decisions, human_labelled=human_labelled, by=by)
-    return Stage2Result(decisions=decisions, curated=curated, gold_model_dir=gold_result.model_dir)
+    lap("filter")
+    return Stage2Result(decisions=decisions, curated=curated, gold_model_dir=gold_dir)
 
 
 def decision_counts(curated: PairFrame, by: str) -> pd.DataFrame:

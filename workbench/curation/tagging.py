@@ -401,3 +401,25 @@ def examples_per_category(tags: pd.DataFrame, pairs: PairFrame, *, n: int = 3, c
     frame["prompt_excerpt"] = frame["prompt"].map(lambda p: topic_text(p)[:chars])
     cols = ["task_category", "prompt_excerpt", "objectivity", "controversiality", "annotation_guideline"]
     return frame.groupby("task_category", group_keys=False).head(n)[cols].sort_values("task_category").reset_index(drop=True)
+
+
+def gold_accuracy(tagger: Tagger, *, store: Any, data_dir: str | None = None, limit: int | None = None) -> pd.DataFrame:
+    """Per-field accuracy of ``tagger`` on the committed hand-labeled set (the first ``limit`` pairs), with the
+    majority-label baseline beside it; tags go through ``store`` like any others (resumable)."""
+    gold_pairs, gold_labels = load_tagging_gold(data_dir)
+    if limit:
+        gold_pairs, gold_labels = gold_pairs.head(limit), gold_labels.head(limit)
+    acc = tag_accuracy(tag_pairs(gold_pairs, tagger, store=store, progress=False), gold_labels)
+    acc["majority_baseline"] = [majority_baseline(gold_labels)[f] for f in acc.index]
+    return acc
+
+
+def tag_metrics(tags: pd.DataFrame, tagger: Tagger, accuracy: pd.DataFrame | None = None) -> dict[str, Any]:
+    """Tagging at a glance: counts, gold accuracy per field (when measured) and the LLM's usage (for LLM taggers)."""
+    out: dict[str, Any] = {"tagger": tagger.fingerprint, "pairs": len(tags), "tagged": int(tags["tag_ok"].sum()),
+                           "failed": int((~tags["tag_ok"]).sum())}
+    if accuracy is not None:
+        out.update({f"gold_{f}_accuracy": float(accuracy.loc[f, "accuracy"]) for f in accuracy.index})
+    usage = getattr(getattr(tagger, "client", None), "usage", None)
+    out.update({f"llm_{k}": v for k, v in dict(usage or {}).items()})
+    return out

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from workbench.data.pairs import ReadReport, records_to_pairs
 from workbench.data.schema import ARROW_SCHEMA, PAIR_COLUMNS, PairFrame
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DATA_DIR_ENV = "WORKBENCH_DATA_DIR"
 _SUFFIXES = (".jsonl", ".json", ".parquet", ".csv", ".tsv")
 _GENERIC_STEMS = {"test", "train", "validation", "dev", "dataset", "data"}

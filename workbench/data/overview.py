@@ -5,6 +5,8 @@ Pure functions over a pair frame; nothing here judges label quality (that needs 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -102,3 +104,17 @@ def longer_wins(pairs: PairFrame) -> np.ndarray:
 def length_bias(pairs: PairFrame) -> float:
     """Accuracy of the rule "the longer response wins" on these labels (0.5 = no length bias)."""
     return float(np.mean(longer_wins(pairs)))
+
+
+def build_metrics(pairs: PairFrame, reports: list[ReadReport], dedup: Any) -> dict[str, Any]:
+    """The data's numbers at a glance: pairs, rows read and rejected, duplicates, known-true share, length bias.
+    ``dedup`` is the `workbench.data.splits.DedupReport` of the build."""
+    return {
+        "pairs": len(pairs),
+        "rows_read": sum(r.n_rows for r in reports),
+        "rows_rejected": sum(r.n_rejected for r in reports),
+        "duplicates_removed": dedup.n_exact_duplicates + dedup.n_label_conflicts,
+        "label_conflicts": dedup.n_label_conflicts,
+        "known_true_share": float(pairs["label_known_true"].mean()),
+        "longer_wins_accuracy": length_bias(pairs),
+    }

@@ -1,81 +1,74 @@
-"""A robust client for any OpenAI-compatible chat-completions endpoint.
+"""A thin layer over the `openai` SDK for any OpenAI-compatible chat-completions endpoint.
 
-Used by the LLM attribute tagger and the LLM judge. It talks plain HTTP (``httpx``) to
-``{base_url}/chat/completions`` of vLLM, SGLang, Ollama, the llama.cpp server or OpenAI, and adds what
-batch curation needs on top of one POST:
+Used by the LLM attribute tagger and the LLM judge. The SDK (``openai.OpenAI(base_url=...)``: vLLM,
+SGLang, Ollama, the llama.cpp server or OpenAI) does the HTTP: the ``Authorization`` header, per-request
+timeouts, and retries of connection errors, timeouts, 408, 409, 429 and 5xx with exponential backoff and
+jitter, honouring ``Retry-After`` / ``retry-after-ms`` (up to 120 s; a longer one is not retried) and
+``x-should-retry``; other 4xx fail at once. This layer adds what batch curation needs on top:
 
-* **Retries** with exponential backoff and jitter on 408, 429, 500, 502, 503, 504, connection errors
-  and timeouts; a ``Retry-After`` header (seconds or an HTTP date) is honoured. Other 4xx answers
-  (400, 401, 403, 404, 422, ...) fail at once with the server's message.
+* **One budget per call**: ``max_retries`` is shared by the SDK's retries, malformed bodies and re-asks;
+  ``backoff_s`` scales the SDK's backoff; ``call_deadline_s`` / ``batch_deadline_s`` bound the whole call,
+  SDK waits included (a wait that would cross the deadline fails the call at once, saying why).
 * **Structured output**: with a JSON schema the request asks for ``response_format`` ``json_schema``
   (strict), and in ``json_schema_mode="auto"`` falls back to ``json_object`` and then to no
-  ``response_format`` when the server answers 400 saying it does not support it; the working mode is
-  remembered for later calls. The reply is *always* parsed and checked client-side as well: the first
-  JSON value is extracted from the text (```` ```json ```` fences and ``<think>`` blocks tolerated),
-  checked against the schema (a common subset of JSON Schema, see `check_schema`) and passed through
-  an optional ``validate`` callable. A reply that fails any of these is re-asked (the bad reply and
-  the reason are appended to the conversation) within the same retry budget.
+  ``response_format`` when the server answers 400/422 saying it does not support it; the working mode is
+  remembered. The reply is *always* parsed and checked client-side as well (`extract_json`, then
+  `check_schema` by ``jsonschema``, then an optional ``validate`` callable); a reply that fails is re-asked
+  (the bad reply and the reason are appended to the conversation) within the same budget.
 * **Never raises for a failed call**: every outcome is a `CallResult` with ``ok`` and a reason.
-* **Sampling** (``n > 1``) for self-consistency voting: uses the ``n`` request parameter, and falls
-  back to ``n`` sequential calls (seeds ``seed, seed+1, ...``) for servers that ignore or reject it.
-* **Batches**: `ChatClient.complete_many` runs a thread pool of ``cfg.concurrency`` workers with a
-  ``tqdm`` progress bar; results come back in input order and one failed item never aborts the batch.
-  Before its first batch a client checks the endpoint once (`ChatClient.preflight`: one 1-token chat
-  call without retries): a wrong model name or a URL that is not a chat-completions endpoint fails the
-  whole batch at once with the server's message, instead of every item retrying a 500.
+* **Sampling** (``n > 1``) uses the ``n`` parameter, and falls back to ``n`` sequential calls (seeds
+  ``seed, seed+1, ...``) for servers that reject it (a 400 about ``n``) or return fewer choices.
+* **Batches**: `ChatClient.complete_many` runs ``cfg.concurrency`` threads with a ``tqdm`` bar; results come
+  back in input order and one failed item never aborts the batch. Before its first batch a client checks
+  the endpoint once (`ChatClient.preflight`, a 1-token call without retries), so a wrong model name fails
+  the batch at once with the server's message instead of every item retrying a 500.
 * **What the server enforced**: a server may accept ``response_format`` and ignore it (``transformers
-  serve`` does). When replies under a structured mode fail to parse `IGNORED_AFTER` times in a row, the
-  client says so once (a warning, ``usage["structured_output_ignored"]`` and `ChatClient.notes`) and names
-  server options that enforce a schema; re-asking goes on as before.
-* **Capabilities change only on answers about them**: ``n`` sampling is turned off only by a 400 whose
-  message is about ``n`` (or a reply with fewer choices), structured modes only by a 400/422 about
-  ``response_format``; an unrelated 400 (e.g. a bad model name) changes nothing.
-* **Accounting**: running totals of requests, tokens, failures and an estimated cost (`ChatClient.usage`).
-* **Secrets**: the API key is read from the environment variable *named* by ``cfg.api_key_env`` at
-  request time. It is never stored in the config, in reprs, logs or error strings (any echo of it in a
-  server message is replaced by ``***``).
+  serve`` does); after `IGNORED_AFTER` unparseable replies in a row the client says so once (a warning,
+  ``usage["structured_output_ignored"]``, `ChatClient.notes`) and names servers that enforce a schema.
+* **Accounting** of requests, retries, tokens, failures and an estimated cost (`ChatClient.usage`).
+* **Secrets**: the API key is read from the environment variable *named* by ``cfg.api_key_env`` each time
+  the SDK builds a request; it is never in the config, reprs, logs or error strings (a server's echo of
+  it is replaced by ``***``). No key: no ``Authorization`` header (local servers).
+* **Redirects** stay on the host of ``base_url``; one to another host is an error naming it.
 
-What it does not do: streaming, tool/function calling, images, the legacy ``/completions`` endpoint,
-caching of answers (callers cache), token counting before the call, or rate limiting beyond the bounded
-concurrency and server-driven backoff. Client-side schema checking covers the keywords listed in
-`check_schema`; other keywords are ignored rather than enforced.
+What it does not do: streaming, tool calling, images, the legacy ``/completions`` endpoint, caching of
+answers (callers cache), or rate limiting beyond the bounded concurrency and the SDK's backoff.
 """
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
 import math
 import os
-import random
 import re
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
+from functools import partial
 from typing import Any
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
-import httpx
+import openai
 
-from workbench.llm.structured import _short, check_schema, extract_json  # noqa: F401 - re-exported
+from workbench.llm.structured import _short, check_schema, extract_json, schema_validator  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
 
 ENV_BASE_URL = "WORKBENCH_LLM_BASE_URL"
 ENV_MODEL = "WORKBENCH_LLM_MODEL"
 JSON_SCHEMA_MODES = ("auto", "json_schema", "json_object", "none")
-RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-MAX_RETRY_AFTER_S = 300.0  # a Retry-After above this is capped (a misconfigured proxy must not hang a batch)
-MAX_BACKOFF_S = 60.0
 SCHEMA_NAME = "attributes"
+SDK_BACKOFF_BASE_S = 0.5  # openai._constants.INITIAL_RETRY_DELAY: the SDK's first backoff, rescaled to backoff_s
+SDK_MAX_RETRY_AFTER_S = 120.0  # openai._constants.MAX_RETRY_AFTER_DELAY: a longer Retry-After is not retried
 _FALLBACK = {"json_schema": "json_object", "json_object": "none"}
 _RESPONSE_FORMAT_RE = re.compile(r"response_format|json_schema|json_object|structured output|guided_json", re.I)
 _VALIDATION_ERRORS = (ValueError, TypeError, KeyError, AssertionError)
 # A 400 about the `n` parameter: "'n' is not supported", "n must be 1", "Invalid value for n", "number of choices".
 _N_PARAM_RE = re.compile(r"(?<![\w.\-/])['\"`]?n['\"`]?(?![\w.\-/])|num(ber)?[_ ]of[_ ](choices|completions|samples)", re.I)
+_REFUSED_LOCATION = "x-workbench-refused-location"
 IGNORED_AFTER = 3  # consecutive unparseable replies under a structured mode before the client says it is ignored
 ENFORCING_SERVERS = ("vLLM or SGLang (guided decoding: response_format json_schema is enforced), llama.cpp server "
                      "(--json-schema / a GBNF grammar), Ollama (format=<schema>)")
@@ -102,11 +95,11 @@ class EndpointConfig:
         model: Model name as the server knows it; ``""`` means ``$WORKBENCH_LLM_MODEL``.
         api_key_env: NAME of the environment variable holding the API key. The key itself is never
             stored here. When the variable is unset or empty, no Authorization header is sent (local servers).
-        timeout_s: Per-request timeout in seconds (connect, read and write each).
+        timeout_s: Per-request timeout in seconds (connect, read and write each), the SDK's ``timeout``.
         max_retries: Retries after the first attempt (so at most ``max_retries + 1`` attempts per call),
-            shared between transport failures and re-asks for invalid replies.
-        backoff_s: Exponential backoff base: retry ``k`` (0-based) waits about ``backoff_s * 2**k``
-            (jitter x0.5-1.5, capped at 60 s) unless the server sent ``Retry-After``.
+            shared between the SDK's retries of transport failures and re-asks for invalid replies.
+        backoff_s: First backoff of the SDK's exponential schedule: retry ``k`` (0-based) waits about
+            ``backoff_s * 2**k`` (jitter x0.75-1, at most ``16 * backoff_s``) unless the server sent ``Retry-After``.
         concurrency: Worker threads for `ChatClient.complete_many`.
         temperature: Default sampling temperature.
         max_tokens: Completion token limit per request.
@@ -121,7 +114,6 @@ class EndpointConfig:
         batch_deadline_s: Wall-clock limit of one `ChatClient.complete_many` batch (None: none). Items not
             started by then fail with that reason; running ones stop at it.
     """
-
     base_url: str = ""
     model: str = ""
     api_key_env: str = "WORKBENCH_LLM_API_KEY"
@@ -243,7 +235,7 @@ class CallResult:
 
 @dataclass
 class _Budget:
-    """Retries left for one logical call, shared by transport retries and re-asks, and its deadline."""
+    """Retries left for one logical call, shared by the SDK's retries and re-asks, and its deadline."""
 
     retries_left: int
     attempts: int = 0
@@ -258,67 +250,125 @@ class _Budget:
 
 @dataclass
 class _Reply:
-    """One successful HTTP exchange: the choices' texts and finish reasons."""
+    """One successful exchange: the choices' texts, finish reasons and refusals."""
 
     contents: list[str | None]
     finish_reasons: list[str | None]
-    refusals: list[str | None] = field(default_factory=list)
-
-
-def _parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or HTTP date); None when absent/unparseable."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when is None:
-            return None
-        seconds = when.timestamp() - time.time()
-    if not math.isfinite(seconds):
-        return None
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
-
-
-def _server_message(resp: httpx.Response, limit: int = 300) -> str:
-    """The server's error message: ``error.message`` / ``message`` / ``detail`` from JSON, else the text."""
-    text = resp.text or ""
-    try:
-        body = json.loads(text)
-    except (json.JSONDecodeError, ValueError):
-        body = None
-    msg = None
-    if isinstance(body, dict):
-        err = body.get("error")
-        if isinstance(err, dict):
-            msg = err.get("message")
-        elif isinstance(err, str):
-            msg = err
-        msg = msg or body.get("message") or body.get("detail")
-    msg = str(msg if msg is not None else text).strip().replace("\n", " ")
-    return (msg[:limit] + "...") if len(msg) > limit else (msg or resp.reason_phrase or "(empty body)")
-
-
-# --------------------------------------------------------------------------------------------- client
+    refusals: list[str | None]
 
 
 class _Failure(Exception):
-    """Internal: a failed attempt. ``retryable`` decides whether the loop tries again."""
+    """Internal: a failed exchange. ``retryable``: a transient kind (this layer retries its own kinds only)."""
 
     def __init__(self, reason: str, *, retryable: bool, status: int | None = None, detail: str = "",
-                 retry_after: float | None = None, fallback: bool = False):
+                 fallback: bool = False):
         super().__init__(reason)
         self.reason = reason
         self.retryable = retryable
         self.status = status
         self.detail = detail  # for HTTP errors: the server's message (+ hint), without the "HTTP nnn: " prefix
-        self.retry_after = retry_after
         self.fallback = fallback  # a 400 about response_format: try the next structured-output mode
+
+
+class _WaitPastDeadline(Exception):
+    """Raised inside the SDK's retry loop (which it ends) when its next wait would cross the call's deadline."""
+
+    def __init__(self, wait: float, server_asked: bool):
+        super().__init__(f"wait {wait:.1f}s")
+        self.wait, self.server_asked = wait, server_asked
+
+
+# --------------------------------------------------------------------------------------------- the SDK
+
+
+class _SDK(openai.OpenAI):
+    """`openai.OpenAI` that shows each retry to `ChatClient` before the SDK sleeps for it.
+
+    The SDK has no public hook there. `_calculate_retry_timeout` is where it decides every wait (its
+    backoff or the server's Retry-After) before each retry, unchanged since openai 1.0: the one override.
+    ``before_retry(wait, server_asked) -> (wait, next attempt's timeout)`` may raise to end the retry loop.
+    """
+
+    before_retry: Callable[[float, bool], tuple[float, float]] | None = None  # set on the per-call copy
+
+    def _calculate_retry_timeout(self, remaining_retries: int, options: Any, response_headers: Any = None) -> float:
+        wait = super()._calculate_retry_timeout(remaining_retries, options, response_headers)
+        if self.before_retry is None:
+            return wait
+        wait, options.timeout = self.before_retry(wait, self._parse_retry_after_header(response_headers) is not None)
+        return wait
+
+
+def _keep_redirects_on_host(response: Any) -> None:
+    """httpx response hook: a redirect to another host is not followed (the prompt must not go elsewhere).
+
+    httpx follows redirects before the SDK sees the answer; without ``Location`` the 3xx reaches the SDK,
+    which raises it as an `openai.APIStatusError`. Same-host redirects (a trailing slash) are followed.
+    """
+    if response.has_redirect_location:
+        here, there = response.url, response.url.join(response.headers["location"])
+        if (there.scheme, there.host, there.port) != (here.scheme, here.host, here.port):
+            response.headers[_REFUSED_LOCATION] = str(there)
+            del response.headers["location"]
+
+
+def _server_message(resp: Any, limit: int = 300) -> str:
+    """The server's error message: ``error.message`` / ``message`` / ``detail`` from JSON, else the text."""
+    try:
+        text = resp.text or ""
+    except Exception:  # a streamed body the SDK closed unread before a retry
+        text = ""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        body = None
+    msg = None
+    if isinstance(body, dict):
+        err = body.get("error")
+        msg = err.get("message") if isinstance(err, dict) else err if isinstance(err, str) else None
+        msg = msg or body.get("message") or body.get("detail")
+    msg = str(msg if msg is not None else text).strip().replace("\n", " ")
+    return (msg[:limit] + "...") if len(msg) > limit else (msg or resp.reason_phrase or "(empty body)")
+
+
+def _parse_body(raw: bytes) -> tuple[_Reply, int, int]:
+    """A chat-completions body as (reply, prompt tokens, completion tokens); `_Failure` when it is not one.
+
+    Read as plain JSON rather than the SDK's models: servers differ (content as a list of parts, tool calls,
+    no ``usage``), and every shape must turn into a reason, not an exception.
+    """
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        preview = raw[:120].decode("utf-8", "replace").replace("\n", "\\n")
+        raise _Failure(f"malformed response body (not JSON): starts {preview!r}", retryable=True) from None
+    usage = body.get("usage") if isinstance(body, dict) else None
+    tokens = (_as_int(usage.get("prompt_tokens")), _as_int(usage.get("completion_tokens"))) \
+        if isinstance(usage, dict) else (0, 0)
+    choices = body.get("choices") if isinstance(body, dict) else None
+    if not isinstance(choices, list) or not choices or not all(isinstance(c, dict) for c in choices):
+        got = sorted(body)[:8] if isinstance(body, dict) else type(body).__name__
+        raise _Failure(f"malformed response body: no 'choices' list (got {got})", retryable=True)
+    reply = _Reply([], [], [])
+    for choice in sorted(choices, key=lambda c: _as_int(c.get("index"))):
+        message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
+        content = message.get("content")
+        if isinstance(content, list):  # a list of content parts: keep the text parts, in order
+            texts = [p.get("text") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)]
+            content = "".join(texts) if texts else None
+        refusal = message.get("refusal") if isinstance(message.get("refusal"), str) else None
+        calls = message.get("tool_calls")
+        if not content and isinstance(calls, list) and calls:
+            names = [str((c.get("function") or {}).get("name", "?")) for c in calls if isinstance(c, dict)]
+            refusal = (f"{TOOL_CALLS_REPLY} ({', '.join(names)}) and no text content; this client does not call "
+                       "tools: turn tool use off on the server or in the prompt")
+        reply.contents.append(content if isinstance(content, str) else None)
+        reply.finish_reasons.append(choice.get("finish_reason"))
+        reply.refusals.append(refusal)
+    return reply, *tokens
+
+
+# --------------------------------------------------------------------------------------------- client
 
 
 class ChatClient:
@@ -340,11 +390,10 @@ class ChatClient:
 
     def __init__(self, cfg: EndpointConfig):
         self.cfg = cfg.resolved()
-        self._url = self.cfg.base_url + "/chat/completions"
-        self._http = httpx.Client(
-            timeout=httpx.Timeout(self.cfg.timeout_s),
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=max(self.cfg.concurrency, 10)),
-        )
+        self._http = openai.DefaultHttpxClient(event_hooks={"response": [_keep_redirects_on_host]})
+        # api_key as a callable: the SDK reads the key when it builds each request and it is never kept here
+        self._sdk = _SDK(base_url=self.cfg.base_url, api_key=self._api_key, timeout=self.cfg.timeout_s,
+                         max_retries=self.cfg.max_retries, http_client=self._http)
         self._lock = threading.Lock()
         self._mode = "json_schema" if self.cfg.json_schema_mode == "auto" else self.cfg.json_schema_mode
         self._n_supported: bool | None = None
@@ -397,6 +446,10 @@ class ChatClient:
     def _api_key(self) -> str:
         return os.environ.get(self.cfg.api_key_env, "").strip()
 
+    def _no_key_headers(self) -> dict[str, Any] | None:
+        """Without a key, tell the SDK to send no ``Authorization`` at all (it refuses to guess otherwise)."""
+        return None if self._api_key() else {"Authorization": openai.omit}
+
     def _redact(self, text: str) -> str:
         key = self._api_key()
         if key and len(key) >= 4 and key in text:
@@ -408,7 +461,12 @@ class ChatClient:
             self._totals["calls"] += len(results)
             self._totals["failures"] += sum(not r.ok for r in results)
 
-    # -- one HTTP exchange -----------------------------------------------------------------------
+    def _count_attempt(self, budget: _Budget) -> None:
+        budget.attempts += 1
+        with self._lock:
+            self._totals["requests"] += 1
+
+    # -- one request (the SDK retries inside it) -------------------------------------------------
 
     def _payload(self, messages: list[dict], mode: str, schema: dict | None, temperature: float,
                  seed: int | None, n: int) -> dict:
@@ -425,113 +483,113 @@ class ChatClient:
             payload["response_format"] = {"type": "json_object"}
         return payload
 
-    def _auth_headers(self) -> dict[str, str]:
-        """``Authorization`` when a key is set (read now, never stored); nothing for keyless local servers."""
-        key = self._api_key()
-        return {"Authorization": f"Bearer {key}"} if key else {}
-
-    def _post(self, payload: dict, budget: _Budget) -> _Reply:
-        """Send one POST; return the reply or raise `_Failure`. Counts the attempt and its tokens."""
-        headers = {"Content-Type": "application/json", **self._auth_headers()}
+    def _request(self, payload: dict, budget: _Budget) -> _Reply:
+        """One ``chat.completions.create`` (the SDK retrying within the budget): the reply, or `_Failure`."""
         if budget.left() <= 0:
             raise _Failure(self._deadline_text(budget), retryable=False)
-        budget.attempts += 1
+        sdk = self._sdk.with_options(max_retries=budget.retries_left)
+        sdk.before_retry = partial(self._before_retry, budget)
+        self._count_attempt(budget)
+        try:
+            with sdk.chat.completions.with_streaming_response.create(
+                    **payload, timeout=min(self.cfg.timeout_s, budget.left()),
+                    extra_headers=self._no_key_headers()) as resp:
+                raw = self._read_body(resp, budget)
+        except _WaitPastDeadline as stop:
+            if budget.left() <= 0:
+                raise _Failure(self._deadline_text(budget), retryable=False) from None
+            fail = self._failure(stop.__context__)
+            fail.reason += self._past_deadline(stop.wait, stop.server_asked, budget)
+            fail.retryable = False
+            raise fail from None
+        except openai.OpenAIError as exc:
+            fail = self._failure(exc)
+            if isinstance(exc, openai.APIStatusError) and fail.retryable and budget.retries_left > 0:
+                # the SDK declined a retry it had budget for: x-should-retry: false, or Retry-After over its cap
+                fail.retryable = False
+                asked = self._sdk._parse_retry_after_header(exc.response.headers)
+                if asked is not None and asked > SDK_MAX_RETRY_AFTER_S:
+                    fail.reason += self._past_deadline(asked, True, budget)
+            fail.fallback = fail.status in (400, 422) and "response_format" in payload \
+                and bool(_RESPONSE_FORMAT_RE.search(fail.detail))
+            raise fail from None
+        reply, prompt_tokens, completion_tokens = _parse_body(raw)
+        budget.prompt_tokens += prompt_tokens
+        budget.completion_tokens += completion_tokens
         with self._lock:
-            self._totals["requests"] += 1
-        resp = self._send(self._url, payload, headers, budget)
-        if resp.status_code in (301, 302, 303, 307, 308):
-            target = urljoin(self._url, resp.headers.get("location", ""))
-            if urlsplit(target).netloc != urlsplit(self._url).netloc or not target:
-                raise _Failure(f"HTTP {resp.status_code}: redirected to {_safe_url(target) or '(no Location)'}, another "
-                               "host; not followed (set base_url to it if you trust it)", retryable=False,
-                               status=resp.status_code, detail=f"redirected to {_safe_url(target)}")
-            resp = self._send(target, payload, headers, budget)  # same host (e.g. a trailing-slash redirect)
-        if resp.status_code != 200:
-            msg = self._redact(_server_message(resp))
-            status = resp.status_code
-            retryable = status in RETRYABLE_STATUS
-            hint = {401: " (check the key in $" + self.cfg.api_key_env + ")",
+            self._totals["prompt_tokens"] += prompt_tokens
+            self._totals["completion_tokens"] += completion_tokens
+        return reply
+
+    def _before_retry(self, budget: _Budget, wait: float, server_asked: bool) -> tuple[float, float]:
+        """Called by the SDK before each retry: rescale its backoff, keep the wait and the retry in the deadline.
+
+        Returns the wait and the next attempt's timeout; raises `_WaitPastDeadline` to end the SDK's loop.
+        The SDK was given ``max_retries=budget.retries_left``, so a retry is always left here.
+        """
+        if not server_asked:
+            wait *= self.cfg.backoff_s / SDK_BACKOFF_BASE_S
+        if wait >= budget.left():
+            raise _WaitPastDeadline(wait, server_asked)
+        self._spend_retry(budget)
+        self._count_attempt(budget)
+        return wait, min(self.cfg.timeout_s, budget.left() - wait)
+
+    def _read_body(self, resp: Any, budget: _Budget) -> bytes:
+        """The body, read by the budget's deadline.
+
+        httpx's timeouts are per read, so a body that trickles in a byte at a time would never time out;
+        a timer closes the stream at the deadline instead.
+        """
+        closed_by_deadline = threading.Event()
+
+        def stop() -> None:
+            closed_by_deadline.set()
+            resp.http_response.close()
+
+        timer = threading.Timer(max(budget.left(), 0.0), stop)
+        timer.daemon = True
+        timer.start()
+        try:
+            raw = b"".join(resp.iter_bytes())
+        except Exception as exc:  # the transport errors of the SDK's httpx: this layer retries them
+            if not closed_by_deadline.is_set():
+                raise _Failure(self._redact(f"connection error to {_safe_url(self.cfg.base_url)} while reading the "
+                                            f"body: {type(exc).__name__}: {exc}"), retryable=True) from None
+        finally:
+            timer.cancel()
+        if closed_by_deadline.is_set():
+            raise _Failure(self._deadline_text(budget, "the body was still arriving"), retryable=False)
+        return raw
+
+    def _failure(self, exc: BaseException | None) -> _Failure:
+        """The SDK's exception (or, inside its retry loop, httpx's) as a `_Failure` with the server's message."""
+        response = getattr(exc, "response", None)
+        if response is not None:
+            status, msg = response.status_code, self._redact(_server_message(response))
+            if _REFUSED_LOCATION in response.headers:
+                target = _safe_url(response.headers[_REFUSED_LOCATION])
+                return _Failure(f"HTTP {status}: redirected to {target}, another host; not followed (set base_url "
+                                "to it if you trust it)", retryable=False, status=status, detail=f"redirected to {target}")
+            hint = {401: f" (check the key in ${self.cfg.api_key_env})",
                     403: " (the key lacks access to this model/endpoint)",
                     404: f" (check base_url {_safe_url(self.cfg.base_url)!r} ends in /v1 and model "
                          f"{self.cfg.model!r} is served)"}.get(status, "")
-            fallback = status in (400, 422) and bool(_RESPONSE_FORMAT_RE.search(msg)) \
-                and "response_format" in payload
-            raise _Failure(f"HTTP {status}: {msg}{hint}", retryable=retryable, status=status, detail=msg + hint,
-                           retry_after=_parse_retry_after(resp.headers.get("retry-after")), fallback=fallback)
-        try:
-            body = resp.json()
-        except (json.JSONDecodeError, ValueError):
-            preview = (resp.text or "")[:120].replace("\n", "\\n")
-            raise _Failure(f"malformed response body (not JSON): starts {preview!r}", retryable=True) from None
-        usage = body.get("usage") if isinstance(body, dict) else None
-        if isinstance(usage, dict):
-            budget.prompt_tokens += _as_int(usage.get("prompt_tokens"))
-            budget.completion_tokens += _as_int(usage.get("completion_tokens"))
-            with self._lock:
-                self._totals["prompt_tokens"] += _as_int(usage.get("prompt_tokens"))
-                self._totals["completion_tokens"] += _as_int(usage.get("completion_tokens"))
-        choices = body.get("choices") if isinstance(body, dict) else None
-        if not isinstance(choices, list) or not choices or not all(isinstance(c, dict) for c in choices):
-            got = sorted(body)[:8] if isinstance(body, dict) else type(body).__name__
-            raise _Failure(f"malformed response body: no 'choices' list (got {got})", retryable=True)
-        contents, finishes, refusals = [], [], []
-        for choice in sorted(choices, key=lambda c: _as_int(c.get("index"))):
-            message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
-            content = message.get("content")
-            if isinstance(content, list):  # a list of content parts: keep the text parts, in order
-                texts = [p.get("text") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)]
-                content = "".join(texts) if texts else None
-            refusal = message.get("refusal") if isinstance(message.get("refusal"), str) else None
-            calls = message.get("tool_calls")
-            if not content and isinstance(calls, list) and calls:
-                names = [str((c.get("function") or {}).get("name", "?")) for c in calls if isinstance(c, dict)]
-                refusal = (f"{TOOL_CALLS_REPLY} ({', '.join(names)}) and no text content; this client does not call "
-                           "tools: turn tool use off on the server or in the prompt")
-            contents.append(content if isinstance(content, str) else None)
-            finishes.append(choice.get("finish_reason"))
-            refusals.append(refusal)
-        return _Reply(contents, finishes, refusals)
+            return _Failure(f"HTTP {status}: {msg}{hint}", retryable=status in (408, 409, 429) or status >= 500,
+                            status=status, detail=msg + hint)
+        if isinstance(exc, openai.APITimeoutError) or "Timeout" in type(exc).__name__:
+            kind = type(exc.__cause__ or exc).__name__ if isinstance(exc, openai.APITimeoutError) else type(exc).__name__
+            return _Failure(f"timeout after {self.cfg.timeout_s:g}s ({kind}); raise timeout_s or lower "
+                            "max_tokens/concurrency", retryable=True)
+        cause = exc.__cause__ if isinstance(exc, openai.APIConnectionError) and exc.__cause__ else exc
+        return _Failure(self._redact(f"connection error to {_safe_url(self.cfg.base_url)}: {type(cause).__name__}: "
+                                     f"{cause}; is the server running and base_url right?"), retryable=True)
 
-    def _send(self, url: str, payload: dict, headers: dict, budget: _Budget) -> httpx.Response:
-        """One POST whose whole exchange, body included, ends by the budget's deadline.
-
-        httpx's timeouts are per read, so a body that trickles in a byte at a time would never time out;
-        a timer closes the stream at the deadline instead. Returns the response with its body read.
-        """
-        left = budget.left()
-        timeout = httpx.Timeout(min(self.cfg.timeout_s, left))
-        closed_by_deadline = threading.Event()
-        try:
-            with self._http.stream("POST", url, json=payload, headers=headers, timeout=timeout) as resp:
-                def stop() -> None:
-                    closed_by_deadline.set()
-                    resp.close()
-
-                timer = threading.Timer(max(budget.left(), 0.0), stop) if math.isfinite(budget.left()) else None
-                if timer is not None:
-                    timer.daemon = True
-                    timer.start()
-                try:
-                    body = b"".join(resp.iter_bytes())
-                finally:
-                    if timer is not None:
-                        timer.cancel()
-                if closed_by_deadline.is_set():
-                    raise _Failure(self._deadline_text(budget, "the body was still arriving"), retryable=False)
-                return httpx.Response(resp.status_code, headers=resp.headers, content=body, request=resp.request)
-        except _Failure:
-            raise
-        except httpx.TimeoutException as exc:
-            if budget.left() <= 0:
-                raise _Failure(self._deadline_text(budget), retryable=False) from None
-            raise _Failure(f"timeout after {self.cfg.timeout_s:g}s ({type(exc).__name__}); raise timeout_s "
-                           "or lower max_tokens/concurrency", retryable=True) from None
-        except (httpx.TransportError, httpx.StreamError) as exc:
-            if closed_by_deadline.is_set():
-                raise _Failure(self._deadline_text(budget, "the body was still arriving"), retryable=False) from None
-            raise _Failure(self._redact(f"connection error to {_safe_url(url)}: {type(exc).__name__}: "
-                                        f"{exc}; is the server running and base_url right?"),
-                           retryable=True) from None
+    def _past_deadline(self, wait: float, server_asked: bool, budget: _Budget) -> str:
+        left, name = max(budget.left(), 0.0), budget.deadline_name
+        why = (f"past the deadline ({left:.1f}s left of {name}={getattr(self.cfg, name):g})" if wait >= left
+               else f"more than the {SDK_MAX_RETRY_AFTER_S:g}s the openai SDK waits")
+        return f"; the next try would start after {wait:.1f}s{' (Retry-After)' if server_asked else ''}, {why}"
 
     def _deadline_text(self, budget: _Budget, what: str = "") -> str:
         name = budget.deadline_name
@@ -540,11 +598,11 @@ class ChatClient:
                 + f" after {budget.attempts} attempts; raise {name} or lower max_tokens")
 
     def _post_with_retries(self, build: Callable[[str], dict], budget: _Budget, structured: bool) -> _Reply:
-        """POST until a reply arrives, retrying transport failures and stepping down structured-output modes."""
+        """Send until a reply arrives, stepping down structured-output modes and retrying malformed bodies."""
         while True:
             mode = self._mode if structured else "none"
             try:
-                return self._post(build(mode), budget)
+                return self._request(build(mode), budget)
             except _Failure as fail:
                 if fail.fallback and self.cfg.json_schema_mode == "auto" and mode in _FALLBACK:
                     with self._lock:
@@ -556,21 +614,10 @@ class ChatClient:
                 if fail.fallback:
                     fail.reason += (f" (the server does not support response_format {mode!r}; "
                                     "set json_schema_mode='auto' or a weaker mode)")
-                retry_index = self.cfg.max_retries - budget.retries_left
+                # the SDK's failures come with its retries spent; what is left to retry here is this layer's
                 if not fail.retryable or not self._spend_retry(budget):
                     raise
-                delay = fail.retry_after if fail.retry_after is not None else min(
-                    self.cfg.backoff_s * 2 ** retry_index * random.uniform(0.5, 1.5), MAX_BACKOFF_S)
-                if delay >= budget.left():  # waiting would cross the deadline: fail now, saying why
-                    fail.retryable = False
-                    fail.reason = (f"{fail.reason}; the next try would start after {delay:.1f}s"
-                                   f"{' (Retry-After)' if fail.retry_after is not None else ''}, past the deadline "
-                                   f"({max(budget.left(), 0):.1f}s left of {budget.deadline_name}="
-                                   f"{getattr(self.cfg, budget.deadline_name):g})")
-                    raise fail
-                log.info("LLM call failed (%s); retry %d/%d in %.2fs", fail.reason, retry_index + 1,
-                         self.cfg.max_retries, delay)
-                time.sleep(delay)
+                log.info("LLM reply unusable (%s); asking again", fail.reason)
 
     # -- checking a reply ------------------------------------------------------------------------
 
@@ -793,12 +840,12 @@ class ChatClient:
         payload = {"model": self.cfg.model, "messages": PREFLIGHT_MESSAGES, "max_tokens": 1}
         try:
             try:
-                self._post(payload, replace(self._new_budget(), retries_left=0))
+                self._request(payload, replace(self._new_budget(), retries_left=0))
             except _Failure as fail:
                 if fail.status is not None:
                     raise
                 # a kept-alive connection the server closed: once more, fresh
-                self._post(payload, replace(self._new_budget(), retries_left=0))
+                self._request(payload, replace(self._new_budget(), retries_left=0))
         except _Failure as fail:
             served = self._served_models()
             listed = f" The server lists: {', '.join(served[:10])}." if served else ""
@@ -810,12 +857,10 @@ class ChatClient:
     def _served_models(self) -> list[str]:
         """Model ids from ``GET /models`` (0.5 s at most: some servers build the list slowly), [] when unknown."""
         try:
-            resp = self._http.get(self.cfg.base_url + "/models", headers=self._auth_headers(), timeout=min(self.cfg.timeout_s, 0.5))
-            body = resp.json() if resp.status_code == 200 else {}
-        except (httpx.HTTPError, ValueError):
+            sdk = self._sdk.with_options(timeout=min(self.cfg.timeout_s, 0.5), max_retries=0)
+            return [str(m.id) for m in sdk.models.list(extra_headers=self._no_key_headers()).data]
+        except Exception:  # only a hint in an error message: any odd answer means "unknown"
             return []
-        data = body.get("data") if isinstance(body, dict) else None
-        return [str(m.get("id")) for m in data or [] if isinstance(m, dict)]
 
     def complete_many(self, batch: list[list[dict]], *, progress: bool = True, desc: str = "LLM calls",
                       **kw: Any) -> list[CallResult | list[CallResult]]:

@@ -1,15 +1,18 @@
-"""Parse and check JSON answers of LLMs: the first JSON value in a reply, and a JSON-schema subset.
+"""Parse and check JSON answers of LLMs: the first JSON value in a reply, checked with `jsonschema`.
 
 Split from `workbench.llm.client` (which re-exports both) so the parsing rules can be read and tested
-on their own. Not a full JSON-Schema validator: the keywords handled are listed in `check_schema`.
+on their own. `check_schema` is `jsonschema`'s Draft 2020-12 validator with messages that name the field.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError, ValidationError, best_match
 
 _THINK_RE = re.compile(r"<think>.*?(</think>|\Z)", re.S | re.I)
 _FENCE_RE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.S)
@@ -18,8 +21,9 @@ _FENCE_RE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.S)
 def extract_json(text: str | None) -> Any:
     """Extract the first JSON value from model output.
 
-    Tolerates ``<think>...</think>`` reasoning blocks, ```` ```json ```` fences and prose around the JSON.
-    Prefers the whole (stripped) text, then fenced blocks, then the first ``{...}`` (then ``[...]``)
+    `jsonschema` checks a decoded value; finding that value in a chatty reply is this function's job:
+    it tolerates ``<think>...</think>`` reasoning blocks, ```` ```json ```` fences and prose around the
+    JSON. Prefers the whole (stripped) text, then fenced blocks, then the first ``{...}`` (then ``[...]``)
     that decodes.
 
     Args:
@@ -53,108 +57,78 @@ def extract_json(text: str | None) -> Any:
     raise ValueError(f"invalid JSON: no JSON object found in the reply (starts {preview!r})")
 
 
-_TYPES: dict[str, Callable[[Any], bool]] = {
-    "object": lambda v: isinstance(v, dict),
-    "array": lambda v: isinstance(v, list),
-    "string": lambda v: isinstance(v, str),
-    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool)
-    or (isinstance(v, float) and v.is_integer()),
-    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-    "boolean": lambda v: isinstance(v, bool),
-    "null": lambda v: v is None,
-}
+def check_schema(value: Any, schema: dict) -> None:
+    """Check ``value`` against a JSON Schema (Draft 2020-12, by `jsonschema`); raise ValueError naming the field.
 
-
-def check_schema(value: Any, schema: dict, path: str = "") -> None:
-    """Check ``value`` against a JSON schema subset; raise ValueError naming the first bad field.
-
-    Supported keywords: ``type`` (one or a list), ``enum``, ``const``, ``properties``, ``required``,
-    ``additionalProperties`` (bool or schema), ``items``, ``minItems``, ``maxItems``, ``minimum``,
-    ``maximum``, ``exclusiveMinimum``, ``exclusiveMaximum``, ``minLength``, ``maxLength``, ``anyOf``,
-    ``oneOf`` (as anyOf) and local ``$ref`` into ``$defs``/``definitions``. Other keywords are ignored.
+    Of several errors, `jsonschema`'s `best_match` picks the one reported. ``format`` is not checked
+    (jsonschema's default).
 
     Args:
         value: The decoded JSON.
         schema: The JSON schema.
-        path: Location prefix used in messages (callers leave it empty).
 
     Raises:
-        ValueError: ``"schema: field 'a.b[0]' ..."`` describing what is wrong and the value found.
+        ValueError: ``"schema: field 'a.b[0]' ..."`` describing what is wrong and the value found, or
+            ``"schema is not a valid ..."`` when ``schema`` itself is malformed.
     """
-    _check(value, schema, path, schema)
+    error = best_match(schema_validator(schema).iter_errors(value))
+    if error is not None:
+        raise ValueError(f"schema: {_explain(error)}")
 
 
-def _check(value: Any, schema: Any, path: str, root: dict) -> None:
-    if not isinstance(schema, dict):
-        return
+def schema_validator(schema: dict) -> Draft202012Validator:
+    """The (cached) validator of ``schema``; ValueError when the schema itself is not valid JSON Schema."""
+    try:
+        return _validator(json.dumps(schema, sort_keys=True))
+    except (TypeError, ValueError) as exc:  # not JSON-serialisable
+        raise ValueError(f"schema is not a valid JSON Schema: {exc}") from None
+
+
+@lru_cache(maxsize=64)
+def _validator(schema_json: str) -> Draft202012Validator:
+    schema = json.loads(schema_json)
+    try:
+        Draft202012Validator.check_schema(schema)  # ~1 ms: once per schema, hence the cache
+    except SchemaError as exc:
+        raise ValueError(f"schema is not a valid JSON Schema (Draft 2020-12): {exc.message}") from None
+    return Draft202012Validator(schema)
+
+
+def _explain(error: ValidationError) -> str:
+    """One line for a `jsonschema` error: the field's path, the rule, the value found."""
+    path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path).lstrip(".")
+    rule, bound, got = error.validator, error.validator_value, error.instance
+    if rule == "required":
+        missing = next((name for name in bound if name not in got), "?")
+        return f"field '{_join(path, missing)}' is required but missing (got keys {sorted(got)[:10]!r})"
+    if rule == "additionalProperties" and bound is False:
+        allowed = error.schema.get("properties", {})
+        patterns = error.schema.get("patternProperties", {})
+        extra = next((k for k in got if k not in allowed and not any(re.search(p, k) for p in patterns)), "?")
+        return f"field '{_join(path, extra)}' is not allowed (allowed: {sorted(allowed)!r})"
     where = f"field '{path}'" if path else "the top-level value"
-    if "$ref" in schema:
-        ref = schema["$ref"]
-        m = re.fullmatch(r"#/(\$defs|definitions)/(.+)", str(ref))
-        if m and m.group(2) in root.get(m.group(1), {}):
-            _check(value, root[m.group(1)][m.group(2)], path, root)
-        return
-    for key in ("anyOf", "oneOf"):
-        if key in schema:
-            errors = []
-            for sub in schema[key]:
-                try:
-                    _check(value, sub, path, root)
-                    break
-                except ValueError as exc:
-                    errors.append(str(exc))
-            else:
-                raise ValueError(f"schema: {where} matches none of the {key} alternatives ({'; '.join(errors)})")
-    typ = schema.get("type")
-    if typ is not None:
-        types = typ if isinstance(typ, list) else [typ]
-        if not any(_TYPES.get(t, lambda v: True)(value) for t in types):
-            raise ValueError(f"schema: {where} should be {' or '.join(map(str, types))}, got "
-                             f"{type(value).__name__} {_short(value)}")
-    if "enum" in schema and value not in schema["enum"]:
-        raise ValueError(f"schema: {where} must be one of {schema['enum']!r}, got {_short(value)}")
-    if "const" in schema and value != schema["const"]:
-        raise ValueError(f"schema: {where} must be {schema['const']!r}, got {_short(value)}")
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        for key, bad, rule in (("minimum", lambda v, b: v < b, ">="), ("maximum", lambda v, b: v > b, "<="),
-                               ("exclusiveMinimum", lambda v, b: v <= b, ">"),
-                               ("exclusiveMaximum", lambda v, b: v >= b, "<")):
-            bound = schema.get(key)
-            if isinstance(bound, (int, float)) and not isinstance(bound, bool) and bad(value, bound):
-                raise ValueError(f"schema: {where} must be {rule} {bound}, got {value!r}")
-    if isinstance(value, str):
-        if "minLength" in schema and len(value) < schema["minLength"]:
-            raise ValueError(f"schema: {where} must have at least {schema['minLength']} characters, got {len(value)}")
-        if "maxLength" in schema and len(value) > schema["maxLength"]:
-            raise ValueError(f"schema: {where} must have at most {schema['maxLength']} characters, got {len(value)}")
-    if isinstance(value, list):
-        if "minItems" in schema and len(value) < schema["minItems"]:
-            raise ValueError(f"schema: {where} must have at least {schema['minItems']} items, got {len(value)}")
-        if "maxItems" in schema and len(value) > schema["maxItems"]:
-            raise ValueError(f"schema: {where} must have at most {schema['maxItems']} items, got {len(value)}")
-        if isinstance(schema.get("items"), dict):
-            for i, item in enumerate(value):
-                _check(item, schema["items"], f"{path}[{i}]", root)
-    if isinstance(value, dict):
-        props = schema.get("properties", {}) or {}
-        for name in schema.get("required", []) or []:
-            if name not in value:
-                inner = f"{path}.{name}" if path else name
-                raise ValueError(f"schema: field '{inner}' is required but missing "
-                                 f"(got keys {sorted(value)[:10]!r})")
-        extra = schema.get("additionalProperties", True)
-        for name, item in value.items():
-            inner = f"{path}.{name}" if path else str(name)
-            if name in props:
-                _check(item, props[name], inner, root)
-            elif extra is False:
-                raise ValueError(f"schema: field '{inner}' is not allowed (allowed: {sorted(props)!r})")
-            elif isinstance(extra, dict):
-                _check(item, extra, inner, root)
+    sized = len(got) if isinstance(got, (str, list)) else None
+    says = {
+        "type": lambda: f"should be {' or '.join(map(str, bound if isinstance(bound, list) else [bound]))}, "
+                        f"got {type(got).__name__} {_short(got)}",
+        "enum": lambda: f"must be one of {bound!r}, got {_short(got)}",
+        "const": lambda: f"must be {bound!r}, got {_short(got)}",
+        "minimum": lambda: f"must be >= {bound}, got {got!r}",
+        "maximum": lambda: f"must be <= {bound}, got {got!r}",
+        "exclusiveMinimum": lambda: f"must be > {bound}, got {got!r}",
+        "exclusiveMaximum": lambda: f"must be < {bound}, got {got!r}",
+        "minLength": lambda: f"must have at least {bound} characters, got {sized}",
+        "maxLength": lambda: f"must have at most {bound} characters, got {sized}",
+        "minItems": lambda: f"must have at least {bound} items, got {sized}",
+        "maxItems": lambda: f"must have at most {bound} items, got {sized}",
+    }.get(rule)
+    return f"{where} {says() if says else error.message}"
+
+
+def _join(path: str, name: Any) -> str:
+    return f"{path}.{name}" if path else str(name)
 
 
 def _short(value: Any, limit: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-

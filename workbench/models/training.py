@@ -35,7 +35,7 @@ import torch
 from workbench.models import fast_rm
 from workbench.models.embedding import default_embedder_path
 from workbench.data.schema import PairFrame
-from workbench.models.scoring import encode_sides, score_token_ids
+from workbench.models.scoring import encode_sides, load_reward_model, score_token_ids
 from workbench.models.device import bf16_supported, resolve_device
 
 KINDS = ("finetune", "embedding_head")
@@ -420,3 +420,12 @@ def train_reward_model(train: PairFrame, gold: PairFrame | None = None, *, cfg: 
     result.history.to_csv(output_dir / "history.csv", index=False)
     (output_dir / "summary.json").write_text(json.dumps({"config": asdict(cfg), "metrics": result.metrics}, indent=2, default=str))
     return result
+
+
+def fast_head_rm(train: PairFrame, gold: PairFrame | None, *, output_dir: str | Path, cache: Any = None,
+                 epochs: int = 30, seed: int = 0, progress: bool = False) -> tuple[Any, TrainResult]:
+    """A fast embedding-head RM trained on ``train`` (best epoch on ``gold`` when given), loaded for scoring:
+    what Stage 1's rounds, the error map and the experiment's conditions train."""
+    cfg = RMTrainConfig(kind="embedding_head", head_epochs=epochs, seed=seed)
+    result = train_reward_model(train, gold, cfg=cfg, output_dir=output_dir, cache=cache, progress=progress)
+    return load_reward_model(result.model_dir, embedding_cache=cache), result

@@ -27,25 +27,23 @@ import itertools
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from workbench.curation import pipeline
+from workbench.curation.pipeline import CurationConfig, JudgeSetup
+from workbench.curation.stage2 import Stage2Config
+from workbench.curation.tagging import TagConfig
 from workbench.data import files as io
-from workbench.runs.stores import ResultStore
-from workbench.data.schema import PairFrame, validate_pair_frame
-from workbench.curation.stage2 import Stage2Config, consistency_decisions, curate, judge_labels
-from workbench.curation.clustering import embed_pairs
-from workbench.curation.review import JudgeReviewer
-from workbench.curation.tagging import EmbeddedTagger, TagConfig, make_tagger, tag_pairs
 from workbench.data.pairs import records_to_pairs
-from workbench.llm.client import ChatClient, EndpointConfig
-from workbench.llm.judge import LLMJudge
+from workbench.data.schema import PairFrame, validate_pair_frame
 from workbench.models.embedding import MemoryEmbeddingCache
-from workbench.models.scoring import load_reward_model, score_pairs
+from workbench.models.scoring import load_reward_model
+from workbench.runs.stores import ResultStore
 
 BACKENDS = ("local", "ray")
 TAGGERS = ("embedded", "llm", "none")
@@ -54,39 +52,44 @@ JUDGES = ("none", "llm")
 
 @dataclass(frozen=True)
 class ScaleConfig:
-    """What `curate_pool` runs (notebook 09's parameters map onto it).
+    """What `curate_pool` runs (notebook 09's parameters map onto it, through `from_params`).
 
     The two RMs are folders written by `workbench.models.training.train_reward_model` (any kind; fast embedding
-    heads keep a million pairs to minutes). ``embedder`` embeds the pair map and the embedded tagger;
-    ``"hashing"`` is the model-free embedder for very large pools on CPUs.
+    heads keep a million pairs to minutes). ``curation`` is the chain's one config (`CurationConfig`): its
+    ``embedder`` embeds the pair map and the embedded tagger (``"hashing"``: model-free, for very large pools on
+    CPUs), its ``tagger`` is embedded | llm | none, its ``judge`` labels the pairs the Stage-1 RM is unsure of.
     """
 
     stage1_rm: str
     gold_rm: str
-    embedder: str = ""  # "" = offline MiniLM; "hashing" = `workbench.models.embedding.HashingEmbedder`
-    tagger: str = "embedded"  # embedded | llm | none
-    judge: str = "none"  # none | llm: the LLM judge labels the pairs the Stage-1 RM is not confident on
-    llm_base_url: str = ""  # tagger or judge "llm": an OpenAI-compatible endpoint (see README)
-    llm_model: str = ""
-    llm_api_key_env: str = "WORKBENCH_LLM_API_KEY"
+    curation: CurationConfig = CurationConfig()
     backend: str = "local"  # local | ray
     ray_address: str = ""  # backend="ray": "" starts a local Ray; "auto" or "ray://host:10001" joins a cluster
     workers: int = 2  # backend="ray": actors, each holding the models and working on one shard at a time
-    stage2: Stage2Config = field(default_factory=Stage2Config)
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise ValueError(f"Unknown backend {self.backend!r}; choose one of {list(BACKENDS)}.")
-        if self.tagger not in TAGGERS:
-            raise ValueError(f"Unknown tagger {self.tagger!r}; choose one of {list(TAGGERS)}.")
-        if self.judge not in JUDGES:
-            raise ValueError(f"Unknown judge {self.judge!r}; choose one of {list(JUDGES)}.")
+        if self.curation.tagger not in TAGGERS:
+            raise ValueError(f"Unknown tagger {self.curation.tagger!r}; choose one of {list(TAGGERS)}.")
+        if self.curation.judge.kind not in JUDGES:
+            raise ValueError(f"Unknown judge {self.curation.judge.kind!r}; choose one of {list(JUDGES)}.")
         if self.workers < 1:
             raise ValueError(f"workers must be >= 1, got {self.workers}.")
         for name in ("stage1_rm", "gold_rm"):
             if not Path(getattr(self, name)).exists():
                 raise FileNotFoundError(f"{name}={getattr(self, name)!r}: no reward model folder there; train one first "
                                         "(notebooks 04/05, or workbench.models.training.train_reward_model).")
+
+    @classmethod
+    def from_params(cls, stage1_rm: str, gold_rm: str, *, embedder: str = "", tagger: str = "embedded",
+                    judge: str = "none", llm_base_url: str = "", llm_model: str = "", llm_api_key_env: str = "",
+                    stage2: Stage2Config = Stage2Config(), **rest: Any) -> ScaleConfig:
+        """From flat notebook / CLI parameters (``llm_model`` may list several judge models, comma-separated)."""
+        judge_setup = JudgeSetup.from_params(judge, base_url=llm_base_url, models=llm_model, api_key_env=llm_api_key_env)
+        curation = CurationConfig(tagger=tagger, embedder=embedder, stage2=stage2, judge=judge_setup,
+                                  tag=TagConfig(chunk_size=1024))  # one durable commit per 1,024 pairs at scale
+        return cls(stage1_rm=str(stage1_rm), gold_rm=str(gold_rm), curation=curation, **rest)
 
     def key(self) -> str:
         """What the outputs depend on: models, embedder, tagger, thresholds (not the backend or workers)."""
@@ -161,41 +164,8 @@ class ShardWorker:
         self.key = self.key or self.cfg.key()
         self.stage1 = load_reward_model(self.cfg.stage1_rm)
         self.gold = load_reward_model(self.cfg.gold_rm)
-        self.tagger = self._tagger()
-        self.judge = self._judge()
-
-    def _endpoint(self) -> Any:
-        return EndpointConfig(base_url=self.cfg.llm_base_url, model=self.cfg.llm_model, api_key_env=self.cfg.llm_api_key_env)
-
-    def _tagger(self) -> Any:
-        if self.cfg.tagger == "embedded":
-            return EmbeddedTagger(embedder_name=self.cfg.embedder)
-        if self.cfg.tagger == "llm":
-            return make_tagger("llm", endpoint=self._endpoint())
-        return None
-
-    def _judge(self) -> Any:
-        if self.cfg.judge == "none":
-            return None
-        return JudgeReviewer(LLMJudge([ChatClient(self._endpoint().resolved())]), results=None)
-
-    def _judge_labels(self, shard: Path, pool: PairFrame, p_stage1: np.ndarray, tags: pd.DataFrame | None) -> Any:
-        """The judge on this shard's unsure pairs, its answers durable in ``judge/<shard>.sqlite``."""
-        from dataclasses import replace
-
-        if self.judge is None:
-            return None
-        attributes = None
-        if tags is not None:
-            ok = tags[tags["tag_ok"]].set_index("pair_id")
-            attributes = ok[["task_category", "objectivity", "controversiality", "desired_attributes",
-                             "annotation_guideline"]].to_dict("index")
-        store = ResultStore(self.out_dir / "judge" / f"{shard.stem}.sqlite", "judge")
-        try:
-            return judge_labels(pool, p_stage1, replace(self.judge, results=store, attributes=attributes), self.cfg.stage2)
-        finally:
-            store.close()
-
+        self.tagger = pipeline.make_tagger_for(self.cfg.curation)
+        self.judge = pipeline.make_judge(self.cfg.curation.judge)
 
     def process(self, shard: str | Path) -> dict[str, Any]:
         """Curate one shard (or return its summary if an earlier run finished it)."""
@@ -207,32 +177,24 @@ class ShardWorker:
         pool = _load_shard(shard)
         clock.lap("read")
         cache = MemoryEmbeddingCache()  # one shard's texts are embedded once, shared by tagger, map and both RMs
-        tags = None
-        if self.tagger is not None:
-            if hasattr(self.tagger, "cache"):
-                self.tagger.cache = cache
-            store = ResultStore(self.out_dir / "tags" / f"{shard.stem}.sqlite", "tags")
-            try:
-                tags = tag_pairs(pool, self.tagger, store=store, cfg=TagConfig(chunk_size=1024), progress=False)
-            finally:
-                store.close()
-        clock.lap("tag")
-        vectors = embed_pairs(pool, tags, cache=cache, model_name=self.cfg.embedder, progress=False)
-        clock.lap("embed")
-        p = {}
-        for name, rm in (("stage1", self.stage1), ("gold", self.gold)):
-            if hasattr(rm, "cache"):
-                rm.cache = cache
-            p[name] = score_pairs(rm, pool, progress=False)["p"].to_numpy()
-        clock.lap("score")
-        judge_label = self._judge_labels(shard, pool, p["stage1"], tags)
-        clock.lap("judge")
-        decisions = consistency_decisions(pool["pair_id"], p["stage1"], p["gold"], judge_label, self.cfg.stage2)
-        curated = curate(pool, decisions, by=f"stage2-scale:{self.key}")
-        clock.lap("filter")
-        if tags is not None:
-            io.write_frame(tags, self.out_dir / "tags" / f"{shard.stem}.parquet")
-        io.write_array_atomic(np.asarray(vectors, dtype=np.float16), self.out_dir / "vectors" / f"{shard.stem}.npy")
+        for model in (self.tagger, self.stage1, self.gold):
+            if hasattr(model, "cache"):
+                model.cache = cache
+        tag_store = ResultStore(self.out_dir / "tags" / f"{shard.stem}.sqlite", "tags") if self.tagger else None
+        judge_store = ResultStore(self.out_dir / "judge" / f"{shard.stem}.sqlite", "judge") if self.judge else None
+        judge = replace(self.judge, results=judge_store) if self.judge else None
+        try:
+            result = pipeline.curate(pool, stage1_rm=self.stage1, gold_rm=self.gold, cfg=self.cfg.curation,
+                                     tagger=self.tagger, tag_store=tag_store, judge=judge, pair_cache=cache,
+                                     output_dir=self.out_dir, provenance=f"stage2-scale:{self.key}", lap=clock.lap)
+        finally:
+            for store in (tag_store, judge_store):
+                if store is not None:
+                    store.close()
+        curated = result.stage2.curated
+        if result.tags is not None:
+            io.write_frame(result.tags, self.out_dir / "tags" / f"{shard.stem}.parquet")
+        io.write_array_atomic(np.asarray(result.vectors, dtype=np.float16), self.out_dir / "vectors" / f"{shard.stem}.npy")
         io.write_frame(curated, self.out_dir / "curated" / f"{shard.stem}.parquet")
         clock.lap("write")
         counts = curated["stage2_decision"].value_counts()

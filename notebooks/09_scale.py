@@ -1,0 +1,207 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 09 · Scale: curate a pool that does not fit in memory (locally or on Ray)
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/rm-curation-workbench/rm-curation-workbench/blob/main/notebooks/09_scale.ipynb)
+#
+# Notebooks 02–05 hold the pool in memory, which is right for tens of thousands of pairs. The paper curates
+# 40 million. This notebook runs the same stages **one parquet shard at a time**: the attribute tagger, the
+# (conversation, attributes) embedding, both reward models (best Stage-1 RM and gold RM) and the Stage-2
+# consistency rule. Every shard's results go to disk as soon as it is done (`scale/tags`, `scale/vectors`
+# (float16), `scale/curated`, `scale/done`), so memory stays at one shard per worker and a crash or Ctrl-C
+# loses only the shards in flight: run it again and finished shards are skipped.
+#
+# `backend = "ray"` runs the same per-shard worker as Ray Data actors (install the extra:
+# `pip install -e ".[scale]"`; `ray_address` joins an existing cluster). The outputs are identical, only the
+# `label_at` time stamps differ.
+#
+# By default the pool is **synthetic** (real HH-RLHF shapes and words, meaningless labels) so the notebook
+# shows the machinery at a size you choose; point `pool_dir` at your own shards (`workbench shard my.jsonl
+# --out shards/`) and `stage1_rm` / `gold_rm` at the models of notebooks 04 / 05 for a real run. Without
+# them, two fast RMs over the `hashing` embedder are trained on this run's pool and gold split: the offline
+# MiniLM embeds ~170 texts/s on a laptop CPU, the hashing embedder tens of thousands.
+
+# %%
+# Setup (Colab / Kaggle only): clone and install the workbench, fetch the public data. Elsewhere: nothing.
+import os, subprocess, sys
+if "google.colab" in sys.modules or "KAGGLE_KERNEL_RUN_TYPE" in os.environ:
+    _url = os.environ.get("WORKBENCH_REPO_URL", "https://github.com/rm-curation-workbench/rm-curation-workbench")
+    _run = print if os.environ.get("WORKBENCH_SETUP_DRY_RUN") else subprocess.check_call  # tests: show, do not run
+    _repo = os.path.abspath("..") if os.path.exists("../pyproject.toml") else os.path.abspath("rm-curation-workbench")
+    if not os.path.exists(os.path.join(_repo, "pyproject.toml")):
+        _run(["git", "clone", "--depth", "1", _url, _repo])
+    _run([sys.executable, "-m", "pip", "install", "-q", "-e", _repo])
+    sys.path.insert(0, _repo)  # this kernel sees the editable install without a restart
+    _run([sys.executable, "-m", "workbench", "data", "ensure"])  # ~10 MB from the Hub / GitHub, licenses printed
+    if os.path.isdir(os.path.join(_repo, "notebooks")):
+        os.chdir(os.path.join(_repo, "notebooks"))  # relative paths (run_dir) as in the repository
+
+# %% tags=["parameters"]
+run_dir = "../runs/scratch"
+smoke = False
+seed = 0
+pool_dir = ""                 # a folder of parquet shards; empty: write a synthetic pool into the run
+synthetic_pairs = 20000       # size of that synthetic pool
+shard_size = 5000             # pairs per shard (memory per worker grows with it)
+stage1_rm = ""                # the best Stage-1 RM folder (04); empty: a fast hashing RM trained here
+gold_rm = ""                  # the gold RM folder (05); empty: a fast hashing RM trained on the gold split
+embedder = "hashing"          # hashing (fast, lexical) or empty for the offline MiniLM or a model path
+tagger = "embedded"           # embedded | llm | none
+llm_base_url = ""             # tagger llm: an OpenAI-compatible endpoint, e.g. http://localhost:8000/v1
+llm_model = ""
+backend = "local"             # local | ray
+ray_address = ""              # ray: empty starts a local Ray; auto or ray://head:10001 joins a cluster
+workers = 2                   # ray: actors, one shard each at a time
+map_points = 5000             # points drawn on the map (every Stage-1 RM error kept first)
+
+# %%
+import time
+
+import numpy as np
+import pandas as pd
+
+from workbench.data import files as io
+from workbench.runs.folder import start_run
+from workbench.curation import plots
+from workbench import scale
+from workbench.curation.clustering import ClusterConfig, ErrorMap, error_frame
+from workbench.curation.retrieval import recall_at_k
+from workbench.data.synthetic import SyntheticConfig, write_synthetic_pool
+
+STEP = "09_scale"
+run = start_run(run_dir, {"pool_dir": pool_dir, "synthetic_pairs": synthetic_pairs, "embedder": embedder,
+                             "backend": backend, "tagger": tagger}, step=STEP)
+n_synthetic = 2000 if smoke else synthetic_pairs
+if not pool_dir:
+    pool_dir = str(run.path / "scale" / f"synthetic-{n_synthetic}")
+    write_synthetic_pool(pool_dir, SyntheticConfig(n_pairs=n_synthetic, shard_size=min(shard_size, n_synthetic), seed=seed))
+shards = scale.list_shards(pool_dir)
+if not (stage1_rm and gold_rm):
+    stage1_rm, gold_rm = scale.train_pool_rms(io.load_pairs(run.path / "pairs.parquet"), run.path / "models" / "scale",
+                                              embedder=embedder, epochs=5 if smoke else 10, seed=seed, progress=False)
+cfg = scale.ScaleConfig.from_params(stage1_rm=str(stage1_rm), gold_rm=str(gold_rm), embedder=embedder, tagger=tagger,
+                        llm_base_url=llm_base_url, llm_model=llm_model, backend=backend, ray_address=ray_address,
+                        workers=workers)
+out_dir = run.path / "scale" / f"out-{pool_dir.rstrip('/').split('/')[-1]}"
+print(f"{len(shards)} shards in {pool_dir}; outputs in {out_dir}")
+
+# %% [markdown]
+# ## Curate every shard
+#
+# Resumable: re-running this cell skips finished shards. The table is one row per shard with the seconds each
+# stage took.
+
+# %%
+t0 = time.perf_counter()
+summary = scale.curate_pool(pool_dir, out_dir, cfg)
+wall = time.perf_counter() - t0
+stages = [c for c in summary.columns if c.endswith("_s")]
+n_pairs = int(summary["pairs"].sum())
+print(f"{n_pairs} pairs in {wall:.1f} s this call ({backend}); "
+      f"keep {summary['keep'].sum()}, flip {summary['flip'].sum()}, drop {summary['drop'].sum()}")
+run.save_table(summary.drop(columns=["key"]), "scale_shards", title="Per shard: pairs, decisions, seconds per stage",
+              step=STEP, index=False)
+summary.drop(columns=["key"]).head(10)
+
+# %% [markdown]
+# Where the time goes, as microseconds per pair (flat per pair is what makes 40M pairs a matter of machines, not memory):
+
+# %%
+fig_cost = plots.scale_stage_costs(summary, title=f"Cost per pair by stage ({backend} backend, {n_pairs} pairs)")
+run.save_figure(fig_cost, "scale_cost_per_pair", title="Cost per pair by stage", step=STEP)
+fig_cost
+
+# %%
+decisions = scale.decision_summary(out_dir)
+run.save_table(decisions, "scale_decisions", title="Stage-2 decisions by task category (sharded run)", step=STEP)
+decisions
+
+# %% [markdown]
+# ## Retrieval over the whole pool: faiss IVF vs exact search
+#
+# The float16 vectors stay on disk (memory-mapped). The IVF index is trained on a sample and filled shard by
+# shard; exact search streams the shards. Recall@8 says how much of the exact top 8 the index finds.
+
+# %%
+vectors = scale.ShardedVectors(out_dir)
+index = scale.build_ivf_index(vectors, path=out_dir / "index.faiss", progress=False)
+rows, queries = vectors.sample(min(500, len(vectors)), seed=seed)
+t = time.perf_counter(); _, exact = scale.ShardedExactSearch(vectors).search(queries, 8); exact_s = time.perf_counter() - t
+t = time.perf_counter(); _, approx = index.search(queries, 8); ivf_s = time.perf_counter() - t
+retrieval = {"pool_pairs": len(vectors), "queries": len(queries), "recall_at_8": recall_at_k(approx, exact),
+             "exact_seconds": exact_s, "ivf_seconds": ivf_s, "speedup": exact_s / max(ivf_s, 1e-9)}
+retrieval
+
+# %% [markdown]
+# ## The error map at scale
+#
+# UMAP is fitted on a sample and the rest of the drawn points are transformed into the same map. The map draws
+# every pair the Stage-1 RM gets wrong (up to `map_points`) and fills up with a random sample of the rest; only
+# those rows' texts are read from disk.
+
+# %%
+map_pairs, map_vectors = scale.map_sample(out_dir, max_points=200 if smoke else map_points, seed=seed)
+fitted = ErrorMap(ClusterConfig(fit_sample=min(2000, len(map_vectors)), min_cluster_size=10, seed=seed)).fit(map_vectors)
+p1 = map_pairs["p_stage1"].clip(1e-6, 1 - 1e-6)
+scores = pd.DataFrame({"pair_id": map_pairs["pair_id"], "margin": np.log(p1 / (1 - p1)), "p": map_pairs["p_stage1"]})
+frame = error_frame(map_pairs, scores, fitted.xy, fitted.clusters)
+fig_map = plots.error_map(frame, color="correct")
+run.save_figure(fig_map, "scale_error_map", title="Stage-1 RM errors over the sharded pool (sampled map)", step=STEP,
+               caption=f"{len(frame)} of {len(vectors)} pairs drawn; every drawn error is kept")
+fig_map
+
+# %% [markdown]
+# The same fitted map places every pair of the pool, shard by shard (`scale/out-*/map/<shard>.npy`, resumable):
+# coordinates to select regions of a pool too large to draw.
+
+# %%
+map_paths = scale.map_whole_pool(out_dir, fitted.reducer_2d)
+mapped = sum(len(np.load(p)) for p in map_paths)
+print(f"{mapped} pairs placed on the map in {len(map_paths)} shard files")
+
+# %% [markdown]
+# ## Train on the curated pool
+#
+# The kept and flipped pairs, written shard by shard into one parquet file with this run's gold and test splits
+# appended: notebook 06 trains on it with `pairs_file = "scale_curated.parquet"` (TRL reads it as well).
+
+# %%
+pairs = io.load_pairs(run.path / "pairs.parquet")
+train_path, n_train = scale.write_training_set(out_dir, run.file("scale_curated.parquet"),
+                                               heldout=pairs[pairs["split"].isin(["gold", "test"])])
+print(f"{n_train} curated training pairs (+ gold and test) in {train_path}")
+
+# %%
+metrics = {"pairs": n_pairs, "shards": len(summary), "backend": backend, "embedder": embedder or "all-MiniLM-L6-v2",
+           "wall_seconds_this_call": wall, "microseconds_per_pair": float(summary[stages].sum().sum() / n_pairs * 1e6),
+           **{f"decision_{d}": int(summary[d].sum()) for d in ("keep", "flip", "drop")},
+           **{f"retrieval_{k}": v for k, v in retrieval.items()}, "map_points": len(frame), "curated_training_pairs": n_train}
+run.save_metrics(metrics, "scale_metrics", title="Scale run at a glance", step=STEP)
+metrics
+
+# %%
+# checks
+assert n_pairs == sum(len(pd.read_parquet(s, columns=["pair_id"])) for s in shards), "every pair curated once"
+curated = scale.read_curated(out_dir, ["pair_id", "stage2_decision", "label_state"])
+assert len(curated) == n_pairs and curated["pair_id"].is_unique
+assert (curated.loc[curated["stage2_decision"] == "drop", "label_state"] == "dropped").all()
+assert retrieval["recall_at_8"] >= 0.8, retrieval
+assert mapped == n_pairs, "every pair placed on the map"
+exported = io.load_pairs(train_path)
+assert (exported["split"] == "train").sum() == n_train == metrics["decision_keep"] + metrics["decision_flip"]
+assert {"gold", "test"} <= set(exported["split"]), "notebook 06 needs the gold and test splits"
+assert (~frame["correct"]).sum() == min((scale.read_curated(out_dir, ["p_stage1"])["p_stage1"] < 0.5).sum(), len(frame))
