@@ -61,6 +61,7 @@ from workbench.models import scoring, training
 from workbench.runs.folder import start_run
 from workbench.runs.stores import EmbeddingCache, ScoreCache
 
+# %%
 STEP = "03_error_clusters"
 cfg = clustering.ClusterConfig(n_neighbors=n_neighbors, cluster_dims=cluster_dims, seed=seed, clusterer=clusterer,
                                min_cluster_size=min(min_cluster_size, 5) if smoke else min_cluster_size)

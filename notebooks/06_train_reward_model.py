@@ -39,46 +39,48 @@ if "google.colab" in sys.modules or "KAGGLE_KERNEL_RUN_TYPE" in os.environ:
         os.chdir(os.path.join(_repo, "notebooks"))  # relative paths (run_dir) as in the repository
 
 # %% tags=["parameters"]
+from workbench.models.training import RMTrainConfig as C  # the defaults live in the config class
+
 run_dir = "../runs/scratch"
 data_dir = ""                 # empty: <repo>/../shared/data, or $WORKBENCH_DATA_DIR
 smoke = False
-seed = 0
-pairs_file = "pairs.parquet"  # dataset in the run to train on (its train split); later: the curated set
+seed = C.seed
+dataset = "pairs"             # the run's artifact to train on (its train split): pairs, or curated after notebook 05
 model_name = "rm_final"
-rm_kind = "finetune"          # finetune | embedding_head
-rm_backbone = ""              # empty: the offline MiniLM; on a GPU e.g. Qwen/Qwen3-0.6B
-rm_backend = "auto"           # auto | transformers | unsloth
-max_length = 256
-epochs = 1.0
-max_steps = -1
-batch_size = 16
-learning_rate = 5e-5
-lora_r = 0
-eval_steps = 40
+rm_kind = C.kind              # finetune or embedding_head
+rm_backbone = C.backbone      # empty: the offline MiniLM; on a GPU e.g. Qwen/Qwen3-0.6B
+rm_backend = C.backend        # auto, transformers or unsloth
+max_length = C.max_length
+epochs = C.epochs
+max_steps = C.max_steps
+batch_size = C.batch_size
+learning_rate = C.learning_rate
+lora_r = C.lora_r
+eval_steps = C.eval_steps
 compare_fast_head = True      # also train the embedding-head RM on the same data
 hh_heldout_pairs = 1000       # unseen HH-RLHF pairs scored as an external check; 0 skips it
 
 # %%
-from workbench.data import demo as demo_data
-from workbench.data import files as io
-from workbench.runs.stores import EmbeddingCache, ScoreCache
-from workbench.runs.folder import start_run
-from workbench.runs import export
-from workbench.curation import plots
-from workbench.models import scoring, training
+from IPython.display import Markdown, display
 
+from workbench.curation import plots, stage2
+from workbench.data import demo
+from workbench.models import scoring, training
+from workbench.runs import export
+from workbench.runs.folder import start_run
+from workbench.runs.stores import EmbeddingCache, ScoreCache
+
+# %%
 STEP = "06_train_reward_model"
 cfg = training.RMTrainConfig(kind=rm_kind, backbone=rm_backbone, backend=rm_backend, max_length=max_length,
-                             epochs=epochs, max_steps=4 if smoke else max_steps, batch_size=4 if smoke else batch_size,
-                             learning_rate=learning_rate, lora_r=lora_r, eval_steps=2 if smoke else eval_steps, seed=seed)
+                             epochs=epochs, max_steps=max_steps, batch_size=batch_size, learning_rate=learning_rate,
+                             lora_r=lora_r, eval_steps=eval_steps, seed=seed)
+cfg = cfg.smoke() if smoke else cfg
 run = start_run(run_dir, cfg, step=STEP)
-pairs = io.load_pairs(run.path / pairs_file)
-if (run.path / "tags.parquet").exists():  # per-category gold accuracy uses the tags of notebook 02
-    tags = io.read_frame(run.path / "tags.parquet")[["pair_id", "task_category"]]
-    pairs = pairs.drop(columns=["task_category"], errors="ignore").merge(tags, on="pair_id", how="left")
+pairs = stage2.with_categories(run.load(dataset), run.load("tags", default=None))  # per-category gold accuracy
 usable = export.trainable_pairs(pairs)  # the same selection `workbench export` writes out
 train, gold, test = (usable[usable["split"] == s] for s in ("train", "gold", "test"))
-print(f"train {len(train)}, gold {len(gold)}, test {len(test)} pairs from {pairs_file}")
+print(f"train {len(train)}, gold {len(gold)}, test {len(test)} pairs from {dataset}")
 
 # %% [markdown]
 # ## Train
@@ -104,25 +106,22 @@ fig_curves
 rm = scoring.load_reward_model(result.model_dir)
 score_cfg = scoring.ScoreConfig(max_length=max_length)
 cache = ScoreCache(run, scoring.settings_key(rm, score_cfg))
-by = "construction" if "construction" in test.columns else None
 test_scores = scoring.score_pairs(rm, test, cfg=score_cfg, cache=cache)
-models = {model_name: test_scores}
+models, head_rm, head = {model_name: test_scores}, None, None
 if compare_fast_head and rm_kind != "embedding_head":
-    head_cfg = training.RMTrainConfig(kind="embedding_head", seed=seed, head_epochs=5 if smoke else 30)
-    head = training.train_reward_model(train, gold, cfg=head_cfg, output_dir=run.path / "models" / "fast_head",
-                                       cache=EmbeddingCache(run, "minilm"), progress=not smoke)
-    head_rm = scoring.load_reward_model(head.model_dir, embedding_cache=EmbeddingCache(run, "minilm"))
+    head_rm, head = training.fast_head_rm(train, gold, output_dir=run.path / "models" / "fast_head", seed=seed,
+                                          cache=EmbeddingCache(run, "minilm"), epochs=cfg.head_epochs, progress=not smoke)
     models["fast_head"] = scoring.score_pairs(head_rm, test)
-test_table = scoring.compare_accuracy(test, models, by=by)
+test_table = scoring.compare_accuracy(test, models, by="construction" if "construction" in test else None)
 run.save_table(test_table, "rm_test_accuracy", title="Test-split accuracy vs baselines", step=STEP)
-fig_acc = plots.accuracy_bars(test_table, title="Test accuracy by part")
-run.save_figure(fig_acc, "rm_test_accuracy_bars", title="Test accuracy by part", step=STEP)
-display(test_table)
-fig_acc
+test_table
 
 # %%
-fig_margin = plots.margin_histogram(test_scores, test, by=by)
+fig_acc = plots.accuracy_bars(test_table, title="Test accuracy by part")
+run.save_figure(fig_acc, "rm_test_accuracy_bars", title="Test accuracy by part", step=STEP)
+fig_margin = plots.margin_histogram(test_scores, test, by="construction" if "construction" in test else None)
 run.save_figure(fig_margin, "rm_margin_histogram", title="Reward margins on the test split", step=STEP)
+display(fig_acc)
 fig_margin
 
 # %% [markdown]
@@ -134,43 +133,46 @@ fig_margin
 # %%
 hh_table = None
 if hh_heldout_pairs:
-    hh = demo_data.heldout_hh_pairs(data_dir or None, pairs, n=30 if smoke else hh_heldout_pairs, seed=seed)
+    hh = demo.heldout_hh_pairs(data_dir or None, pairs, n=30 if smoke else hh_heldout_pairs, seed=seed)
     hh_models = {model_name: scoring.score_pairs(rm, hh, cfg=score_cfg, cache=cache)}
-    if "fast_head" in models:
+    if head_rm is not None:
         hh_models["fast_head"] = scoring.score_pairs(head_rm, hh)
     hh_table = scoring.compare_accuracy(hh, hh_models, by="source")
     run.save_table(hh_table, "rm_hh_heldout_accuracy", title="Unseen HH-RLHF pairs: accuracy vs baselines", step=STEP)
 hh_table
 
 # %%
-summary = {k: v for k, v in result.metrics.items() if not isinstance(v, dict)}
-summary["model_dir"] = str(result.model_dir)
-summary["test_accuracy"] = float(test_table.loc["all", model_name])
-summary["test_longer_wins"] = float(test_table.loc["all", "longer wins"])
 test_ci = scoring.accuracy_ci(test, test_scores, seed=seed)  # 95% bootstrap CI; paired difference to longer-wins
-summary.update({"test_accuracy_ci_low": test_ci["ci_low"], "test_accuracy_ci_high": test_ci["ci_high"],
-                "test_minus_longer_wins": test_ci["diff_vs_longer"], "test_minus_longer_wins_ci_low": test_ci["diff_ci_low"],
-                "test_minus_longer_wins_ci_high": test_ci["diff_ci_high"]})
-if hh_table is not None:
-    summary["hh_heldout_accuracy"] = float(hh_table.loc["all", model_name])
-    summary["hh_heldout_longer_wins"] = float(hh_table.loc["all", "longer wins"])
-if "fast_head" in models:
-    summary["fast_head_test_accuracy"] = float(test_table.loc["all", "fast_head"])
-    summary["fast_head_gold_accuracy"] = head.metrics.get("gold_accuracy")
+summary = training.summary_metrics(result, test_table, test_ci, model_name=model_name, hh_table=hh_table, head=head)
 run.save_metrics(summary, "rm_metrics", title="Reward model at a glance", step=STEP)
 summary
+
+# %% [markdown]
+# ## Conclusions
+
+# %%
+s = summary
+lines = [f"- `{model_name}` ({rm_kind}, {len(train):,} training pairs from `{dataset}`): test accuracy "
+         f"**{s['test_accuracy']:.3f}** [95% CI {s['test_accuracy_ci_low']:.3f}, {s['test_accuracy_ci_high']:.3f}] on "
+         f"{len(test):,} pairs; *longer wins* {s['test_longer_wins']:.3f}, paired difference "
+         f"{s['test_minus_longer_wins']:+.3f} [{s['test_minus_longer_wins_ci_low']:+.3f}, {s['test_minus_longer_wins_ci_high']:+.3f}]."]
+if "fast_head_test_accuracy" in s:
+    lines.append(f"- The fast embedding head on the same data: {s['fast_head_test_accuracy']:.3f}.")
+if "hh_heldout_accuracy" in s:
+    lines.append(f"- Unseen HH-RLHF pairs: {s['hh_heldout_accuracy']:.3f} vs longer-wins {s['hh_heldout_longer_wins']:.3f}.")
+display(Markdown("\n".join(lines)))
 
 # %%
 # checks
 from transformers import AutoModelForSequenceClassification
+
 if rm_kind == "finetune":
     assert AutoModelForSequenceClassification.from_pretrained(result.model_dir).config.num_labels == 1
 assert (result.model_dir / "README.md").exists()
-assert 0 <= summary["test_accuracy"] <= 1 and len(test_scores) == len(test) and test_scores["r_chosen"].notna().all()
-assert summary["test_accuracy_ci_low"] <= summary["test_accuracy"] <= summary["test_accuracy_ci_high"]
+assert 0 <= s["test_accuracy"] <= 1 and len(test_scores) == len(test) and test_scores["r_chosen"].notna().all()
+assert s["test_accuracy_ci_low"] <= s["test_accuracy"] <= s["test_accuracy_ci_high"]
 assert {model_name, "longer wins", "random"} <= set(test_table.columns) and test_table["random"].eq(0.5).all()
 losses = result.history["loss"].dropna().to_numpy() if "loss" in result.history else []
 assert result.metrics["n_truncated"] <= len(train) and all(abs(x) < float("inf") for x in losses)
-if not smoke:
-    # the demo RM beats random with its CI and the length rule on the point estimate (the paired CI is reported)
-    assert summary["test_accuracy_ci_low"] > 0.5 and summary["test_accuracy"] > summary["test_longer_wins"], summary
+if not smoke:  # the demo RM beats random with its CI and the length rule on the point estimate (paired CI reported)
+    assert s["test_accuracy_ci_low"] > 0.5 and s["test_accuracy"] > s["test_longer_wins"], s

@@ -53,34 +53,36 @@ if "google.colab" in sys.modules or "KAGGLE_KERNEL_RUN_TYPE" in os.environ:
         os.chdir(os.path.join(_repo, "notebooks"))  # relative paths (run_dir) as in the repository
 
 # %% tags=["parameters"]
+from workbench.curation.experiment import ExperimentConfig as C  # the defaults live in the config class
+
 run_dir = "../runs/scratch"
 data_dir = ""                 # empty: <repo>/../shared/data, or $WORKBENCH_DATA_DIR
 smoke = False
-noise_rate = 0.2              # share of pool labels flipped
-seeds = [0, 1, 2]             # noise, oracle and RM seeds; mean and spread are over these
-n_cross_prompt = 700          # known-truth pairs built from the shared HH-RLHF conversations
-n_truncated = 700
-seed_size = 60                # human labels: Stage-1 round 0 ...
-labels_per_iteration = 40     # ... plus this many per retrieval round
-iterations = 3
-budget_curve = [40, 100]      # smaller human budgets for the accuracy-vs-labels curve
-oracle_error_rate = 0.0       # the simulated people's own error rate
-judge_error_rate = -1.0       # 0 or more: a simulated LLM judge labels Stage 2's unsure pairs; -1: none
-select_on_gold = False        # True: compared RMs keep their best gold epoch
-head_epochs = 30
+noise_rate = C.noise_rate     # share of pool labels flipped
+seeds = list(C.seeds)         # noise, oracle and RM seeds; mean and spread are over these
+n_cross_prompt = C.n_cross_prompt   # known-truth pairs built from the shared HH-RLHF conversations
+n_truncated = C.n_truncated
+seed_size = C.seed_size       # human labels: Stage-1 round 0 ...
+labels_per_iteration = C.labels_per_iteration   # ... plus this many per retrieval round
+iterations = C.iterations
+budget_curve = list(C.budget_curve)   # smaller human budgets for the accuracy-vs-labels curve
+oracle_error_rate = C.oracle_error_rate   # the simulated people's own error rate
+judge_error_rate = C.judge_error_rate     # 0 or more: a simulated LLM judge labels Stage 2's unsure pairs; -1: none
+select_on_gold = C.select_on_gold         # True: compared RMs keep their best gold epoch
+head_epochs = C.head_epochs
 
 # %%
-from workbench.curation import experiment as ce
+from IPython.display import Markdown, display
+
+from workbench.curation import experiment as ce, plots
 from workbench.runs.folder import start_run
-from workbench.curation import plots
 
 STEP = "08_curation_experiment"
 cfg = ce.ExperimentConfig(noise_rate=noise_rate, seeds=tuple(seeds), n_cross_prompt=n_cross_prompt, n_truncated=n_truncated,
                           seed_size=seed_size, labels_per_iteration=labels_per_iteration, iterations=iterations,
                           budget_curve=tuple(budget_curve), oracle_error_rate=oracle_error_rate,
                           judge_error_rate=judge_error_rate, select_on_gold=select_on_gold, head_epochs=head_epochs)
-if smoke:
-    cfg = ce.smoke_config(cfg)
+cfg = ce.smoke_config(cfg) if smoke else cfg
 run = start_run(run_dir, cfg, step=STEP)
 print(f"{len(cfg.seeds)} seeds x human budgets {cfg.budgets()}; noise rate {cfg.noise_rate}")
 result = ce.run_experiment(cfg, run.path / "curation_experiment", data_dir=data_dir or None)
@@ -93,7 +95,7 @@ print(f"clean-label RM on the test split: {result.clean_check['clean_test_accura
 
 # %%
 run.save_table(result.summary, "experiment_summary", title="Curation experiment: clean test accuracy by training set",
-              step=STEP, index=False)
+               step=STEP, index=False)
 fig_cond = plots.experiment_conditions(result.summary)
 run.save_figure(fig_cond, "experiment_conditions", title="Curated vs raw vs same-size random", step=STEP)
 display(result.summary)
@@ -107,7 +109,7 @@ fig_cond
 
 # %%
 run.save_table(result.detection, "experiment_detection", title="Flip detection against the injected truth", step=STEP,
-              index=False)
+               index=False)
 result.detection
 
 # %%
@@ -121,8 +123,25 @@ metrics = ce.headline_metrics(result, cfg)
 run.save_metrics(metrics, "experiment_metrics", title="Curation experiment at a glance", step=STEP)
 metrics
 
+# %% [markdown]
+# ## Conclusions
+
+# %%
+s = result.summary.set_index("condition")["test_accuracy_mean"]
+verdict = ", ".join(f"{'beats' if metrics.get(f'beats_{o}') else 'does not beat'} {o.replace('_', ' ')} "
+                    f"({metrics[f'curated_minus_{o}']:+.3f}, seed spread {metrics[f'spread_vs_{o}']:.3f})"
+                    for o in ("raw_noisy", "random_same_size") if f"curated_minus_{o}" in metrics)
+display(Markdown(
+    f"- Conditions: {cfg.noise_rate:.0%} symmetric label noise, simulated reviewer error {cfg.oracle_error_rate}, "
+    f"{cfg.human_budget} human labels, {len(cfg.seeds)} seeds.\n"
+    f"- Clean test accuracy: curated **{s.get('curated', float('nan')):.3f}**, raw noisy {s.get('raw noisy', float('nan')):.3f}, "
+    f"clean ceiling {s.get('clean (ceiling)', float('nan')):.3f}.\n"
+    f"- Curated {verdict}.\n"
+    f"- Stage 1 + 2 raised the training labels' accuracy from {full['pool_label_accuracy'].mean():.3f} to "
+    f"{full['curated_label_accuracy'].mean():.3f} (flag F1 {full['flag_f1'].mean():.2f})."))
+
 # %%
 # checks
-assert set(result.summary["condition"]) == set(ce.CONDITIONS)
+assert set(result.summary["condition"]) == set(ce.CONDITIONS) and (result.summary["seeds"] == len(cfg.seeds)).all()
 assert (full["curated_label_accuracy"] > full["pool_label_accuracy"]).all(), full
 assert result.clean_check["clean_test_accuracy"] >= cfg.min_clean_accuracy

@@ -51,6 +51,9 @@ if "google.colab" in sys.modules or "KAGGLE_KERNEL_RUN_TYPE" in os.environ:
         os.chdir(os.path.join(_repo, "notebooks"))  # relative paths (run_dir) as in the repository
 
 # %% tags=["parameters"]
+from workbench.scale import SCALE_EMBEDDER  # the defaults live in the config classes
+from workbench.scale import ScaleConfig as C
+
 run_dir = "../runs/scratch"
 smoke = False
 seed = 0
@@ -59,45 +62,41 @@ synthetic_pairs = 20000       # size of that synthetic pool
 shard_size = 5000             # pairs per shard (memory per worker grows with it)
 stage1_rm = ""                # the best Stage-1 RM folder (04); empty: a fast hashing RM trained here
 gold_rm = ""                  # the gold RM folder (05); empty: a fast hashing RM trained on the gold split
-embedder = "hashing"          # hashing (fast, lexical) or empty for the offline MiniLM or a model path
-tagger = "embedded"           # embedded | llm | none
+embedder = SCALE_EMBEDDER     # hashing (fast, lexical) or empty for the offline MiniLM or a model path
+tagger = "embedded"           # embedded, llm or none
 llm_base_url = ""             # tagger llm: an OpenAI-compatible endpoint, e.g. http://localhost:8000/v1
 llm_model = ""
-backend = "local"             # local | ray
-ray_address = ""              # ray: empty starts a local Ray; auto or ray://head:10001 joins a cluster
-workers = 2                   # ray: actors, one shard each at a time
+backend = C.backend           # local or ray
+ray_address = C.ray_address   # ray: empty starts a local Ray; auto or ray://head:10001 joins a cluster
+workers = C.workers           # ray: actors, one shard each at a time
 map_points = 5000             # points drawn on the map (every Stage-1 RM error kept first)
 
 # %%
 import time
 
 import numpy as np
-import pandas as pd
+from IPython.display import Markdown, display
 
-from workbench.data import files as io
-from workbench.runs.folder import start_run
-from workbench.curation import plots
 from workbench import scale
-from workbench.curation.clustering import ClusterConfig, ErrorMap, error_frame
-from workbench.curation.retrieval import recall_at_k
+from workbench.curation import plots
 from workbench.data.synthetic import SyntheticConfig, write_synthetic_pool
+from workbench.runs.folder import start_run
 
+# %%
 STEP = "09_scale"
 run = start_run(run_dir, {"pool_dir": pool_dir, "synthetic_pairs": synthetic_pairs, "embedder": embedder,
-                             "backend": backend, "tagger": tagger}, step=STEP)
+                          "backend": backend, "tagger": tagger}, step=STEP)
 n_synthetic = 2000 if smoke else synthetic_pairs
 if not pool_dir:
     pool_dir = str(run.path / "scale" / f"synthetic-{n_synthetic}")
     write_synthetic_pool(pool_dir, SyntheticConfig(n_pairs=n_synthetic, shard_size=min(shard_size, n_synthetic), seed=seed))
-shards = scale.list_shards(pool_dir)
 if not (stage1_rm and gold_rm):
-    stage1_rm, gold_rm = scale.train_pool_rms(io.load_pairs(run.path / "pairs.parquet"), run.path / "models" / "scale",
-                                              embedder=embedder, epochs=5 if smoke else 10, seed=seed, progress=False)
-cfg = scale.ScaleConfig.from_params(stage1_rm=str(stage1_rm), gold_rm=str(gold_rm), embedder=embedder, tagger=tagger,
-                        llm_base_url=llm_base_url, llm_model=llm_model, backend=backend, ray_address=ray_address,
-                        workers=workers)
+    stage1_rm, gold_rm = scale.train_pool_rms(run.load("pairs"), run.path / "models" / "scale", embedder=embedder,
+                                              epochs=5 if smoke else 10, seed=seed, progress=False)
+cfg = scale.ScaleConfig.from_params(stage1_rm, gold_rm, embedder=embedder, tagger=tagger, llm_base_url=llm_base_url,
+                                    llm_model=llm_model, backend=backend, ray_address=ray_address, workers=workers)
 out_dir = run.path / "scale" / f"out-{pool_dir.rstrip('/').split('/')[-1]}"
-print(f"{len(shards)} shards in {pool_dir}; outputs in {out_dir}")
+print(f"{len(scale.list_shards(pool_dir))} shards in {pool_dir}; outputs in {out_dir}")
 
 # %% [markdown]
 # ## Curate every shard
@@ -109,12 +108,11 @@ print(f"{len(shards)} shards in {pool_dir}; outputs in {out_dir}")
 t0 = time.perf_counter()
 summary = scale.curate_pool(pool_dir, out_dir, cfg)
 wall = time.perf_counter() - t0
-stages = [c for c in summary.columns if c.endswith("_s")]
 n_pairs = int(summary["pairs"].sum())
 print(f"{n_pairs} pairs in {wall:.1f} s this call ({backend}); "
       f"keep {summary['keep'].sum()}, flip {summary['flip'].sum()}, drop {summary['drop'].sum()}")
 run.save_table(summary.drop(columns=["key"]), "scale_shards", title="Per shard: pairs, decisions, seconds per stage",
-              step=STEP, index=False)
+               step=STEP, index=False)
 summary.drop(columns=["key"]).head(10)
 
 # %% [markdown]
@@ -139,11 +137,7 @@ decisions
 # %%
 vectors = scale.ShardedVectors(out_dir)
 index = scale.build_ivf_index(vectors, path=out_dir / "index.faiss", progress=False)
-rows, queries = vectors.sample(min(500, len(vectors)), seed=seed)
-t = time.perf_counter(); _, exact = scale.ShardedExactSearch(vectors).search(queries, 8); exact_s = time.perf_counter() - t
-t = time.perf_counter(); _, approx = index.search(queries, 8); ivf_s = time.perf_counter() - t
-retrieval = {"pool_pairs": len(vectors), "queries": len(queries), "recall_at_8": recall_at_k(approx, exact),
-             "exact_seconds": exact_s, "ivf_seconds": ivf_s, "speedup": exact_s / max(ivf_s, 1e-9)}
+retrieval = scale.compare_with_exact(vectors, index, queries=500, k=8, seed=seed)
 retrieval
 
 # %% [markdown]
@@ -154,14 +148,10 @@ retrieval
 # those rows' texts are read from disk.
 
 # %%
-map_pairs, map_vectors = scale.map_sample(out_dir, max_points=200 if smoke else map_points, seed=seed)
-fitted = ErrorMap(ClusterConfig(fit_sample=min(2000, len(map_vectors)), min_cluster_size=10, seed=seed)).fit(map_vectors)
-p1 = map_pairs["p_stage1"].clip(1e-6, 1 - 1e-6)
-scores = pd.DataFrame({"pair_id": map_pairs["pair_id"], "margin": np.log(p1 / (1 - p1)), "p": map_pairs["p_stage1"]})
-frame = error_frame(map_pairs, scores, fitted.xy, fitted.clusters)
+frame, fitted = scale.error_map_frame(out_dir, max_points=200 if smoke else map_points, seed=seed)
 fig_map = plots.error_map(frame, color="correct")
 run.save_figure(fig_map, "scale_error_map", title="Stage-1 RM errors over the sharded pool (sampled map)", step=STEP,
-               caption=f"{len(frame)} of {len(vectors)} pairs drawn; every drawn error is kept")
+                caption=f"{len(frame)} of {len(vectors)} pairs drawn; every drawn error is kept")
 fig_map
 
 # %% [markdown]
@@ -177,31 +167,41 @@ print(f"{mapped} pairs placed on the map in {len(map_paths)} shard files")
 # ## Train on the curated pool
 #
 # The kept and flipped pairs, written shard by shard into one parquet file with this run's gold and test splits
-# appended: notebook 06 trains on it with `pairs_file = "scale_curated.parquet"` (TRL reads it as well).
+# appended: notebook 06 trains on it with `dataset = "scale_curated"` (TRL reads it as well).
 
 # %%
-pairs = io.load_pairs(run.path / "pairs.parquet")
-train_path, n_train = scale.write_training_set(out_dir, run.file("scale_curated.parquet"),
-                                               heldout=pairs[pairs["split"].isin(["gold", "test"])])
+heldout = run.load("pairs").query("split in ['gold', 'test']")
+train_path, n_train = scale.write_training_set(out_dir, run.path_of("scale_curated"), heldout=heldout)
 print(f"{n_train} curated training pairs (+ gold and test) in {train_path}")
-
-# %%
-metrics = {"pairs": n_pairs, "shards": len(summary), "backend": backend, "embedder": embedder or "all-MiniLM-L6-v2",
-           "wall_seconds_this_call": wall, "microseconds_per_pair": float(summary[stages].sum().sum() / n_pairs * 1e6),
-           **{f"decision_{d}": int(summary[d].sum()) for d in ("keep", "flip", "drop")},
-           **{f"retrieval_{k}": v for k, v in retrieval.items()}, "map_points": len(frame), "curated_training_pairs": n_train}
+metrics = scale.scale_metrics(summary, backend=backend, embedder=embedder, wall_s=wall, retrieval=retrieval,
+                              map_points=len(frame), training_pairs=n_train)
 run.save_metrics(metrics, "scale_metrics", title="Scale run at a glance", step=STEP)
 metrics
 
+# %% [markdown]
+# ## Conclusions
+
+# %%
+m = metrics
+display(Markdown(
+    f"- **{m['pairs']:,} pairs** in {m['shards']} shards curated in {m['wall_seconds_this_call']:.0f} s this call "
+    f"({m['backend']} backend, `{m['embedder']}` embedder): {m['microseconds_per_pair']:.0f} µs per pair over all stages.\n"
+    f"- Stage 2 kept {m['decision_keep']:,}, flipped {m['decision_flip']:,}, dropped {m['decision_drop']:,}; "
+    f"{m['curated_training_pairs']:,} pairs written for training.\n"
+    f"- faiss IVF recall@8 **{m['retrieval_recall_at_8']:.3f}** at {m['retrieval_speedup']:.1f}x exact search "
+    f"({m['retrieval_queries']} queries)."))
+
 # %%
 # checks
-assert n_pairs == sum(len(pd.read_parquet(s, columns=["pair_id"])) for s in shards), "every pair curated once"
-curated = scale.read_curated(out_dir, ["pair_id", "stage2_decision", "label_state"])
+import pandas as pd
+
+assert n_pairs == sum(len(pd.read_parquet(s, columns=["pair_id"])) for s in scale.list_shards(pool_dir)), "every pair once"
+curated = scale.read_curated(out_dir, ["pair_id", "stage2_decision", "label_state", "p_stage1"])
 assert len(curated) == n_pairs and curated["pair_id"].is_unique
 assert (curated.loc[curated["stage2_decision"] == "drop", "label_state"] == "dropped").all()
 assert retrieval["recall_at_8"] >= 0.8, retrieval
 assert mapped == n_pairs, "every pair placed on the map"
-exported = io.load_pairs(train_path)
+exported = run.load("scale_curated")
 assert (exported["split"] == "train").sum() == n_train == metrics["decision_keep"] + metrics["decision_flip"]
 assert {"gold", "test"} <= set(exported["split"]), "notebook 06 needs the gold and test splits"
-assert (~frame["correct"]).sum() == min((scale.read_curated(out_dir, ["p_stage1"])["p_stage1"] < 0.5).sum(), len(frame))
+assert (~frame["correct"]).sum() == min((curated["p_stage1"] < 0.5).sum(), len(frame))

@@ -1,8 +1,9 @@
-"""Developer check: the committed notebooks carry no outputs and exactly one ``parameters`` cell.
+"""Developer check: the notebooks are the source, edited in JupyterLab, and each is paired with a jupytext
+percent-format ``.py`` next to it (readable diffs). The committed ones carry no outputs, exactly one ``parameters``
+cell, short code cells without function definitions, a conclusions section, and match their ``.py``.
 
-The notebooks in notebooks/ are the source: edit them in JupyterLab, clear outputs, commit. (They were
-once generated from Python strings by tools/make_nb*.py; those scripts are gone so an edit is never lost.)
-Run ``python tools/nbtools.py --check``; tests/test_notebooks.py runs the same check.
+After editing a notebook (or its .py): ``jupytext --sync notebooks/<name>.ipynb``. Run ``python tools/nbtools.py
+--check``; tests/test_notebooks.py runs the same check.
 """
 
 from __future__ import annotations
@@ -10,11 +11,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import jupytext
 import nbformat
 
 # The repository's public address: the one place the "Open in Colab" links and the Colab/Kaggle setup cells
 # take it from. After changing it, run `python tools/nbtools.py --sync-setup` (rewrites those two cells only).
 REPO_URL = "https://github.com/rm-curation-workbench/rm-curation-workbench"
+MAX_CELL_LINES = 15  # a longer cell is logic that belongs in the package, where it is tested
+INTERACTIVE = ("04b_review_by_hand.ipynb",)  # need a person; not in configs/demo.yaml (the smoke test runs them)
 SETUP_MARK = "# Setup (Colab / Kaggle only)"
 SETUP_CELL = f"""{SETUP_MARK}: clone and install the workbench, fetch the public data. Elsewhere: nothing.
 import os, subprocess, sys
@@ -52,12 +56,44 @@ def sync_setup(folder: Path) -> list[str]:
         title.source = title.source.replace("\n\n\n", "\n\n")
         if nbformat.writes(nb) != before:
             nbformat.write(nb, str(path))
+            jupytext.write(nb, str(path.with_suffix(".py")), fmt="py:percent")
             changed.append(path.name)
     return changed
 
+def _cells(nb: nbformat.NotebookNode) -> list[tuple[str, str]]:
+    return [(c.cell_type, c.source.strip()) for c in nb.cells]
+
+
+def pairing_problems(path: Path) -> list[str]:
+    """The notebook and its jupytext ``.py`` must hold the same cells (the .py is what diffs and reviews read)."""
+    script = path.with_suffix(".py")
+    if not script.exists():
+        return [f"{path.name}: no paired {script.name}; run `jupytext --set-formats ipynb,py:percent {path}`"]
+    if _cells(nbformat.read(str(path), as_version=4)) != _cells(jupytext.read(str(script))):
+        return [f"{path.name} and {script.name} differ; run `jupytext --sync {path}` (the newer file wins)"]
+    return []
+
+
+def style_problems(path: Path, nb: nbformat.NotebookNode) -> list[str]:
+    """Lab-notes shape: short code cells, no function definitions, a conclusions section."""
+    problems = []
+    for k, c in enumerate(nb.cells):
+        if c.cell_type != "code" or c.source.startswith(SETUP_MARK) or "parameters" in c.metadata.get("tags", []):
+            continue
+        lines = sum(1 for line in c.source.splitlines() if line.strip())
+        if lines > MAX_CELL_LINES:
+            problems.append(f"{path.name}: cell {k} has {lines} lines (> {MAX_CELL_LINES}); move logic into workbench/")
+        if any(line.lstrip().startswith(("def ", "class ")) for line in c.source.splitlines()):
+            problems.append(f"{path.name}: cell {k} defines a function or class; put it in workbench/ and test it")
+    if not any(c.cell_type == "markdown" and "## Conclusions" in c.source for c in nb.cells):
+        problems.append(f"{path.name}: no '## Conclusions' section computed from the run")
+    return problems
+
+
 def check(folder: Path) -> list[str]:
-    """Problems found in ``folder/*.ipynb``: outputs left in, not exactly one ``parameters`` cell, or a setup
-    cell / Colab link that differs from `SETUP_CELL` / `colab_badge` (run ``--sync-setup``)."""
+    """Problems found in ``folder/*.ipynb``: outputs left in, not exactly one ``parameters`` cell, a setup cell /
+    Colab link that differs from `SETUP_CELL` / `colab_badge` (run ``--sync-setup``), a missing or stale paired
+    ``.py``, or a cell that breaks the lab-notes shape (`style_problems`)."""
     problems = []
     for path in sorted(folder.glob("*.ipynb")):
         nb = nbformat.read(str(path), as_version=4)
@@ -71,6 +107,7 @@ def check(folder: Path) -> list[str]:
         for c in nb.cells:
             if c.cell_type == "code" and (c.outputs or c.execution_count):
                 problems.append(f"{path.name}: cell {c.id} has outputs; strip them before committing")
+        problems += pairing_problems(path) + style_problems(path, nb)
     return problems
 
 

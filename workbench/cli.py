@@ -1,5 +1,10 @@
 """Command line: ``workbench run``, ``report``, ``check-data``, ``experiment``, ``synth``, ``shard``, ``scale``,
-``export`` and ``data`` (also ``python -m workbench``)."""
+``export`` and ``data`` (also ``python -m workbench``).
+
+Each command imports what it needs inside its function: ``workbench data where`` or ``--help`` must not pay for
+importing torch. (The CLI is the top layer; nothing imports it, so these late imports hide no cycle.) Options a
+user leaves unset are not passed on, so the config dataclasses' defaults apply: they are defined once, there.
+"""
 
 from __future__ import annotations
 
@@ -143,15 +148,16 @@ def _cmd_scale(args: argparse.Namespace) -> int:
     from workbench.data import files as io
     from workbench import scale
 
+    options = ("embedder", "tagger", "judge", "llm_base_url", "llm_model", "llm_api_key_env", "backend", "ray_address",
+               "workers")
+    given = {k: getattr(args, k) for k in options if getattr(args, k) is not None}  # the rest: the configs' defaults
     stage1, gold = args.stage1_rm, args.gold_rm
     if not (stage1 and gold):
         if not args.rms_from:
             raise SystemExit("workbench scale: give --stage1-rm and --gold-rm, or --rms-from PAIRS to train fast ones")
-        stage1, gold = scale.train_pool_rms(io.load_pairs(args.rms_from), Path(args.out) / "rms", embedder=args.embedder)
-    cfg = scale.ScaleConfig.from_params(stage1_rm=str(stage1), gold_rm=str(gold), embedder=args.embedder, tagger=args.tagger,
-                            judge=args.judge, llm_base_url=args.llm_base_url, llm_model=args.llm_model,
-                            llm_api_key_env=args.llm_api_key_env, backend=args.backend,
-                            ray_address=args.ray_address, workers=args.workers)
+        embedder = {"embedder": given["embedder"]} if "embedder" in given else {}
+        stage1, gold = scale.train_pool_rms(io.load_pairs(args.rms_from), Path(args.out) / "rms", **embedder)
+    cfg = scale.ScaleConfig.from_params(stage1_rm=str(stage1), gold_rm=str(gold), **given)
     try:
         summary = scale.curate_pool(args.pool, args.out, cfg)
     except KeyboardInterrupt:
@@ -193,18 +199,20 @@ def build_parser() -> argparse.ArgumentParser:
     exp = sub.add_parser("experiment", help="the curation-vs-scale ablation against injected label noise (no notebook)")
     exp.add_argument("--out", default="runs/experiment", help="folder for models, tables and figures")
     exp.add_argument("--data-dir", default=None, help="shared data folder (default: <repo>/../shared/data)")
-    for name, kind, text in (("noise-rate", float, "share of pool labels flipped (0.2)"),
-                             ("seeds", _ints, "comma-separated seeds (0,1,2)"),
-                             ("n-cross-prompt", int, "known-truth pairs of each kind (700)"), ("n-truncated", int, "(700)"),
-                             ("seed-size", int, "human labels in Stage-1 round 0 (60)"),
-                             ("labels-per-iteration", int, "human labels per retrieval round (40)"),
-                             ("iterations", int, "retrieval rounds (3)"),
-                             ("budget-curve", _ints, "smaller human budgets for the curve (40,100)"),
-                             ("oracle-error-rate", float, "simulated people's error rate (0)"),
-                             ("judge-error-rate", float, ">= 0: a simulated LLM judge in Stage 2 (off)"),
-                             ("head-epochs", int, "fast-head epochs (30)"),
-                             ("min-clean-accuracy", float, "refuse to run when a clean-label RM is below this (0.6)")):
-        exp.add_argument(f"--{name}", type=kind, default=None, help=text)
+    # Unset options keep `ExperimentConfig`'s defaults: the help names the field, the config class holds the value.
+    for name, kind, text in (("noise-rate", float, "share of pool labels flipped"),
+                             ("seeds", _ints, "comma-separated seeds"),
+                             ("n-cross-prompt", int, "known-truth pairs of each kind"), ("n-truncated", int, ""),
+                             ("seed-size", int, "human labels in Stage-1 round 0"),
+                             ("labels-per-iteration", int, "human labels per retrieval round"),
+                             ("iterations", int, "retrieval rounds"),
+                             ("budget-curve", _ints, "smaller human budgets for the curve, comma-separated"),
+                             ("oracle-error-rate", float, "simulated people's error rate"),
+                             ("judge-error-rate", float, ">= 0: a simulated LLM judge in Stage 2; < 0: none"),
+                             ("head-epochs", int, "fast-head epochs"),
+                             ("min-clean-accuracy", float, "refuse to run when a clean-label RM is below this")):
+        exp.add_argument(f"--{name}", type=kind, default=None,
+                         help=f"{text} (default: ExperimentConfig.{name.replace('-', '_')})".lstrip())
     exp.add_argument("--select-on-gold", action="store_true", default=None, help="compared RMs keep their best gold epoch")
     exp.set_defaults(func=_cmd_experiment)
     syn = sub.add_parser("synth", help="write a synthetic pool (real HH shapes and words) as parquet shards, for scale tests")
@@ -245,15 +253,16 @@ def build_parser() -> argparse.ArgumentParser:
     sca.add_argument("--stage1-rm", default="", help="the best Stage-1 RM folder")
     sca.add_argument("--gold-rm", default="", help="the gold RM folder")
     sca.add_argument("--rms-from", default="", help="no RMs yet: train fast ones on this pair file's train/gold splits")
-    sca.add_argument("--embedder", default="hashing", help='"hashing" (fast, lexical), "" (MiniLM) or a model path')
-    sca.add_argument("--tagger", default="embedded", choices=["embedded", "llm", "none"])
-    sca.add_argument("--judge", default="none", choices=["none", "llm"], help="LLM judge on the pairs the Stage-1 RM is unsure of")
-    sca.add_argument("--llm-base-url", default="", help="tagger / judge llm: OpenAI-compatible endpoint")
-    sca.add_argument("--llm-model", default="")
-    sca.add_argument("--llm-api-key-env", default="WORKBENCH_LLM_API_KEY", help="NAME of the variable holding the key")
-    sca.add_argument("--backend", default="local", choices=["local", "ray"])
-    sca.add_argument("--ray-address", default="", help='"" = start a local Ray; "auto" or ray://head:10001 = a cluster')
-    sca.add_argument("--workers", type=int, default=2, help="Ray actors")
+    # Unset options keep `ScaleConfig.from_params`'s defaults (the chain's come from `CurationConfig`).
+    sca.add_argument("--embedder", help='"hashing" (fast, lexical; the scale default), "" (MiniLM) or a model path')
+    sca.add_argument("--tagger", choices=["embedded", "llm", "none"], help="default: embedded")
+    sca.add_argument("--judge", choices=["none", "llm"], help="LLM judge on the pairs the Stage-1 RM is unsure of (default: none)")
+    sca.add_argument("--llm-base-url", help="tagger / judge llm: OpenAI-compatible endpoint")
+    sca.add_argument("--llm-model", help="judge: one model, or several comma-separated (they vote)")
+    sca.add_argument("--llm-api-key-env", help="NAME of the variable holding the key (default: WORKBENCH_LLM_API_KEY)")
+    sca.add_argument("--backend", choices=["local", "ray"], help="default: local")
+    sca.add_argument("--ray-address", help='"" = start a local Ray; "auto" or ray://head:10001 = a cluster')
+    sca.add_argument("--workers", type=int, help="Ray actors (default: ScaleConfig.workers)")
     sca.add_argument("--index", action="store_true", help="also build the faiss IVF index (out/index.faiss)")
     sca.set_defaults(func=_cmd_scale)
     return parser

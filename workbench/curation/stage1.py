@@ -316,3 +316,10 @@ def simulated_pool(pool: PairFrame, sim: SimulationConfig, *, seed: int) -> Pair
     if sim.noise_rate > 0:
         return inject_label_noise(pool, sim.noise_rate, seed=seed)
     return pool.assign(label_is_true=True, noise_injected=False)
+
+
+def labelled_from_log(pool: PairFrame, store: ReviewStore) -> PairFrame:
+    """The pool pairs with a label in the review log (every reviewer, every round), labels applied: what people
+    reviewing by hand (notebook 04b) hand to Stage 2."""
+    labels = store.labels()
+    return apply_labels(pool[pool["pair_id"].isin(set(labels["pair_id"]))], labels)

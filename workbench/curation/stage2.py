@@ -335,3 +335,25 @@ def with_heldout(curated_pool: PairFrame, pairs: PairFrame) -> PairFrame:
         else:
             held[col] = ""
     return pd.concat([curated_pool, held[curated_pool.columns.intersection(held.columns)]], ignore_index=True)
+
+
+def with_categories(curated: PairFrame, tags: pd.DataFrame | None) -> PairFrame:
+    """``curated`` with each pair's ``task_category`` from the tags (``untagged`` where none), for per-category views."""
+    if tags is None:
+        return curated
+    out = curated.drop(columns=["task_category"], errors="ignore").merge(tags[["pair_id", "task_category"]],
+                                                                          on="pair_id", how="left")
+    out["task_category"] = out["task_category"].fillna("untagged")
+    return out
+
+
+def stage2_metrics(curated: PairFrame, decisions: pd.DataFrame, judge: str) -> dict[str, Any]:
+    """Stage 2 at a glance: decisions, the curated training size, judge failures and, against a known truth
+    (``noise_injected``), flip-detection precision / recall and the curated labels' accuracy (`truth_metrics`)."""
+    counts = curated["stage2_decision"].value_counts().reindex(["keep", "flip", "drop"], fill_value=0)
+    out: dict[str, Any] = {"pool_pairs": len(curated), **{f"decision_{k}": int(v) for k, v in counts.items()},
+                           "judge": judge, "curated_training_pairs": len(curated_training_set(curated)),
+                           "judge_failed": int((decisions["judge_label"] == FAILED).sum())}
+    if "noise_injected" in curated.columns:
+        out.update(truth_metrics(curated))
+    return out

@@ -1,38 +1,25 @@
 """A thin layer over the `openai` SDK for any OpenAI-compatible chat-completions endpoint.
 
-Used by the LLM attribute tagger and the LLM judge. The SDK (``openai.OpenAI(base_url=...)``: vLLM,
-SGLang, Ollama, the llama.cpp server or OpenAI) does the HTTP: the ``Authorization`` header, per-request
-timeouts, and retries of connection errors, timeouts, 408, 409, 429 and 5xx with exponential backoff and
-jitter, honouring ``Retry-After`` / ``retry-after-ms`` (up to 120 s; a longer one is not retried) and
-``x-should-retry``; other 4xx fail at once. This layer adds what batch curation needs on top:
+Used by the LLM tagger and judge. The SDK (``openai.OpenAI(base_url=...)``: vLLM, SGLang, Ollama, the
+llama.cpp server, OpenAI) does the HTTP: auth header, timeouts, retries of connection errors, timeouts,
+408/409/429/5xx with exponential backoff and jitter, ``Retry-After`` / ``retry-after-ms`` (up to 120 s;
+longer is not retried) and ``x-should-retry``. This layer adds what batch curation needs:
 
-* **One budget per call**: ``max_retries`` is shared by the SDK's retries, malformed bodies and re-asks;
+* one budget per call: ``max_retries`` shared by the SDK's retries, malformed bodies and re-asks;
   ``backoff_s`` scales the SDK's backoff; ``call_deadline_s`` / ``batch_deadline_s`` bound the whole call,
-  SDK waits included (a wait that would cross the deadline fails the call at once, saying why).
-* **Structured output**: with a JSON schema the request asks for ``response_format`` ``json_schema``
-  (strict), and in ``json_schema_mode="auto"`` falls back to ``json_object`` and then to no
-  ``response_format`` when the server answers 400/422 saying it does not support it; the working mode is
-  remembered. The reply is *always* parsed and checked client-side as well (`extract_json`, then
-  `check_schema` by ``jsonschema``, then an optional ``validate`` callable); a reply that fails is re-asked
-  (the bad reply and the reason are appended to the conversation) within the same budget.
-* **Never raises for a failed call**: every outcome is a `CallResult` with ``ok`` and a reason.
-* **Sampling** (``n > 1``) uses the ``n`` parameter, and falls back to ``n`` sequential calls (seeds
-  ``seed, seed+1, ...``) for servers that reject it (a 400 about ``n``) or return fewer choices.
-* **Batches**: `ChatClient.complete_many` runs ``cfg.concurrency`` threads with a ``tqdm`` bar; results come
-  back in input order and one failed item never aborts the batch. Before its first batch a client checks
-  the endpoint once (`ChatClient.preflight`, a 1-token call without retries), so a wrong model name fails
-  the batch at once with the server's message instead of every item retrying a 500.
-* **What the server enforced**: a server may accept ``response_format`` and ignore it (``transformers
-  serve`` does); after `IGNORED_AFTER` unparseable replies in a row the client says so once (a warning,
-  ``usage["structured_output_ignored"]``, `ChatClient.notes`) and names servers that enforce a schema.
-* **Accounting** of requests, retries, tokens, failures and an estimated cost (`ChatClient.usage`).
-* **Secrets**: the API key is read from the environment variable *named* by ``cfg.api_key_env`` each time
-  the SDK builds a request; it is never in the config, reprs, logs or error strings (a server's echo of
-  it is replaced by ``***``). No key: no ``Authorization`` header (local servers).
-* **Redirects** stay on the host of ``base_url``; one to another host is an error naming it.
+  the SDK's waits included (a wait that would cross the deadline fails the call at once, saying why);
+* structured output: ``response_format`` ``json_schema`` (strict), falling back (``json_schema_mode="auto"``)
+  to ``json_object`` and none on a 400/422 about it; replies are always checked here too (`extract_json`,
+  `check_schema`, an optional ``validate``) and a bad one is re-asked with the reason; a server that accepts
+  ``response_format`` and ignores it (``transformers serve``) is named once in `ChatClient.notes`;
+* ``n`` sampling, or ``n`` sequential calls (seeds ``seed + i``) where a server rejects ``n`` or returns fewer;
+* `ChatClient.complete_many`: a thread pool with a ``tqdm`` bar, results in input order, after one
+  `ChatClient.preflight` (a 1-token call without retries, so a wrong model name fails the batch at once);
+* never raising for a failed call (`CallResult` says why), `ChatClient.usage` (requests, retries, tokens,
+  failures, estimated cost), the key read from the variable *named* by ``cfg.api_key_env`` as each request
+  is built and redacted from every message (no key: no ``Authorization``), redirects only on the same host.
 
-What it does not do: streaming, tool calling, images, the legacy ``/completions`` endpoint, caching of
-answers (callers cache), or rate limiting beyond the bounded concurrency and the SDK's backoff.
+Not done: streaming, tool calling, images, the legacy ``/completions`` endpoint, caching (callers cache).
 """
 
 from __future__ import annotations
@@ -63,19 +50,18 @@ JSON_SCHEMA_MODES = ("auto", "json_schema", "json_object", "none")
 SCHEMA_NAME = "attributes"
 SDK_BACKOFF_BASE_S = 0.5  # openai._constants.INITIAL_RETRY_DELAY: the SDK's first backoff, rescaled to backoff_s
 SDK_MAX_RETRY_AFTER_S = 120.0  # openai._constants.MAX_RETRY_AFTER_DELAY: a longer Retry-After is not retried
+IGNORED_AFTER = 3  # consecutive unparseable replies under a structured mode before the client says it is ignored
+ENFORCING_SERVERS = ("vLLM or SGLang (guided decoding: response_format json_schema is enforced), llama.cpp server "
+                     "(--json-schema / a GBNF grammar), Ollama (format=<schema>)")
+TOOL_CALLS_REPLY = "the reply holds tool_calls"
+PREFLIGHT_MESSAGES = [{"role": "user", "content": "ping"}]  # `ChatClient.preflight`'s one-token chat call
 _FALLBACK = {"json_schema": "json_object", "json_object": "none"}
 _RESPONSE_FORMAT_RE = re.compile(r"response_format|json_schema|json_object|structured output|guided_json", re.I)
 _VALIDATION_ERRORS = (ValueError, TypeError, KeyError, AssertionError)
 # A 400 about the `n` parameter: "'n' is not supported", "n must be 1", "Invalid value for n", "number of choices".
 _N_PARAM_RE = re.compile(r"(?<![\w.\-/])['\"`]?n['\"`]?(?![\w.\-/])|num(ber)?[_ ]of[_ ](choices|completions|samples)", re.I)
 _REFUSED_LOCATION = "x-workbench-refused-location"
-IGNORED_AFTER = 3  # consecutive unparseable replies under a structured mode before the client says it is ignored
-ENFORCING_SERVERS = ("vLLM or SGLang (guided decoding: response_format json_schema is enforced), llama.cpp server "
-                     "(--json-schema / a GBNF grammar), Ollama (format=<schema>)")
-
-
-TOOL_CALLS_REPLY = "the reply holds tool_calls"
-PREFLIGHT_MESSAGES = [{"role": "user", "content": "ping"}]  # `ChatClient.preflight`'s one-token chat call
+_NUMBER = (int, float)
 
 
 class EndpointError(RuntimeError):
@@ -83,6 +69,25 @@ class EndpointError(RuntimeError):
 
 
 # --------------------------------------------------------------------------------------------- config
+
+
+def _seconds(v: Any) -> bool:
+    return isinstance(v, _NUMBER) and 0 < v < math.inf
+
+
+_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "timeout_s": (_seconds, "must be a finite number of seconds > 0"),
+    "call_deadline_s": (_seconds, "must be a finite number of seconds > 0"),
+    "batch_deadline_s": (lambda v: v is None or _seconds(v), "must be a finite number of seconds > 0 or None"),
+    "max_retries": (lambda v: isinstance(v, int) and v >= 0, "must be an int >= 0 (0 = no retries)"),
+    "backoff_s": (lambda v: isinstance(v, _NUMBER) and v >= 0, "must be seconds >= 0"),
+    "concurrency": (lambda v: isinstance(v, int) and v >= 1, "must be an int >= 1"),
+    "temperature": (lambda v: isinstance(v, _NUMBER) and 0 <= v <= 2, "must be in [0, 2]"),
+    "max_tokens": (lambda v: isinstance(v, int) and v >= 1, "must be an int >= 1"),
+    "json_schema_mode": (lambda v: v in JSON_SCHEMA_MODES, f"choose one of {', '.join(JSON_SCHEMA_MODES)}"),
+    "price_in_per_1k": (lambda v: isinstance(v, _NUMBER) and v >= 0, "must be USD per 1k tokens >= 0"),
+    "price_out_per_1k": (lambda v: isinstance(v, _NUMBER) and v >= 0, "must be USD per 1k tokens >= 0"),
+}
 
 
 @dataclass(frozen=True)
@@ -95,10 +100,10 @@ class EndpointConfig:
         model: Model name as the server knows it; ``""`` means ``$WORKBENCH_LLM_MODEL``.
         api_key_env: NAME of the environment variable holding the API key. The key itself is never
             stored here. When the variable is unset or empty, no Authorization header is sent (local servers).
-        timeout_s: Per-request timeout in seconds (connect, read and write each), the SDK's ``timeout``.
+        timeout_s: Per-request timeout in seconds (connect, read and write each): the SDK's ``timeout``.
         max_retries: Retries after the first attempt (so at most ``max_retries + 1`` attempts per call),
             shared between the SDK's retries of transport failures and re-asks for invalid replies.
-        backoff_s: First backoff of the SDK's exponential schedule: retry ``k`` (0-based) waits about
+        backoff_s: First wait of the SDK's exponential backoff: retry ``k`` (0-based) waits about
             ``backoff_s * 2**k`` (jitter x0.75-1, at most ``16 * backoff_s``) unless the server sent ``Retry-After``.
         concurrency: Worker threads for `ChatClient.complete_many`.
         temperature: Default sampling temperature.
@@ -114,6 +119,7 @@ class EndpointConfig:
         batch_deadline_s: Wall-clock limit of one `ChatClient.complete_many` batch (None: none). Items not
             started by then fail with that reason; running ones stop at it.
     """
+
     base_url: str = ""
     model: str = ""
     api_key_env: str = "WORKBENCH_LLM_API_KEY"
@@ -130,11 +136,9 @@ class EndpointConfig:
     batch_deadline_s: float | None = None
 
     def __post_init__(self) -> None:
-        def bad(name: str, rule: str) -> ValueError:
-            return ValueError(f"EndpointConfig.{name}={getattr(self, name)!r} is invalid: {rule}")
-
         if self.base_url and not re.match(r"^https?://[^/\s]+", self.base_url):
-            raise bad("base_url", "expected an http(s) URL such as 'http://localhost:8000/v1'")
+            raise ValueError(f"EndpointConfig.base_url={self.base_url!r} is invalid: expected an http(s) URL such as "
+                             "'http://localhost:8000/v1'")
         # The value of api_key_env is never echoed: it might be a key pasted into the wrong field.
         if not isinstance(self.api_key_env, str) or self.api_key_env.startswith(("sk-", "sk_")) \
                 or len(self.api_key_env) > 64:
@@ -143,28 +147,9 @@ class EndpointConfig:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.api_key_env):
             raise ValueError("EndpointConfig.api_key_env is invalid (value not shown): give the NAME of an "
                              "environment variable (letters, digits, _), e.g. 'OPENAI_API_KEY', never the key itself")
-        if not (isinstance(self.timeout_s, (int, float)) and self.timeout_s > 0 and math.isfinite(self.timeout_s)):
-            raise bad("timeout_s", "must be a finite number of seconds > 0")
-        for name in ("call_deadline_s", "batch_deadline_s"):
-            value = getattr(self, name)
-            if value is not None and not (isinstance(value, (int, float)) and value > 0 and math.isfinite(value)):
-                raise bad(name, "must be a finite number of seconds > 0" + (" or None" if name == "batch_deadline_s" else ""))
-        if not (isinstance(self.max_retries, int) and self.max_retries >= 0):
-            raise bad("max_retries", "must be an int >= 0 (0 = no retries)")
-        if not (isinstance(self.backoff_s, (int, float)) and self.backoff_s >= 0):
-            raise bad("backoff_s", "must be seconds >= 0")
-        if not (isinstance(self.concurrency, int) and self.concurrency >= 1):
-            raise bad("concurrency", "must be an int >= 1")
-        if not (isinstance(self.temperature, (int, float)) and 0 <= self.temperature <= 2):
-            raise bad("temperature", "must be in [0, 2]")
-        if not (isinstance(self.max_tokens, int) and self.max_tokens >= 1):
-            raise bad("max_tokens", "must be an int >= 1")
-        if self.json_schema_mode not in JSON_SCHEMA_MODES:
-            raise bad("json_schema_mode", f"choose one of {', '.join(JSON_SCHEMA_MODES)}")
-        for name in ("price_in_per_1k", "price_out_per_1k"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and value >= 0):
-                raise bad(name, "must be USD per 1k tokens >= 0")
+        for name, (ok, rule) in _RULES.items():
+            if not ok(getattr(self, name)):
+                raise ValueError(f"EndpointConfig.{name}={getattr(self, name)!r} is invalid: {rule}")
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{f.name}={(_safe_url(v) if f.name == 'base_url' else v)!r}"
@@ -198,9 +183,7 @@ def _safe_url(url: str) -> str:
     except ValueError:
         return "<unparseable url>"
     if parts.username or parts.password:
-        host = parts.hostname or ""
-        if parts.port:
-            host += f":{parts.port}"
+        host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
         return urlunsplit((parts.scheme, "***@" + host, parts.path, parts.query, parts.fragment))
     return url
 
@@ -233,6 +216,9 @@ class CallResult:
     seconds: float
 
 
+Choice = tuple[str | None, str | None, str | None]  # (content, finish_reason, refusal) of one reply choice
+
+
 @dataclass
 class _Budget:
     """Retries left for one logical call, shared by the SDK's retries and re-asks, and its deadline."""
@@ -248,30 +234,18 @@ class _Budget:
         return self.deadline - time.monotonic()
 
 
-@dataclass
-class _Reply:
-    """One successful exchange: the choices' texts, finish reasons and refusals."""
-
-    contents: list[str | None]
-    finish_reasons: list[str | None]
-    refusals: list[str | None]
-
-
 class _Failure(Exception):
-    """Internal: a failed exchange. ``retryable``: a transient kind (this layer retries its own kinds only)."""
+    """Internal: a failed exchange. ``retryable``: a transient kind (the SDK retried it, or this layer will)."""
 
-    def __init__(self, reason: str, *, retryable: bool, status: int | None = None, detail: str = "",
-                 fallback: bool = False):
+    def __init__(self, reason: str, *, retryable: bool, status: int | None = None, detail: str = ""):
         super().__init__(reason)
-        self.reason = reason
-        self.retryable = retryable
-        self.status = status
+        self.reason, self.retryable, self.status = reason, retryable, status
         self.detail = detail  # for HTTP errors: the server's message (+ hint), without the "HTTP nnn: " prefix
-        self.fallback = fallback  # a 400 about response_format: try the next structured-output mode
+        self.fallback = False  # a 400/422 about response_format: try the next structured-output mode
 
 
 class _WaitPastDeadline(Exception):
-    """Raised inside the SDK's retry loop (which it ends) when its next wait would cross the call's deadline."""
+    """Raised in the SDK's retry loop, which it ends, when the next wait would cross the call's deadline."""
 
     def __init__(self, wait: float, server_asked: bool):
         super().__init__(f"wait {wait:.1f}s")
@@ -282,29 +256,28 @@ class _WaitPastDeadline(Exception):
 
 
 class _SDK(openai.OpenAI):
-    """`openai.OpenAI` that shows each retry to `ChatClient` before the SDK sleeps for it.
+    """`openai.OpenAI` that shows each retry to `ChatClient` before sleeping for it.
 
-    The SDK has no public hook there. `_calculate_retry_timeout` is where it decides every wait (its
-    backoff or the server's Retry-After) before each retry, unchanged since openai 1.0: the one override.
-    ``before_retry(wait, server_asked) -> (wait, next attempt's timeout)`` may raise to end the retry loop.
+    The SDK has no public hook there: `_calculate_retry_timeout` is where it decides every wait (its backoff
+    or the server's Retry-After), before each retry, unchanged since openai 1.0, so it is the one override.
+    ``before_retry(wait, server_asked) -> (wait, next attempt's timeout)`` may raise to end the retries.
     """
 
     before_retry: Callable[[float, bool], tuple[float, float]] | None = None  # set on the per-call copy
 
     def _calculate_retry_timeout(self, remaining_retries: int, options: Any, response_headers: Any = None) -> float:
         wait = super()._calculate_retry_timeout(remaining_retries, options, response_headers)
-        if self.before_retry is None:
-            return wait
-        wait, options.timeout = self.before_retry(wait, self._parse_retry_after_header(response_headers) is not None)
+        if self.before_retry is not None:
+            asked = self._parse_retry_after_header(response_headers) is not None
+            wait, options.timeout = self.before_retry(wait, asked)
         return wait
 
 
-def _keep_redirects_on_host(response: Any) -> None:
-    """httpx response hook: a redirect to another host is not followed (the prompt must not go elsewhere).
-
-    httpx follows redirects before the SDK sees the answer; without ``Location`` the 3xx reaches the SDK,
-    which raises it as an `openai.APIStatusError`. Same-host redirects (a trailing slash) are followed.
-    """
+def _on_response(response: Any) -> None:
+    """httpx response hook: read error bodies now (the SDK drops them unread before a retry) and follow a
+    redirect on the same host only: without ``Location`` the 3xx reaches the SDK as an error naming it."""
+    if response.is_error:
+        response.read()
     if response.has_redirect_location:
         here, there = response.url, response.url.join(response.headers["location"])
         if (there.scheme, there.host, there.port) != (here.scheme, here.host, here.port):
@@ -312,44 +285,34 @@ def _keep_redirects_on_host(response: Any) -> None:
             del response.headers["location"]
 
 
-def _server_message(resp: Any, limit: int = 300) -> str:
-    """The server's error message: ``error.message`` / ``message`` / ``detail`` from JSON, else the text."""
+def _server_message(response: Any, limit: int = 300) -> str:
+    """The server's error message: ``error.message`` / ``error`` / ``message`` / ``detail`` of JSON, else the text."""
     try:
-        text = resp.text or ""
-    except Exception:  # a streamed body the SDK closed unread before a retry
-        text = ""
-    try:
-        body = json.loads(text)
+        body = json.loads(response.text)
     except ValueError:
-        body = None
-    msg = None
-    if isinstance(body, dict):
-        err = body.get("error")
-        msg = err.get("message") if isinstance(err, dict) else err if isinstance(err, str) else None
-        msg = msg or body.get("message") or body.get("detail")
-    msg = str(msg if msg is not None else text).strip().replace("\n", " ")
-    return (msg[:limit] + "...") if len(msg) > limit else (msg or resp.reason_phrase or "(empty body)")
+        body = response.text
+    body = body.get("error", body) if isinstance(body, dict) else body
+    msg = (body.get("message") or body.get("detail") or json.dumps(body)) if isinstance(body, dict) else body
+    msg = str(msg or response.reason_phrase or "(empty body)").strip().replace("\n", " ")
+    return (msg[:limit] + "...") if len(msg) > limit else msg
 
 
-def _parse_body(raw: bytes) -> tuple[_Reply, int, int]:
-    """A chat-completions body as (reply, prompt tokens, completion tokens); `_Failure` when it is not one.
+def _parse_body(raw: bytes) -> tuple[list[Choice], int, int]:
+    """A chat-completions body as (choices, prompt tokens, completion tokens); `_Failure` when it is not one.
 
-    Read as plain JSON rather than the SDK's models: servers differ (content as a list of parts, tool calls,
-    no ``usage``), and every shape must turn into a reason, not an exception.
+    Plain JSON rather than the SDK's models: servers differ (content as a list of parts, tool calls, no
+    ``usage``), and every shape must become a reason, not an exception.
     """
     try:
         body = json.loads(raw)
     except ValueError:
         preview = raw[:120].decode("utf-8", "replace").replace("\n", "\\n")
         raise _Failure(f"malformed response body (not JSON): starts {preview!r}", retryable=True) from None
-    usage = body.get("usage") if isinstance(body, dict) else None
-    tokens = (_as_int(usage.get("prompt_tokens")), _as_int(usage.get("completion_tokens"))) \
-        if isinstance(usage, dict) else (0, 0)
     choices = body.get("choices") if isinstance(body, dict) else None
     if not isinstance(choices, list) or not choices or not all(isinstance(c, dict) for c in choices):
         got = sorted(body)[:8] if isinstance(body, dict) else type(body).__name__
         raise _Failure(f"malformed response body: no 'choices' list (got {got})", retryable=True)
-    reply = _Reply([], [], [])
+    out: list[Choice] = []
     for choice in sorted(choices, key=lambda c: _as_int(c.get("index"))):
         message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
         content = message.get("content")
@@ -362,10 +325,16 @@ def _parse_body(raw: bytes) -> tuple[_Reply, int, int]:
             names = [str((c.get("function") or {}).get("name", "?")) for c in calls if isinstance(c, dict)]
             refusal = (f"{TOOL_CALLS_REPLY} ({', '.join(names)}) and no text content; this client does not call "
                        "tools: turn tool use off on the server or in the prompt")
-        reply.contents.append(content if isinstance(content, str) else None)
-        reply.finish_reasons.append(choice.get("finish_reason"))
-        reply.refusals.append(refusal)
-    return reply, *tokens
+        out.append((content if isinstance(content, str) else None, choice.get("finish_reason"), refusal))
+    usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
+    return out, _as_int(usage.get("prompt_tokens")), _as_int(usage.get("completion_tokens"))
+
+
+def _as_int(value: Any) -> int:
+    try:
+        return int(value) if value is not None else 0
+    except (TypeError, ValueError):
+        return 0
 
 
 # --------------------------------------------------------------------------------------------- client
@@ -390,8 +359,8 @@ class ChatClient:
 
     def __init__(self, cfg: EndpointConfig):
         self.cfg = cfg.resolved()
-        self._http = openai.DefaultHttpxClient(event_hooks={"response": [_keep_redirects_on_host]})
-        # api_key as a callable: the SDK reads the key when it builds each request and it is never kept here
+        self._http = openai.DefaultHttpxClient(event_hooks={"response": [_on_response]})
+        # api_key as a callable: the SDK reads the key as it builds each request; nothing here keeps it
         self._sdk = _SDK(base_url=self.cfg.base_url, api_key=self._api_key, timeout=self.cfg.timeout_s,
                          max_retries=self.cfg.max_retries, http_client=self._http)
         self._lock = threading.Lock()
@@ -404,8 +373,6 @@ class ChatClient:
         self.notes: list[str] = []  # things the user should know about this endpoint, said once each
         self._totals = {"calls": 0, "requests": 0, "retries": 0, "failures": 0,
                         "prompt_tokens": 0, "completion_tokens": 0}
-
-    # -- bookkeeping -----------------------------------------------------------------------------
 
     def __repr__(self) -> str:
         return (f"ChatClient(base_url={_safe_url(self.cfg.base_url)!r}, model={self.cfg.model!r}, "
@@ -447,26 +414,24 @@ class ChatClient:
         return os.environ.get(self.cfg.api_key_env, "").strip()
 
     def _no_key_headers(self) -> dict[str, Any] | None:
-        """Without a key, tell the SDK to send no ``Authorization`` at all (it refuses to guess otherwise)."""
+        """Without a key, no ``Authorization`` header: the SDK must be told so explicitly."""
         return None if self._api_key() else {"Authorization": openai.omit}
 
     def _redact(self, text: str) -> str:
         key = self._api_key()
-        if key and len(key) >= 4 and key in text:
-            text = text.replace(key, "***")
-        return text
+        return text.replace(key, "***") if key and len(key) >= 4 else text
 
-    def _record(self, results: Sequence[CallResult]) -> None:
+    def _count(self, budget: _Budget | None = None, *, results: Sequence[CallResult] = (), **add: int) -> None:
+        """Add to the running totals (and count an attempt on ``budget`` for each request)."""
+        if budget is not None:
+            budget.attempts += add.get("requests", 0)
         with self._lock:
+            for key, value in add.items():
+                self._totals[key] += value
             self._totals["calls"] += len(results)
             self._totals["failures"] += sum(not r.ok for r in results)
 
-    def _count_attempt(self, budget: _Budget) -> None:
-        budget.attempts += 1
-        with self._lock:
-            self._totals["requests"] += 1
-
-    # -- one request (the SDK retries inside it) -------------------------------------------------
+    # -- one request, which the SDK retries ------------------------------------------------------
 
     def _payload(self, messages: list[dict], mode: str, schema: dict | None, temperature: float,
                  seed: int | None, n: int) -> dict:
@@ -483,13 +448,13 @@ class ChatClient:
             payload["response_format"] = {"type": "json_object"}
         return payload
 
-    def _request(self, payload: dict, budget: _Budget) -> _Reply:
-        """One ``chat.completions.create`` (the SDK retrying within the budget): the reply, or `_Failure`."""
+    def _request(self, payload: dict, budget: _Budget) -> list[Choice]:
+        """One ``chat.completions.create``, the SDK retrying within the budget: the choices, or `_Failure`."""
         if budget.left() <= 0:
             raise _Failure(self._deadline_text(budget), retryable=False)
         sdk = self._sdk.with_options(max_retries=budget.retries_left)
         sdk.before_retry = partial(self._before_retry, budget)
-        self._count_attempt(budget)
+        self._count(budget, requests=1)
         try:
             with sdk.chat.completions.with_streaming_response.create(
                     **payload, timeout=min(self.cfg.timeout_s, budget.left()),
@@ -499,48 +464,40 @@ class ChatClient:
             if budget.left() <= 0:
                 raise _Failure(self._deadline_text(budget), retryable=False) from None
             fail = self._failure(stop.__context__)
-            fail.reason += self._past_deadline(stop.wait, stop.server_asked, budget)
+            fail.reason += self._wait_text(stop.wait, stop.server_asked, budget)
             fail.retryable = False
             raise fail from None
         except openai.OpenAIError as exc:
             fail = self._failure(exc)
             if isinstance(exc, openai.APIStatusError) and fail.retryable and budget.retries_left > 0:
-                # the SDK declined a retry it had budget for: x-should-retry: false, or Retry-After over its cap
-                fail.retryable = False
+                fail.retryable = False  # the SDK declined: x-should-retry: false, or a Retry-After over its cap
                 asked = self._sdk._parse_retry_after_header(exc.response.headers)
-                if asked is not None and asked > SDK_MAX_RETRY_AFTER_S:
-                    fail.reason += self._past_deadline(asked, True, budget)
+                fail.reason += self._wait_text(asked, True, budget) if asked and asked > SDK_MAX_RETRY_AFTER_S else ""
             fail.fallback = fail.status in (400, 422) and "response_format" in payload \
                 and bool(_RESPONSE_FORMAT_RE.search(fail.detail))
             raise fail from None
-        reply, prompt_tokens, completion_tokens = _parse_body(raw)
+        choices, prompt_tokens, completion_tokens = _parse_body(raw)
         budget.prompt_tokens += prompt_tokens
         budget.completion_tokens += completion_tokens
-        with self._lock:
-            self._totals["prompt_tokens"] += prompt_tokens
-            self._totals["completion_tokens"] += completion_tokens
-        return reply
+        self._count(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+        return choices
 
     def _before_retry(self, budget: _Budget, wait: float, server_asked: bool) -> tuple[float, float]:
         """Called by the SDK before each retry: rescale its backoff, keep the wait and the retry in the deadline.
 
-        Returns the wait and the next attempt's timeout; raises `_WaitPastDeadline` to end the SDK's loop.
-        The SDK was given ``max_retries=budget.retries_left``, so a retry is always left here.
+        The SDK was given ``max_retries=budget.retries_left``, so a retry is left here to spend.
         """
         if not server_asked:
             wait *= self.cfg.backoff_s / SDK_BACKOFF_BASE_S
         if wait >= budget.left():
             raise _WaitPastDeadline(wait, server_asked)
-        self._spend_retry(budget)
-        self._count_attempt(budget)
+        budget.retries_left -= 1
+        self._count(budget, requests=1, retries=1)
         return wait, min(self.cfg.timeout_s, budget.left() - wait)
 
     def _read_body(self, resp: Any, budget: _Budget) -> bytes:
-        """The body, read by the budget's deadline.
-
-        httpx's timeouts are per read, so a body that trickles in a byte at a time would never time out;
-        a timer closes the stream at the deadline instead.
-        """
+        """The body, read by the deadline: httpx's timeouts are per read, so a body that trickles in would
+        never time out; a timer closes the stream at the deadline instead."""
         closed_by_deadline = threading.Event()
 
         def stop() -> None:
@@ -563,7 +520,7 @@ class ChatClient:
         return raw
 
     def _failure(self, exc: BaseException | None) -> _Failure:
-        """The SDK's exception (or, inside its retry loop, httpx's) as a `_Failure` with the server's message."""
+        """An `openai.OpenAIError` (or, inside the SDK's retry loop, httpx's error) as a `_Failure`."""
         response = getattr(exc, "response", None)
         if response is not None:
             status, msg = response.status_code, self._redact(_server_message(response))
@@ -577,15 +534,14 @@ class ChatClient:
                          f"{self.cfg.model!r} is served)"}.get(status, "")
             return _Failure(f"HTTP {status}: {msg}{hint}", retryable=status in (408, 409, 429) or status >= 500,
                             status=status, detail=msg + hint)
-        if isinstance(exc, openai.APITimeoutError) or "Timeout" in type(exc).__name__:
-            kind = type(exc.__cause__ or exc).__name__ if isinstance(exc, openai.APITimeoutError) else type(exc).__name__
-            return _Failure(f"timeout after {self.cfg.timeout_s:g}s ({kind}); raise timeout_s or lower "
-                            "max_tokens/concurrency", retryable=True)
         cause = exc.__cause__ if isinstance(exc, openai.APIConnectionError) and exc.__cause__ else exc
+        if isinstance(exc, openai.APITimeoutError) or "Timeout" in type(cause).__name__:
+            return _Failure(f"timeout after {self.cfg.timeout_s:g}s ({type(cause).__name__}); raise timeout_s or "
+                            "lower max_tokens/concurrency", retryable=True)
         return _Failure(self._redact(f"connection error to {_safe_url(self.cfg.base_url)}: {type(cause).__name__}: "
                                      f"{cause}; is the server running and base_url right?"), retryable=True)
 
-    def _past_deadline(self, wait: float, server_asked: bool, budget: _Budget) -> str:
+    def _wait_text(self, wait: float, server_asked: bool, budget: _Budget) -> str:
         left, name = max(budget.left(), 0.0), budget.deadline_name
         why = (f"past the deadline ({left:.1f}s left of {name}={getattr(self.cfg, name):g})" if wait >= left
                else f"more than the {SDK_MAX_RETRY_AFTER_S:g}s the openai SDK waits")
@@ -593,11 +549,10 @@ class ChatClient:
 
     def _deadline_text(self, budget: _Budget, what: str = "") -> str:
         name = budget.deadline_name
-        limit = getattr(self.cfg, name)
-        return (f"{name.removesuffix('_s').replace('_', ' ')} of {limit:g}s passed" + (f" ({what})" if what else "")
-                + f" after {budget.attempts} attempts; raise {name} or lower max_tokens")
+        return (f"{name.removesuffix('_s').replace('_', ' ')} of {getattr(self.cfg, name):g}s passed"
+                + (f" ({what})" if what else "") + f" after {budget.attempts} attempts; raise {name} or lower max_tokens")
 
-    def _post_with_retries(self, build: Callable[[str], dict], budget: _Budget, structured: bool) -> _Reply:
+    def _send(self, build: Callable[[str], dict], budget: _Budget, structured: bool) -> list[Choice]:
         """Send until a reply arrives, stepping down structured-output modes and retrying malformed bodies."""
         while True:
             mode = self._mode if structured else "none"
@@ -614,7 +569,7 @@ class ChatClient:
                 if fail.fallback:
                     fail.reason += (f" (the server does not support response_format {mode!r}; "
                                     "set json_schema_mode='auto' or a weaker mode)")
-                # the SDK's failures come with its retries spent; what is left to retry here is this layer's
+                # the SDK's failures arrive with its retries spent; what is left to retry is this layer's own
                 if not fail.retryable or not self._spend_retry(budget):
                     raise
                 log.info("LLM reply unusable (%s); asking again", fail.reason)
@@ -631,12 +586,13 @@ class ChatClient:
             if content is None:
                 raise ValueError(f"empty reply (no message content; finish_reason={finish!r})")
             return None
-        truncated = (f" (finish_reason='length': the reply was cut at max_tokens={max_tokens}; raise max_tokens)"
-                     if finish == "length" else "")
         try:
             value = extract_json(content)
         except ValueError as exc:
-            raise ValueError(f"{exc}{truncated}") from None
+            if finish == "length":
+                raise ValueError(f"{exc} (finish_reason='length': the reply was cut at max_tokens={max_tokens}; "
+                                 "raise max_tokens)") from None
+            raise
         if schema is not None:
             check_schema(value, schema)
         if validate is not None:
@@ -662,30 +618,28 @@ class ChatClient:
             return f"HTTP {fail.status} after {used} retries ({budget.attempts} attempts): {fail.detail}"
         return f"{fail.reason} (after {used} retries, {budget.attempts} attempts)"
 
-    def _new_budget(self) -> _Budget:
+    def _new_budget(self, retries: int | None = None) -> _Budget:
         """A fresh retry budget whose deadline is the call deadline, or the batch's if that comes first."""
+        retries = self.cfg.max_retries if retries is None else retries
         deadline = time.monotonic() + self.cfg.call_deadline_s
         if self._batch_end is not None and self._batch_end < deadline:
-            return _Budget(self.cfg.max_retries, deadline=self._batch_end, deadline_name="batch_deadline_s")
-        return _Budget(self.cfg.max_retries, deadline=deadline)
+            return _Budget(retries, deadline=self._batch_end, deadline_name="batch_deadline_s")
+        return _Budget(retries, deadline=deadline)
 
     def _spend_retry(self, budget: _Budget) -> bool:
         """Take one retry from the budget; False when none is left."""
         if budget.retries_left <= 0:
             return False
         budget.retries_left -= 1
-        with self._lock:
-            self._totals["retries"] += 1
+        self._count(retries=1)
         return True
 
     def _complete_one(self, messages: list[dict], schema: dict | None, validate: Callable[[Any], Any] | None,
                       temperature: float, seed: int | None, budget: _Budget | None = None,
-                      first: tuple[str | None, str | None, str | None] | None = None,
-                      t0: float | None = None) -> CallResult:
+                      first: Choice | None = None, t0: float | None = None) -> CallResult:
         """One logical call with retries and re-asks.
 
-        ``first`` is an already received reply (content, finish_reason, refusal) from an ``n > 1``
-        request: it is checked first and only re-asked when invalid.
+        ``first`` is an already received choice of an ``n > 1`` request: checked first, re-asked when invalid.
         """
         t0 = time.perf_counter() if t0 is None else t0
         budget = budget or self._new_budget()
@@ -696,11 +650,10 @@ class ChatClient:
         while True:
             if pending is None:
                 try:
-                    reply = self._post_with_retries(
-                        lambda mode: self._payload(convo, mode, schema, temperature, seed, 1), budget, structured)
+                    pending = self._send(lambda mode: self._payload(convo, mode, schema, temperature, seed, 1),
+                                         budget, structured)[0]
                 except _Failure as fail:
                     return self._result(False, last_content, None, self._fail_text(fail, budget), budget, t0)
-                pending = (reply.contents[0], reply.finish_reasons[0], reply.refusals[0])
             last_content = pending[0]
             try:
                 value = self._check_reply(*pending, structured, schema, validate, self.cfg.max_tokens)
@@ -751,7 +704,7 @@ class ChatClient:
 
         Args:
             messages: OpenAI chat messages, e.g. ``[{"role": "user", "content": "..."}]``.
-            schema: JSON schema the reply must satisfy. Sent as ``response_format`` per
+            schema: JSON schema (Draft 2020-12) the reply must satisfy. Sent as ``response_format`` per
                 ``cfg.json_schema_mode`` (strict mode: objects should list every property in ``required``
                 and set ``additionalProperties: false`` for OpenAI) and always checked client-side.
             validate: Callable turning the parsed JSON into the final value; raising ValueError, TypeError,
@@ -766,7 +719,7 @@ class ChatClient:
             parameter the single request's tokens are counted on the first result.
 
         Raises:
-            ValueError: For invalid arguments (empty messages, n < 1, bad temperature).
+            ValueError: For invalid arguments (empty messages, n < 1, bad temperature, a malformed schema).
         """
         if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
             raise ValueError("messages must be a non-empty list of {'role', 'content'} dicts, "
@@ -774,18 +727,19 @@ class ChatClient:
         if not isinstance(n, int) or n < 1:
             raise ValueError(f"n={n!r} is invalid: must be an int >= 1")
         temp = self.cfg.temperature if temperature is None else temperature
-        if not (isinstance(temp, (int, float)) and 0 <= temp <= 2):
+        if not (isinstance(temp, _NUMBER) and 0 <= temp <= 2):
             raise ValueError(f"temperature={temp!r} is invalid: must be in [0, 2]")
+        if schema is not None:
+            schema_validator(schema)  # a malformed schema is the caller's bug, not a reply to re-ask
         if n == 1:
-            result = self._complete_one(messages, schema, validate, temp, seed)
-            self._record([result])
-            return result
-        if temp == 0:
-            log.warning("complete(n=%d) with temperature=0: samples will usually be identical; "
-                        "pass temperature>0 for self-consistency voting", n)
-        results = self._complete_n(messages, schema, validate, temp, seed, n)
-        self._record(results)
-        return results
+            results = [self._complete_one(messages, schema, validate, temp, seed)]
+        else:
+            if temp == 0:
+                log.warning("complete(n=%d) with temperature=0: samples will usually be identical; "
+                            "pass temperature>0 for self-consistency voting", n)
+            results = self._complete_n(messages, schema, validate, temp, seed, n)
+        self._count(results=results)
+        return results[0] if n == 1 else results
 
     def _complete_n(self, messages: list[dict], schema: dict | None, validate: Callable[[Any], Any] | None,
                     temp: float, seed: int | None, n: int) -> list[CallResult]:
@@ -797,34 +751,26 @@ class ChatClient:
             return sequential(0)
         t0 = time.perf_counter()
         budget = self._new_budget()
-        structured = schema is not None or validate is not None
         try:
-            reply = self._post_with_retries(
-                lambda mode: self._payload(messages, mode, schema, temp, seed, n), budget, structured)
+            choices = self._send(lambda mode: self._payload(messages, mode, schema, temp, seed, n), budget,
+                                 schema is not None or validate is not None)
         except _Failure as fail:
             if fail.status == 400 and not fail.fallback and _N_PARAM_RE.search(fail.detail):
                 log.warning("server rejected n=%d (%s); falling back to sequential samples", n, fail.reason)
                 self._n_supported = False
                 return sequential(0)
             first = self._result(False, None, None, self._fail_text(fail, budget), budget, t0)
-            rest = [CallResult(False, None, None, first.error, 0, 0, 0, first.seconds) for _ in range(n - 1)]
-            return [first, *rest]
-        got = len(reply.contents)
-        if got < n:
-            if self._n_supported is None:
-                log.info("server returned %d of n=%d choices; using sequential samples for the rest", got, n)
-            self._n_supported = False
-        else:
-            self._n_supported = True
-        results: list[CallResult] = []
-        for i in range(min(got, n)):
+            return [first] + [CallResult(False, None, None, first.error, 0, 0, 0, first.seconds) for _ in range(n - 1)]
+        if len(choices) < n and self._n_supported is None:
+            log.info("server returned %d of n=%d choices; using sequential samples for the rest", len(choices), n)
+        self._n_supported = len(choices) >= n
+        results = [
             # Each sample keeps its own re-ask budget; the shared request's attempts/tokens go on sample 0.
-            own = budget if i == 0 else replace(budget, retries_left=self.cfg.max_retries, attempts=0,
-                                                prompt_tokens=0, completion_tokens=0)
-            sample_seed = None if seed is None else seed + i
-            results.append(self._complete_one(
-                messages, schema, validate, temp, sample_seed, own,
-                first=(reply.contents[i], reply.finish_reasons[i], reply.refusals[i]), t0=t0))
+            self._complete_one(messages, schema, validate, temp, None if seed is None else seed + i,
+                               budget if i == 0 else replace(budget, retries_left=self.cfg.max_retries, attempts=0,
+                                                             prompt_tokens=0, completion_tokens=0),
+                               first=choice, t0=t0)
+            for i, choice in enumerate(choices[:n])]
         return results + sequential(len(results))
 
     def preflight(self) -> None:
@@ -840,12 +786,11 @@ class ChatClient:
         payload = {"model": self.cfg.model, "messages": PREFLIGHT_MESSAGES, "max_tokens": 1}
         try:
             try:
-                self._request(payload, replace(self._new_budget(), retries_left=0))
+                self._request(payload, self._new_budget(retries=0))
             except _Failure as fail:
                 if fail.status is not None:
                     raise
-                # a kept-alive connection the server closed: once more, fresh
-                self._request(payload, replace(self._new_budget(), retries_left=0))
+                self._request(payload, self._new_budget(retries=0))  # a kept-alive connection the server closed
         except _Failure as fail:
             served = self._served_models()
             listed = f" The server lists: {', '.join(served[:10])}." if served else ""
@@ -888,8 +833,7 @@ class ChatClient:
         self.preflight()
         self._batch_end = time.monotonic() + self.cfg.batch_deadline_s if self.cfg.batch_deadline_s else None
         failures = 0
-        workers = min(self.cfg.concurrency, len(batch))
-        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="llm")
+        pool = ThreadPoolExecutor(max_workers=min(self.cfg.concurrency, len(batch)), thread_name_prefix="llm")
         bar = tqdm(total=len(batch), desc=desc, unit="call", disable=not progress, dynamic_ncols=True)
         try:
             futures = {pool.submit(self.complete, messages, **kw): i for i, messages in enumerate(batch)}
@@ -901,9 +845,8 @@ class ChatClient:
                     log.exception("LLM batch item %d raised", i)
                     error = self._redact(f"internal error: {type(exc).__name__}: {exc}")
                     results[i] = CallResult(False, None, None, error, 0, 0, 0, 0.0)
-                    self._record([results[i]])
-                items = results[i] if isinstance(results[i], list) else [results[i]]
-                failures += sum(not r.ok for r in items)
+                    self._count(results=[results[i]])
+                failures += sum(not r.ok for r in (results[i] if isinstance(results[i], list) else [results[i]]))
                 bar.update(1)
                 if failures:
                     bar.set_postfix(failures=failures, refresh=False)
@@ -915,10 +858,3 @@ class ChatClient:
             self._batch_end = None
         pool.shutdown(wait=True)
         return results
-
-
-def _as_int(value: Any) -> int:
-    try:
-        return int(value) if value is not None else 0
-    except (TypeError, ValueError):
-        return 0

@@ -79,9 +79,10 @@ def check_schema(value: Any, schema: dict) -> None:
 def schema_validator(schema: dict) -> Draft202012Validator:
     """The (cached) validator of ``schema``; ValueError when the schema itself is not valid JSON Schema."""
     try:
-        return _validator(json.dumps(schema, sort_keys=True))
+        key = json.dumps(schema, sort_keys=True)
     except (TypeError, ValueError) as exc:  # not JSON-serialisable
         raise ValueError(f"schema is not a valid JSON Schema: {exc}") from None
+    return _validator(key)
 
 
 @lru_cache(maxsize=64)

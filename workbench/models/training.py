@@ -24,7 +24,7 @@ import math
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +84,12 @@ class RMTrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
         if self.lora_r < 0:
             raise ValueError(f"lora_r must be >= 0 (0 = full fine-tuning), got {self.lora_r}.")
+
+
+    def smoke(self) -> RMTrainConfig:
+        """The same training at test size: 4 steps of batch 4, gold evaluation every 2 steps, 5 head epochs."""
+        return replace(self, max_steps=4, batch_size=min(self.batch_size, 4), eval_steps=2,
+                       head_epochs=min(self.head_epochs, 5))
 
 
 @dataclass
@@ -429,3 +435,22 @@ def fast_head_rm(train: PairFrame, gold: PairFrame | None, *, output_dir: str | 
     cfg = RMTrainConfig(kind="embedding_head", head_epochs=epochs, seed=seed)
     result = train_reward_model(train, gold, cfg=cfg, output_dir=output_dir, cache=cache, progress=progress)
     return load_reward_model(result.model_dir, embedding_cache=cache), result
+
+
+def summary_metrics(result: TrainResult, test_table: pd.DataFrame, test_ci: dict[str, float], *, model_name: str,
+                    hh_table: pd.DataFrame | None = None, head: TrainResult | None = None) -> dict[str, Any]:
+    """A trained RM at a glance: its training metrics, test accuracy with its 95% bootstrap CI and the paired
+    difference to *longer wins* (`workbench.models.scoring.accuracy_ci`), unseen HH-RLHF accuracy and the fast head's."""
+    out: dict[str, Any] = {k: v for k, v in result.metrics.items() if not isinstance(v, dict)}
+    out.update({"model_dir": str(result.model_dir), "test_accuracy": float(test_table.loc["all", model_name]),
+                "test_longer_wins": float(test_table.loc["all", "longer wins"]),
+                "test_accuracy_ci_low": test_ci["ci_low"], "test_accuracy_ci_high": test_ci["ci_high"],
+                "test_minus_longer_wins": test_ci["diff_vs_longer"], "test_minus_longer_wins_ci_low": test_ci["diff_ci_low"],
+                "test_minus_longer_wins_ci_high": test_ci["diff_ci_high"]})
+    if hh_table is not None:
+        out["hh_heldout_accuracy"] = float(hh_table.loc["all", model_name])
+        out["hh_heldout_longer_wins"] = float(hh_table.loc["all", "longer wins"])
+    if head is not None:
+        out["fast_head_test_accuracy"] = float(test_table.loc["all", "fast_head"])
+        out["fast_head_gold_accuracy"] = head.metrics.get("gold_accuracy")
+    return out

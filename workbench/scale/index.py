@@ -8,13 +8,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import time
+
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
 from workbench.data import files as io
 from workbench.curation.retrieval import top_k
-from workbench.curation.retrieval import neighbours_to_pull, rank_candidates
+from workbench.curation.retrieval import neighbours_to_pull, rank_candidates, recall_at_k
 from workbench.scale.shards import finished_shards, read_curated
 
 
@@ -152,3 +154,16 @@ def retrieve_at_scale(gold_ids: Sequence[str], gold_p: np.ndarray, gold_emb: np.
     return rank_candidates(pd.DataFrame(hits, columns=["pair_id", "pulled_by", "puller_p", "similarity", "row"]))
 
 
+
+
+def compare_with_exact(vectors: ShardedVectors, index: Any, *, queries: int = 500, k: int = 8, seed: int = 0) -> dict[str, Any]:
+    """Recall@k of ``index`` against exact search on ``queries`` pool vectors, and both search times (seconds)."""
+    _, q = vectors.sample(min(queries, len(vectors)), seed=seed)
+    start = time.perf_counter()
+    _, exact = ShardedExactSearch(vectors).search(q, k)
+    exact_s = time.perf_counter() - start
+    start = time.perf_counter()
+    _, approx = index.search(q, k)
+    approx_s = time.perf_counter() - start
+    return {"pool_pairs": len(vectors), "queries": len(q), f"recall_at_{k}": recall_at_k(approx, exact),
+            "exact_seconds": exact_s, "ivf_seconds": approx_s, "speedup": exact_s / max(approx_s, 1e-9)}

@@ -14,9 +14,10 @@ from workbench.data import files as io
 from workbench.runs.export import training_rows
 from workbench.data.schema import PAIR_COLUMNS, PairFrame
 from workbench.models.training import RMTrainConfig, train_reward_model
+from workbench.curation.clustering import ClusterConfig, ErrorMap, error_frame
 from workbench.scale.index import ShardedVectors
 from workbench.scale.ray_backend import curate_on_ray
-from workbench.scale.shards import (ScaleConfig, ShardWorker, _check_manifest, finished_shards, finished_summary,
+from workbench.scale.shards import (SCALE_EMBEDDER, ScaleConfig, ShardWorker, _check_manifest, finished_shards, finished_summary,
                                     list_shards, read_curated)
 
 
@@ -129,7 +130,7 @@ def map_whole_pool(out_dir: str | Path, reducer: Any, *, progress: bool = True) 
     return paths
 
 
-def train_pool_rms(pairs: PairFrame, out_dir: str | Path, *, embedder: str = "hashing", epochs: int = 10,
+def train_pool_rms(pairs: PairFrame, out_dir: str | Path, *, embedder: str = SCALE_EMBEDDER, epochs: int = 10,
                    seed: int = 0, progress: bool = True) -> tuple[Path, Path]:
     """Two fast embedding-head RMs for `ScaleConfig` when a run has none yet: a *Stage-1* RM trained on the
     ``train`` split's labels as they are and a *gold* RM trained on the ``gold`` split. Returns their folders
@@ -144,3 +145,25 @@ def train_pool_rms(pairs: PairFrame, out_dir: str | Path, *, embedder: str = "ha
             raise ValueError(f"train_pool_rms: need >= 2 '{split}' pairs for the {name}, got {len(part)}.")
         folders.append(train_reward_model(part, None, cfg=cfg, output_dir=out_dir / name, progress=progress).model_dir)
     return folders[0], folders[1]
+
+
+def error_map_frame(out_dir: str | Path, *, max_points: int, seed: int = 0) -> tuple[pd.DataFrame, Any]:
+    """The error map of a curated pool: `map_sample`'s pairs placed by an `ErrorMap` fitted on at most 2,000 of them,
+    coloured by whether the Stage-1 RM agrees with the label. Returns (frame for `plots.error_map`, the fitted map)."""
+    pairs, vectors = map_sample(out_dir, max_points=max_points, seed=seed)
+    fitted = ErrorMap(ClusterConfig(fit_sample=min(2000, len(vectors)), min_cluster_size=10, seed=seed)).fit(vectors)
+    p1 = pairs["p_stage1"].clip(1e-6, 1 - 1e-6)
+    scores = pd.DataFrame({"pair_id": pairs["pair_id"], "margin": np.log(p1 / (1 - p1)), "p": pairs["p_stage1"]})
+    return error_frame(pairs, scores, fitted.xy, fitted.clusters), fitted
+
+
+def scale_metrics(summary: pd.DataFrame, *, backend: str, embedder: str, wall_s: float, retrieval: dict[str, Any],
+                  map_points: int, training_pairs: int) -> dict[str, Any]:
+    """A scale run at a glance: pairs, shards, time per pair over all stages, decisions, retrieval, map, training."""
+    stages = [c for c in summary.columns if c.endswith("_s")]
+    n = int(summary["pairs"].sum())
+    return {"pairs": n, "shards": len(summary), "backend": backend, "embedder": embedder or "all-MiniLM-L6-v2",
+            "wall_seconds_this_call": wall_s, "microseconds_per_pair": float(summary[stages].sum().sum() / n * 1e6),
+            **{f"decision_{d}": int(summary[d].sum()) for d in ("keep", "flip", "drop")},
+            **{f"retrieval_{k}": v for k, v in retrieval.items()}, "map_points": map_points,
+            "curated_training_pairs": training_pairs}

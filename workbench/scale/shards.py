@@ -46,6 +46,7 @@ from workbench.models.scoring import load_reward_model
 from workbench.runs.stores import ResultStore
 
 BACKENDS = ("local", "ray")
+SCALE_EMBEDDER = "hashing"  # the scale path's default: model-free, lexical, fast on CPUs (MiniLM: "")
 TAGGERS = ("embedded", "llm", "none")
 JUDGES = ("none", "llm")
 
@@ -82,7 +83,7 @@ class ScaleConfig:
                                         "(notebooks 04/05, or workbench.models.training.train_reward_model).")
 
     @classmethod
-    def from_params(cls, stage1_rm: str, gold_rm: str, *, embedder: str = "", tagger: str = "embedded",
+    def from_params(cls, stage1_rm: str, gold_rm: str, *, embedder: str = SCALE_EMBEDDER, tagger: str = "embedded",
                     judge: str = "none", llm_base_url: str = "", llm_model: str = "", llm_api_key_env: str = "",
                     stage2: Stage2Config = Stage2Config(), **rest: Any) -> ScaleConfig:
         """From flat notebook / CLI parameters (``llm_model`` may list several judge models, comma-separated)."""
