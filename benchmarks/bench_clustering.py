@@ -26,10 +26,10 @@ warnings.filterwarnings("ignore")
 def one_size(n: int) -> dict:
     import numpy as np
 
-    from workbench.data import files as io
     from workbench.curation.clustering import ClusterConfig, ErrorMap, _clusterer
-    from workbench.models.embedding import embed_texts, load_embedder
+    from workbench.data import files as io
     from workbench.data.schema import topic_text
+    from workbench.models.embedding import embed_texts, load_embedder
 
     data = io.shared_data_dir()
     texts = []
@@ -88,13 +88,15 @@ def main() -> None:
             raise SystemExit(f"size {n} failed")
         rows.append(json.loads(line[0][7:]))
         print(rows[-1], flush=True)
-    print("\n| pairs | embed s | UMAP s | fast_hdbscan s | hdbscan s | sklearn s | clusters (fast/hdbscan/sklearn) | ARI vs fast (hdbscan / sklearn) | peak RSS GB |")
+    print("\n| pairs | embed s | UMAP s | fast_hdbscan s | hdbscan s | sklearn s | clusters (fast/hdbscan/sklearn) "
+          "| ARI vs fast (hdbscan / sklearn) | peak RSS GB |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['n']:,} | {r['embed_s']:.0f} | {r['umap_s']:.0f} | {r['fast_hdbscan_s']:.2f} | {r['hdbscan_s']:.2f} | "
               f"{r['sklearn_s']:.2f} | {r['fast_hdbscan_clusters']}/{r['hdbscan_clusters']}/{r['sklearn_clusters']} | "
               f"{r['ari_hdbscan_vs_fast']:.2f} / {r['ari_sklearn_vs_fast']:.2f} | {r['peak_rss_gb']:.2f} |")
-        print(f"  speed-up fast_hdbscan vs hdbscan: {r['hdbscan_s'] / r['fast_hdbscan_s']:.1f}x, vs sklearn: {r['sklearn_s'] / r['fast_hdbscan_s']:.1f}x")
+        print(f"  speed-up fast_hdbscan vs hdbscan: {r['hdbscan_s'] / r['fast_hdbscan_s']:.1f}x, "
+              f"vs sklearn: {r['sklearn_s'] / r['fast_hdbscan_s']:.1f}x")
 
 
 if __name__ == "__main__":

@@ -24,11 +24,11 @@ def _busy(stop) -> None:
 
 
 def _time_training(threads: int) -> float:
+    from workbench.curation.experiment import ExperimentConfig, prepare_data
     from workbench.data import splits
+    from workbench.models import training
     from workbench.runs.folder import start_run
     from workbench.runs.stores import EmbeddingCache
-    from workbench.models import training
-    from workbench.curation.experiment import ExperimentConfig, prepare_data
 
     run = start_run("runs/experiment")
     data = prepare_data(ExperimentConfig(), run, progress=False)

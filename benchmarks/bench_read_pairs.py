@@ -46,8 +46,12 @@ def main(repeats: int = 3) -> None:
     naive(paths)  # warm the datasets cache once so both sides read from a warm page cache
     t_naive, t_wb = [], []
     for _ in range(repeats):
-        t = time.perf_counter(); n, wrong, kept = naive(paths); t_naive.append(time.perf_counter() - t)
-        t = time.perf_counter(); n2, rej = workbench(paths); t_wb.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        n, wrong, kept = naive(paths)
+        t_naive.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        n2, rej = workbench(paths)
+        t_wb.append(time.perf_counter() - t)
     tn, tw = min(t_naive), min(t_wb)
     print(f"rows: {n} (naive) / {n2} (workbench)")
     print(f"naive    : {n / tn:8.0f} rows/s ({tn:.2f}s); prompts that differ between chosen/rejected: {wrong}; "

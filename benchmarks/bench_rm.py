@@ -54,8 +54,8 @@ def minilm_rm():
 
 def bench_scoring(pairs, max_length: int = 256) -> dict:
     from workbench.data.schema import prompt_text
-    from workbench.models.scoring import ScoreConfig, score_pairs
     from workbench.models.device import autocast_for
+    from workbench.models.scoring import ScoreConfig, score_pairs
 
     rm = minilm_rm()
     tok, model = rm.tokenizer, rm.model
@@ -131,8 +131,8 @@ def bench_training(pairs, *, steps: int, batch: int, max_length: int = 256) -> d
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from trl import RewardConfig, RewardTrainer
 
-    from workbench.models.embedding import default_embedder_path
     from workbench.data.schema import prompt_text
+    from workbench.models.embedding import default_embedder_path
     from workbench.models.scoring import encode_sides
     from workbench.models.training import RMTrainConfig, train_reward_model
 

@@ -53,8 +53,8 @@ def child_pipeline(args: argparse.Namespace) -> dict:
     from workbench import scale
     from workbench.curation.clustering import embed_pairs
     from workbench.curation.tagging import EmbeddedTagger
-    from workbench.models.scoring import load_reward_model, score_pairs
     from workbench.data.synthetic import SyntheticConfig, heldout_synthetic_pairs, hh_profile
+    from workbench.models.scoring import load_reward_model, score_pairs
 
     stage1, gold = args.rms.split(",")
     cfg = scale.ScaleConfig.from_params(stage1_rm=stage1, gold_rm=gold, embedder=args.embedder, backend=args.backend,

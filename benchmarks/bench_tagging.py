@@ -23,11 +23,10 @@ warnings.filterwarnings("ignore")
 
 from fake_llm_server import FakeLLMServer  # noqa: E402
 
+from workbench.curation.tagging import EmbeddedTagger, LLMTagger, load_tagging_gold, majority_baseline, tag_accuracy, tag_pairs  # noqa: E402
 from workbench.data import demo as demo_data
-from workbench.runs.stores import ResultStore
 from workbench.llm.client import ChatClient, EndpointConfig  # noqa: E402
-from workbench.curation.tagging import (EmbeddedTagger, LLMTagger, load_tagging_gold, majority_baseline, tag_accuracy,  # noqa: E402
-                               tag_pairs)
+from workbench.runs.stores import ResultStore
 
 ANSWER = json.dumps({"task_category": "chat", "objectivity": "subjective", "controversiality": "low",
                      "desired_attributes": ["helpful"], "annotation_guideline": "Prefer the more helpful answer."})

@@ -18,10 +18,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from conftest import make_pairs
-from workbench.data import files as io
+
 from workbench.curation.review import ReviewStore
+from workbench.data import files as io
 from workbench.data.splits import assign_splits
 
 REPO = Path(__file__).resolve().parents[1]
@@ -86,8 +86,8 @@ def _prepare(root: Path) -> Path:
     run_dir.mkdir()
     pairs = assign_splits(make_pairs(60), fractions={"train": 0.6, "gold": 0.2, "test": 0.2}, seed=0)
     io.write_pairs(pairs, run_dir / "pairs.parquet")
-    from papermill.parameterize import parameterize_notebook
     from papermill.iorw import load_notebook_node, write_ipynb
+    from papermill.parameterize import parameterize_notebook
 
     node = load_notebook_node(str(REPO / "notebooks" / "04_retrieval_and_review.ipynb"))
     node = parameterize_notebook(node, {"run_dir": str(run_dir), "smoke": True, "reviewer": REVIEWER, "seed_size": 5})

@@ -5,13 +5,21 @@ import pandas as pd
 import pytest
 import torch
 
+from workbench.curation import plots
+from workbench.curation.clustering import (
+    ClusterConfig,
+    ErrorMap,
+    IdentityReducer,
+    c_tf_idf_keywords,
+    embed_pairs,
+    error_frame,
+    select_pairs,
+    summarize_clusters,
+)
 from workbench.data import files as io
+from workbench.data.pairs import records_to_pairs
 from workbench.runs.folder import start_run
 from workbench.runs.stores import EmbeddingCache
-from workbench.curation import plots
-from workbench.curation.clustering import (ClusterConfig, ErrorMap, IdentityReducer, c_tf_idf_keywords, embed_pairs, error_frame,
-                                  select_pairs, summarize_clusters)
-from workbench.data.pairs import records_to_pairs
 
 TOPICS = {
     "cats": ["my cat", "kitten food", "cat litter", "cat sleeping"],
@@ -25,7 +33,8 @@ def _topic_pairs(n_per_topic=30, seed=0):
     recs, topics = [], []
     for topic, seeds in TOPICS.items():
         for i in range(n_per_topic):
-            recs.append({"prompt": f"Question about {seeds[i % 4]} number {i}?", "chosen": f"good {topic} {i}", "rejected": f"bad {topic} {i}"})
+            recs.append({"prompt": f"Question about {seeds[i % 4]} number {i}?", "chosen": f"good {topic} {i}",
+                         "rejected": f"bad {topic} {i}"})
             topics.append(topic)
     pairs = records_to_pairs(list(enumerate(recs, 1)), where="mem", source="mem")[0]
     pairs["split"] = np.where(rng.random(len(pairs)) < 0.5, "gold", "train")

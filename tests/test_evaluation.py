@@ -12,9 +12,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from workbench.models.device import bf16_supported
-from workbench.bench import plots as bp
 from workbench.bench import evaluation as ev
+from workbench.bench import plots as bp
 from workbench.bench.data import (
     SPECS,
     Benchmark,
@@ -26,6 +25,7 @@ from workbench.bench.data import (
 )
 from workbench.data.overview import longer_wins
 from workbench.data.pairs import PairError
+from workbench.models.device import bf16_supported
 
 FIXTURES = Path(__file__).parent / "fixtures" / "benchmarks"
 

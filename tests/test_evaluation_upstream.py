@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workbench.bench import evaluation as ev
 from workbench.bench import data as benchmark_data
+from workbench.bench import evaluation as ev
 from workbench.bench.data import Benchmark, load_benchmark
 
 UPSTREAM = Path(__file__).parent / "fixtures" / "upstream"

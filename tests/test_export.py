@@ -9,12 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
-from workbench.runs import export
-from workbench.data import files as io
-from workbench.cli import main as cli_main
-
 from conftest import make_chat_tokenizer, make_pairs
+
+from workbench.cli import main as cli_main
+from workbench.data import files as io
+from workbench.runs import export
 
 DECISIONS = ["keep", "keep", "flip", "drop", "keep", "drop", "flip", "keep", "keep", "keep"]
 

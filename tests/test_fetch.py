@@ -17,12 +17,11 @@ import time
 from pathlib import Path
 
 import pytest
+from fake_data_server import FakeDataServer, mirror_files
 
 from workbench.bench import data as benchmark_data
 from workbench.data import fetch
 from workbench.data import files as io
-
-from fake_data_server import FakeDataServer, mirror_files
 
 HELPFUL = "/datasets/Anthropic/hh-rlhf/resolve/main/helpful-base/test.jsonl.gz"
 ONLINE = "/datasets/Anthropic/hh-rlhf/resolve/main/helpful-online/test.jsonl.gz"

@@ -8,8 +8,8 @@ import plotly.graph_objects as go
 import pytest
 
 from workbench.data import files as io
-from workbench.runs.folder import start_run
 from workbench.data.pairs import PairError
+from workbench.runs.folder import start_run
 
 GOOD = [
     {"prompt": "Capital of France?", "chosen": "Paris.", "rejected": "Lyon."},

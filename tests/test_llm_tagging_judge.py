@@ -4,14 +4,13 @@ import json
 import re
 
 import pytest
-
-from workbench.runs.stores import ResultStore
-from workbench.llm.judge import JudgeConfig, LLMJudge, aggregate_votes, candidate_order, judge_pairs
-from workbench.llm.client import ChatClient, EndpointConfig
-from workbench.curation.tagging import LLMTagger, TagConfig, tag_pairs
-
 from conftest import make_pairs
 from fake_llm_server import FakeLLMServer, Reply
+
+from workbench.curation.tagging import LLMTagger, TagConfig, tag_pairs
+from workbench.llm.client import ChatClient, EndpointConfig
+from workbench.llm.judge import JudgeConfig, LLMJudge, aggregate_votes, candidate_order, judge_pairs
+from workbench.runs.stores import ResultStore
 
 ATTRS = {"task_category": "knowledge_qa", "objectivity": "objective", "controversiality": "low",
          "desired_attributes": ["accurate"], "annotation_guideline": "Prefer the accurate answer."}
@@ -113,8 +112,8 @@ def test_aggregate_votes_and_order_coin():
 
 def test_a_failed_judgement_is_not_a_tie_and_retry_failed_asks_again(tmp_path):
     from workbench.curation import stage2
-    from workbench.llm.judge import FAILED
     from workbench.curation.review import JudgeReviewer
+    from workbench.llm.judge import FAILED
 
     pairs = make_pairs(3)
     store = ResultStore(tmp_path / "j.sqlite", "judge")

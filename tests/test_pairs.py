@@ -47,10 +47,12 @@ def test_hh_prompt_mismatch_is_an_error():
         ({"prompt": "", "chosen": "a", "rejected": "b"}, "prompt[0].content", "the last prompt message is empty"),
         ({"prompt": "q", "chosen": "   ", "rejected": "b"}, "chosen", "empty response"),
         ({"chosen": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}],
-          "rejected": [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "b"}]}, "chosen/rejected", "prompt prefixes do not match"),
+          "rejected": [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "b"}]},
+         "chosen/rejected", "prompt prefixes do not match"),
         ({"chosen": [{"role": "user", "content": "q"}, {"role": "bot", "content": "a"}],
           "rejected": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "b"}]}, "chosen[1].role", "unknown role 'bot'"),
-        ({"chosen": [{"role": "user", "content": "q"}], "rejected": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "b"}]},
+        ({"chosen": [{"role": "user", "content": "q"}],
+          "rejected": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "b"}]},
          "chosen[-1].role", "last message must be the assistant's"),
         ({"input": "q", "output_1": "a", "output_2": "b", "label": 3}, "label", "must be 1 or 2"),
     ],
@@ -84,7 +86,8 @@ def test_each_format_parses_to_the_same_canonical_pair():
     user = [{"role": "user", "content": "Name a prime."}]
     records = {
         "hh": {"chosen": "\n\nHuman: Name a prime.\n\nAssistant: 7", "rejected": "\n\nHuman: Name a prime.\n\nAssistant: 8"},
-        "conversational": {"chosen": user + [{"role": "assistant", "content": "7"}], "rejected": user + [{"role": "assistant", "content": "8"}]},
+        "conversational": {"chosen": user + [{"role": "assistant", "content": "7"}],
+                           "rejected": user + [{"role": "assistant", "content": "8"}]},
         "prompt_strings": {"prompt": "Name a prime.", "chosen": "7", "rejected": "8"},
         "llmbar": {"input": "Name a prime.", "output_1": "8", "output_2": "7", "label": 2},
     }
@@ -101,7 +104,8 @@ def test_each_format_parses_to_the_same_canonical_pair():
 def test_conversational_with_explicit_prompt_and_multi_turn():
     prompt = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"},
               {"role": "user", "content": "2+2?"}]
-    frame, _ = _pairs([{"prompt": prompt, "chosen": [{"role": "assistant", "content": "4"}], "rejected": [{"role": "assistant", "content": "5"}]}])
+    frame, _ = _pairs([{"prompt": prompt, "chosen": [{"role": "assistant", "content": "4"}],
+                        "rejected": [{"role": "assistant", "content": "5"}]}])
     assert frame.iloc[0]["prompt"] == prompt and frame.iloc[0]["chosen"] == "4"
 
 
@@ -114,7 +118,8 @@ def test_unknown_format_lists_choices():
 
 # ---- property test: any well-formed HH conversation survives render -> parse
 
-_text = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\r"), min_size=1, max_size=40).map(str.strip).filter(
+_chars = st.characters(blacklist_categories=("Cs",), blacklist_characters="\r")
+_text = st.text(alphabet=_chars, min_size=1, max_size=40).map(str.strip).filter(
     lambda s: s and "\n\nHuman:" not in s and "\n\nAssistant:" not in s)
 
 

@@ -1,11 +1,10 @@
 """The readers on the real shared files: every row parsed or rejected with a listed reason."""
 
 import pytest
+from conftest import HH_FILES
 
 from workbench.data import files as io
 from workbench.data.pairs import PairError, response_has_turn_marker
-
-from conftest import HH_FILES
 
 # (rows, pairs, {reason: count}) measured on the shared HH-RLHF test files; any change is a regression.
 EXPECTED = {

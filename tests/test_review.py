@@ -9,11 +9,18 @@ import textwrap
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import make_pairs
+
+from workbench.curation.review import (
+    OracleReviewer,
+    ReviewStore,
+    export_reviewed,
+    fleiss_kappa,
+    people_vs_judge,
+    review_with,
+    reviewer_agreement,
+)
 from workbench.data import files as io
-from workbench.curation.review import (OracleReviewer, ReviewStore, export_reviewed, fleiss_kappa, people_vs_judge,
-                              review_with, reviewer_agreement)
 from workbench.data.splits import inject_label_noise
 
 

@@ -2,8 +2,8 @@
 
 import pandas as pd
 import pytest
-
 from conftest import make_pairs
+
 from workbench.curation.review import ReviewStore
 from workbench.curation.review_ui import ReviewUI, conversation_html, render_markdown
 

@@ -75,7 +75,8 @@ def test_completed_steps_are_skipped_and_changes_rerun(pipeline):
     path = pipeline()
     run_dir, _ = _run(path)
     _, log = _run(path)
-    assert [line.split(":")[1].strip() for line in log[:2]] == ["done before (0s), skipped"] * 2 or all("skipped" in line for line in log[:2])
+    assert ([line.split(":")[1].strip() for line in log[:2]] == ["done before (0s), skipped"] * 2
+            or all("skipped" in line for line in log[:2]))
     _, log = _run(pipeline(b_params={"fail": False}))  # only b's parameters changed
     assert "skipped" in log[0] and "running" in log[1]
     _, log = _run(pipeline(a_params={"value": 2}))  # a changed -> b must re-run too

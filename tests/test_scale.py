@@ -10,14 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workbench.data import files as io
 from workbench import scale
-from workbench.models.embedding import HashingEmbedder, MemoryEmbeddingCache, embed_texts, text_key
-from workbench.data.pairs import PairError
 from workbench.curation.retrieval import neighbours_to_pull, recall_at_k
-from workbench.models.scoring import load_reward_model, score_pairs
 from workbench.curation.stage2 import Stage2Config, consistency_decisions
+from workbench.data import files as io
+from workbench.data.pairs import PairError
 from workbench.data.synthetic import SyntheticConfig, hh_profile, synthetic_shard, write_synthetic_pool
+from workbench.models.embedding import HashingEmbedder, MemoryEmbeddingCache, embed_texts, text_key
+from workbench.models.scoring import load_reward_model, score_pairs
 
 POOL = SyntheticConfig(n_pairs=1_200, shard_size=400, n_topics=20, seed=3)
 

@@ -6,15 +6,13 @@ import sys
 import numpy as np
 import pytest
 import torch
+from conftest import make_pairs
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from workbench.data import files as io
+from workbench.models.scoring import HFRewardModel, ScoreConfig, encode_sides, load_reward_model, score_pairs, settings_key
 from workbench.runs.folder import start_run
 from workbench.runs.stores import ScoreCache
-from workbench.models.scoring import (HFRewardModel, ScoreConfig, encode_sides, load_reward_model, score_pairs,
-                               settings_key)
-
-from conftest import make_pairs
 
 FP32 = ScoreConfig(dtype="fp32", max_length=128, batch_size=4)
 

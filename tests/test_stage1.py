@@ -3,14 +3,14 @@
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import make_pairs
-from workbench.runs.folder import start_run
-from workbench.runs.stores import EmbeddingCache
+
 from workbench.curation.clustering import embed_pairs
 from workbench.curation.review import OracleReviewer, ReviewStore
-from workbench.data.splits import inject_label_noise
 from workbench.curation.stage1 import Stage1Config, Stage1Data, next_queue, run_stage1, training_set
+from workbench.data.splits import inject_label_noise
+from workbench.runs.folder import start_run
+from workbench.runs.stores import EmbeddingCache
 
 
 @pytest.fixture(scope="module")

@@ -4,13 +4,9 @@ and the curation experiment on the real shared data (smoke size)."""
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import make_pairs
-from workbench.data import files as io
-from workbench.runs.folder import start_run
-from workbench.runs.stores import EmbeddingCache, ResultStore
+
 from workbench.curation.review import ReviewStore, apply_labels
-from workbench.data.splits import inject_label_noise
 from workbench.curation.stage2 import (
     Stage2Config,
     consistency_decisions,
@@ -22,6 +18,10 @@ from workbench.curation.stage2 import (
     run_stage2,
     truth_metrics,
 )
+from workbench.data import files as io
+from workbench.data.splits import inject_label_noise
+from workbench.runs.folder import start_run
+from workbench.runs.stores import EmbeddingCache, ResultStore
 
 # (p_stage1, p_gold, judge) -> decision and rule under the defaults (threshold 0.5, no band, no recycling)
 CASES = [
@@ -261,6 +261,7 @@ def test_curation_experiment_on_real_data_smoke(shared_data, tmp_path):
     assert len(first) == 1
     # other settings in the same folder never resume the first run's oracle answers
     from dataclasses import replace
+
     from workbench.curation.experiment import config_key
     assert config_key(replace(cfg, noise_rate=0.3)) != config_key(cfg) == config_key(replace(cfg, seeds=(5,)))
     v = verdict(res.summary)

@@ -1,13 +1,12 @@
 """Taxonomy validation, the embedded tagger, constrained local tagging, durable resume."""
 
 import pytest
+from conftest import make_pairs
 
-from workbench.runs.stores import ResultStore
 from workbench.curation.tagging import EmbeddedTagger, LocalTransformersTagger, TagConfig, tag_accuracy, tag_pairs
 from workbench.data.schema import topic_text
 from workbench.data.taxonomy import ATTRIBUTE_JSON_SCHEMA, TASK_CATEGORIES, validate_attributes
-
-from conftest import make_pairs
+from workbench.runs.stores import ResultStore
 
 GOOD = {"task_category": "coding", "objectivity": "objective", "controversiality": "low",
         "desired_attributes": ["correct code"], "annotation_guideline": "Prefer code that runs."}
@@ -102,9 +101,8 @@ def test_failures_are_recorded_with_reason_not_dropped(tmp_path):
 
 
 def test_local_tagger_output_is_schema_valid_by_construction(tiny_decoder, tmp_path):
-    from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen3Config
-
     import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen3Config
 
     torch.manual_seed(0)
     tok = AutoTokenizer.from_pretrained(tiny_decoder)

@@ -8,16 +8,15 @@ import textwrap
 import numpy as np
 import pytest
 import torch
+from conftest import make_pairs
 from transformers import AutoModelForSequenceClassification
 
 from workbench.data import files as io
-from workbench.runs.folder import start_run
-from workbench.runs.stores import EmbeddingCache
+from workbench.models.loss import bt_loss
 from workbench.models.scoring import ScoreConfig, load_reward_model, score_pairs
 from workbench.models.training import RMTrainConfig, gold_metrics, train_reward_model
-from workbench.models.loss import bt_loss
-
-from conftest import make_pairs
+from workbench.runs.folder import start_run
+from workbench.runs.stores import EmbeddingCache
 
 TINY = dict(max_steps=6, batch_size=4, eval_steps=3, max_length=64, learning_rate=1e-3, bf16="off")
 
@@ -27,7 +26,8 @@ def test_bt_loss_known_values():
     expected = np.mean([np.log1p(np.exp(-2.0)), np.log(2.0), np.log1p(np.exp(2.0))])
     assert bt_loss(r_c, r_r).item() == pytest.approx(expected, rel=1e-6)
     margin = torch.tensor([1.0, 1.0, 1.0])
-    assert bt_loss(r_c, r_r, margin=margin).item() == pytest.approx(np.mean([np.log1p(np.exp(-1.0)), np.log1p(np.e), np.log1p(np.exp(3.0))]), rel=1e-6)
+    expected = np.mean([np.log1p(np.exp(-1.0)), np.log1p(np.e), np.log1p(np.exp(3.0))])
+    assert bt_loss(r_c, r_r, margin=margin).item() == pytest.approx(expected, rel=1e-6)
     centered = bt_loss(r_c, r_r, center_coefficient=0.1).item()
     assert centered == pytest.approx(expected + 0.1 * np.mean([4.0, 0.0, 0.0]), rel=1e-6)
 
@@ -117,7 +117,8 @@ def test_killed_run_resumes_and_finishes(tiny_decoder, tmp_path):
 
         pairs = io.load_pairs(r"{tmp_path / 'pairs.parquet'}")
         cfg = RMTrainConfig(backbone=r"{tiny_decoder}", max_steps=8, batch_size=4, eval_steps=2, max_length=64, bf16="off")
-        res = train_reward_model(pairs.iloc[:32], pairs.iloc[32:], cfg=cfg, output_dir=r"{tmp_path / 'rm'}", callbacks=[Kill()], progress=False)
+        res = train_reward_model(pairs.iloc[:32], pairs.iloc[32:], cfg=cfg, output_dir=r"{tmp_path / 'rm'}",
+                                 callbacks=[Kill()], progress=False)
         print("RESUMED_FROM", res.metrics["resumed_from"], "STEPS", res.metrics["steps"])
     """)
     killed = subprocess.run([sys.executable, "-c", script], env={**__import__("os").environ, "KILL": "1"},

@@ -76,8 +76,8 @@ EXPERIMENT_FIELDS = ("noise_rate", "seeds", "n_cross_prompt", "n_truncated", "se
 
 def _cmd_experiment(args: argparse.Namespace) -> int:
     from workbench.curation import experiment as ce
-    from workbench.runs.folder import start_run
     from workbench.curation import plots
+    from workbench.runs.folder import start_run
 
     given = {k: v for k, v in vars(args).items() if k in EXPERIMENT_FIELDS and v is not None}
     cfg = ce.ExperimentConfig(**given)  # unset options keep the dataclass defaults
@@ -145,8 +145,8 @@ def _cmd_data(args: argparse.Namespace) -> int:
 
 
 def _cmd_scale(args: argparse.Namespace) -> int:
-    from workbench.data import files as io
     from workbench import scale
+    from workbench.data import files as io
 
     options = ("embedder", "tagger", "judge", "llm_base_url", "llm_model", "llm_api_key_env", "backend", "ray_address",
                "workers")

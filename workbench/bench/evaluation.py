@@ -16,7 +16,8 @@ otherwise, so a tied score counts as wrong (RewardBench v1, RM-Bench, RMB); Judg
 reads a tie as ``B>A``; LLMBar's two orders split a tie (0.5); RewardBench 2 gives 1/k to a chosen
 response tied with k-1 others at the top; best-of-N curves take the expected value under random
 tie-breaking. An aggregate whose upstream number needs a subset the run lacks is marked ``partial``
-(`missing_parts`), and no published number is put beside a partial headline. A scorer can declare ``ties = "random"`` to get that expected value
+(`missing_parts`), and no published number is put beside a partial headline. A scorer can declare
+``ties = "random"`` to get that expected value
 everywhere: the ``longer wins`` baseline does, because equal word counts are common (a coin flip, as
 in `workbench.data.overview.longer_wins`). CIs come from a bootstrap over items, stratified by subset, with
 the aggregate recomputed on every resample.
@@ -43,15 +44,6 @@ from workbench.bench.data import (
     load_benchmark,
     load_published_scores,
 )
-from workbench.data.schema import Message
-from workbench.models.scoring import BENCHMARK_SCORING
-
-TABLE_COLUMNS = ("model", "benchmark", "subset", "metric", "value", "n", "ci_low", "ci_high", "partial", "max_length",
-                 "dtype", "truncated")
-"""``partial``: an aggregate computed without some subset upstream's number needs (see `missing_parts`);
-``max_length`` / ``dtype``: the scoring conditions in effect (empty for baselines, given scores and published
-rows); ``truncated``: how many of the benchmark's items had an input shortened to fit."""
-
 from workbench.bench.rules import (  # noqa: F401 - the rules' names, re-exported for callers of evaluation
     AGGREGATE_PARTS,
     HH_SPLITS,
@@ -71,6 +63,15 @@ from workbench.bench.rules import (  # noqa: F401 - the rules' names, re-exporte
     headline,
     missing_parts,
 )
+from workbench.data.schema import Message
+from workbench.models.scoring import BENCHMARK_SCORING
+
+TABLE_COLUMNS = ("model", "benchmark", "subset", "metric", "value", "n", "ci_low", "ci_high", "partial", "max_length",
+                 "dtype", "truncated")
+"""``partial``: an aggregate computed without some subset upstream's number needs (see `missing_parts`);
+``max_length`` / ``dtype``: the scoring conditions in effect (empty for baselines, given scores and published
+rows); ``truncated``: how many of the benchmark's items had an input shortened to fit."""
+
 
 
 def _subset_indices(subsets: np.ndarray) -> dict[str, np.ndarray]:

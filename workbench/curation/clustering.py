@@ -157,7 +157,8 @@ def c_tf_idf_keywords(docs: Sequence[str], labels: Sequence[int], *, top_k: int 
 def error_frame(pairs: PairFrame, scores: pd.DataFrame, xy: np.ndarray, clusters: np.ndarray, *,
                 tags: pd.DataFrame | None = None, cfg: ClusterConfig = ClusterConfig()) -> pd.DataFrame:
     """One row per pair: split, map position, cluster, margin, p, correct, low_confidence and tags."""
-    frame = pairs[["pair_id", "split", "prompt", "chosen", "rejected"] + [c for c in ("construction", "source") if c in pairs.columns]].copy()
+    extra = [c for c in ("construction", "source") if c in pairs.columns]
+    frame = pairs[["pair_id", "split", "prompt", "chosen", "rejected", *extra]].copy()
     frame = frame.merge(scores[["pair_id", "margin", "p"]], on="pair_id", how="left")
     frame["x"], frame["y"], frame["cluster"] = xy[:, 0], xy[:, 1], clusters
     frame["correct"] = frame["margin"] > 0

@@ -35,15 +35,15 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from workbench.data import splits
-from workbench.data import files as io
-from workbench.runs.folder import Run, start_run
-from workbench.runs.stores import EmbeddingCache, ResultStore
-from workbench.models import scoring, training
 from workbench.curation import pipeline, stage1, stage2
 from workbench.curation.review import OracleReviewer, ReviewStore
-from workbench.data.schema import PairFrame
+from workbench.data import files as io
+from workbench.data import splits
 from workbench.data.demo import DemoDataConfig, build_demo_pairs
+from workbench.data.schema import PairFrame
+from workbench.models import scoring, training
+from workbench.runs.folder import Run, start_run
+from workbench.runs.stores import EmbeddingCache, ResultStore
 
 CONDITIONS = ("raw noisy", "curated", "random same size", "curated + recycled", "clean (ceiling)")
 

@@ -30,11 +30,11 @@ import numpy as np
 import pandas as pd
 
 from workbench.curation.retrieval import NeighborIndex
-from workbench.runs.stores import connect_sqlite
-from workbench.llm.judge import FAILED, judge_pairs
 from workbench.data.pairs import now_iso
 from workbench.data.schema import PairFrame
 from workbench.data.splits import set_label_state
+from workbench.llm.judge import FAILED, judge_pairs
+from workbench.runs.stores import connect_sqlite
 
 DECISIONS = ("keep", "flip", "drop", "skip")
 REVIEWER_KINDS = {"human": "gold", "oracle": "gold", "llm": "silver"}  # kind -> tier of its labels

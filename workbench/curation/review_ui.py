@@ -93,7 +93,9 @@ class KeyShortcuts(anywidget.AnyWidget):
       box.style.cssText = "padding:4px 8px;border:1px dashed #999;border-radius:4px;cursor:pointer;font-size:90%;";
       const idle = "⌨ click here for shortcuts: k keep · f flip · d drop · s skip · u undo";
       box.textContent = idle;
-      box.addEventListener("focus", () => { box.style.borderColor = "#4c78a8"; box.textContent = "⌨ shortcuts on: k keep · f flip · d drop · s skip · u undo"; });
+      box.addEventListener("focus", () => {
+        box.style.borderColor = "#4c78a8"; box.textContent = "⌨ shortcuts on: k keep · f flip · d drop · s skip · u undo";
+      });
       box.addEventListener("blur", () => { box.style.borderColor = "#999"; box.textContent = idle; });
       box.addEventListener("keydown", (e) => {
         const k = e.key.toLowerCase();

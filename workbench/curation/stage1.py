@@ -23,11 +23,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from workbench.models import scoring, training
 from workbench.curation.retrieval import NeighborIndex, RetrievalConfig, retrieve_for_gold
 from workbench.curation.review import ReviewStore, apply_labels, review_with
 from workbench.data.schema import PairFrame, prompt_text
 from workbench.data.splits import inject_label_noise
+from workbench.models import scoring, training
 
 
 @dataclass(frozen=True)
@@ -205,7 +205,8 @@ def _iteration_row(iteration: int, train: PairFrame, gold_scores: pd.DataFrame |
     row = {"iteration": iteration, "train_pairs": len(train),
            "gold_accuracy": float((gold_scores["margin"] > 0).mean()) if gold_scores is not None else float("nan"),
            "gold_wrong": int((gold_scores["p"] <= 0.5).sum()) if gold_scores is not None else 0,
-           "test_accuracy": test_acc, "retrieved": int(queue.attrs.get("retrieved", len(queue))), "queued": len(queue), "labelled": int((d != "skip").sum()),
+           "test_accuracy": test_acc, "retrieved": int(queue.attrs.get("retrieved", len(queue))), "queued": len(queue),
+           "labelled": int((d != "skip").sum()),
            "unanswered": len(queue) - len(decided),  # queued but no decision (e.g. a failed judgement): left for people
            "flips_found": int((d == "flip").sum()), "drops": int((d == "drop").sum()), "skips": int((d == "skip").sum())}
     if "label_is_true" in labelled_after.columns and len(decided):

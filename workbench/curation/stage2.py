@@ -27,11 +27,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from workbench.models import scoring, training
-from workbench.llm.judge import FAILED
+from workbench.curation.stage1 import human_verified, score_frame
 from workbench.data.schema import PairFrame
 from workbench.data.splits import set_label_state
-from workbench.curation.stage1 import human_verified, score_frame
+from workbench.llm.judge import FAILED
+from workbench.models import scoring, training
 
 RECYCLE_MODES = ("none", "all", "consistent")
 DECISION_STATE = {"keep": "verified", "flip": "flipped", "drop": "dropped"}

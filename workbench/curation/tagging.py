@@ -29,8 +29,7 @@ import pandas as pd
 
 from workbench.data import files as io
 from workbench.data.schema import PairFrame, prompt_text, topic_text
-from workbench.data.taxonomy import (ATTRIBUTE_JSON_SCHEMA, CONTROVERSIALITY, OBJECTIVITY, TASK_CATEGORIES, Attributes,
-                                validate_attributes)
+from workbench.data.taxonomy import ATTRIBUTE_JSON_SCHEMA, CONTROVERSIALITY, OBJECTIVITY, TASK_CATEGORIES, Attributes, validate_attributes
 from workbench.llm.client import ChatClient, EndpointConfig
 from workbench.models.device import resolve_device
 from workbench.models.embedding import embed_texts

@@ -207,8 +207,7 @@ def _hub_records(dataset_id: str, split: str) -> Iterator[tuple[int, dict[str, A
             f"{dataset_id!r} is not a local file and could not be loaded from the Hugging Face Hub "
             f"(split={split!r}): {type(e).__name__}: {e}. Offline? Download it once and pass the local path."
         ) from None
-    for i, rec in enumerate(ds, start=1):
-        yield i, rec
+    yield from enumerate(ds, start=1)
 
 
 HF_FILE_PREFIX = "hf://datasets/"

@@ -155,7 +155,7 @@ class LLMJudge:
                 raw[i].append({"model": client.cfg.model, "chosen_first": first, "ok": res.ok,
                                "answer": res.content, "error": res.error})
         out = []
-        for i, (_, pair) in enumerate(rows):
+        for i in range(len(rows)):
             final, per_model, totals = aggregate_votes(per_pair[i])
             if totals["chosen"] + totals["rejected"] == 0:
                 final = FAILED  # no valid sample: no opinion, not a tie

@@ -27,9 +27,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from workbench.models.embedding import embed_texts, load_embedder
 from workbench.data.schema import Message, last_user_message
 from workbench.models.device import fingerprint_model, resolve_device, resolved_dtype
+from workbench.models.embedding import embed_texts, load_embedder
 from workbench.models.loss import bt_loss
 
 MARKER = "workbench_rm.json"

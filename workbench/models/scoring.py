@@ -338,7 +338,8 @@ def score_pairs(model: RewardModel, pairs: PairFrame, *, cfg: ScoreConfig = Scor
 
 def settings_key(model: RewardModel, cfg: ScoreConfig) -> str:
     """Cache key: the model fingerprint plus the settings that change scores."""
-    raw = json.dumps({"model": model.fingerprint, "max_length": cfg.max_length, "dtype": cfg.dtype, "v": 2})  # v2: truncation keeps BOS/headers
+    # v2: truncation keeps BOS / role headers (scores cached by v1 are not reused)
+    raw = json.dumps({"model": model.fingerprint, "max_length": cfg.max_length, "dtype": cfg.dtype, "v": 2})
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 

@@ -32,11 +32,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from workbench.models import fast_rm
-from workbench.models.embedding import default_embedder_path
 from workbench.data.schema import PairFrame
-from workbench.models.scoring import encode_sides, load_reward_model, score_token_ids
+from workbench.models import fast_rm
 from workbench.models.device import bf16_supported, resolve_device
+from workbench.models.embedding import default_embedder_path
+from workbench.models.scoring import encode_sides, load_reward_model, score_token_ids
 
 KINDS = ("finetune", "embedding_head")
 
@@ -298,7 +298,8 @@ def _finetune(train: PairFrame, gold: PairFrame | None, cfg: RMTrainConfig, outp
     )
     trainer_cls, eval_at_end = _make_trainer_class()
     # Trainer insists on an eval_dataset when evaluating; ours is ignored: `evaluate` scores the gold pairs.
-    trainer = trainer_cls(model=model, args=args, train_dataset=dataset, eval_dataset=dataset.select(range(min(2, len(dataset)))) if evaluator else None,
+    eval_dataset = dataset.select(range(min(2, len(dataset)))) if evaluator else None
+    trainer = trainer_cls(model=model, args=args, train_dataset=dataset, eval_dataset=eval_dataset,
                           processing_class=tokenizer, peft_config=peft_config, lengths=lengths, gold_eval=evaluator,
                           callbacks=[eval_at_end(), *callbacks])
     t_train = time.time()

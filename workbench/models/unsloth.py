@@ -320,8 +320,8 @@ def load_unsloth_reward_model(
         )
     # Import order matters: unsloth first, so it can patch transformers/peft/trl.
     import unsloth  # noqa: F401
-    from unsloth import FastModel
     from transformers import AutoModelForSequenceClassification, set_seed
+    from unsloth import FastModel
 
     set_seed(seed)  # the scalar head is freshly initialised: make it reproducible
     checkpointing: Any = "unsloth" if gradient_checkpointing else False

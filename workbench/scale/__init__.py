@@ -5,12 +5,28 @@
 are the public API: ``from workbench import scale; scale.curate_pool(...)``.
 """
 
-from workbench.scale.index import (IndexConfig, ShardedExactSearch, ShardedIVFIndex, ShardedVectors, build_ivf_index,
-                                   compare_with_exact, retrieve_at_scale)
-from workbench.scale.pool import (curate_pool, decision_summary, error_map_frame, map_sample, map_whole_pool,
-                                  scale_metrics, train_pool_rms, write_training_set)
+from workbench.scale.index import (
+                                   IndexConfig,
+                                   ShardedExactSearch,
+                                   ShardedIVFIndex,
+                                   ShardedVectors,
+                                   build_ivf_index,
+                                   compare_with_exact,
+                                   retrieve_at_scale,
+)
+from workbench.scale.pool import (
+                                   curate_pool,
+                                   decision_summary,
+                                   error_map_frame,
+                                   map_sample,
+                                   map_whole_pool,
+                                   scale_metrics,
+                                   train_pool_rms,
+                                   write_training_set,
+)
 from workbench.scale.shards import SCALE_EMBEDDER, ScaleConfig, ShardWorker, list_shards, read_curated, shard_pair_file
 
-__all__ = ["SCALE_EMBEDDER", "IndexConfig", "ScaleConfig", "compare_with_exact", "error_map_frame", "scale_metrics", "ShardWorker", "ShardedExactSearch", "ShardedIVFIndex", "ShardedVectors",
-           "build_ivf_index", "curate_pool", "decision_summary", "list_shards", "map_sample", "map_whole_pool",
-           "read_curated", "retrieve_at_scale", "shard_pair_file", "train_pool_rms", "write_training_set"]
+__all__ = ["SCALE_EMBEDDER", "IndexConfig", "ScaleConfig", "ShardWorker", "ShardedExactSearch", "ShardedIVFIndex",
+           "ShardedVectors", "build_ivf_index", "compare_with_exact", "curate_pool", "decision_summary",
+           "error_map_frame", "list_shards", "map_sample", "map_whole_pool", "read_curated", "retrieve_at_scale",
+           "scale_metrics", "shard_pair_file", "train_pool_rms", "write_training_set"]

@@ -3,20 +3,18 @@ paper's k-rule applied against either."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import time
-
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from workbench.curation.retrieval import neighbours_to_pull, rank_candidates, recall_at_k, top_k
 from workbench.data import files as io
-from workbench.curation.retrieval import top_k
-from workbench.curation.retrieval import neighbours_to_pull, rank_candidates, recall_at_k
 from workbench.scale.shards import finished_shards, read_curated
 
 

@@ -10,15 +10,23 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from workbench.curation.clustering import ClusterConfig, ErrorMap, error_frame
 from workbench.data import files as io
-from workbench.runs.export import training_rows
 from workbench.data.schema import PAIR_COLUMNS, PairFrame
 from workbench.models.training import RMTrainConfig, train_reward_model
-from workbench.curation.clustering import ClusterConfig, ErrorMap, error_frame
+from workbench.runs.export import training_rows
 from workbench.scale.index import ShardedVectors
 from workbench.scale.ray_backend import curate_on_ray
-from workbench.scale.shards import (SCALE_EMBEDDER, ScaleConfig, ShardWorker, _check_manifest, finished_shards, finished_summary,
-                                    list_shards, read_curated)
+from workbench.scale.shards import (
+    SCALE_EMBEDDER,
+    ScaleConfig,
+    ShardWorker,
+    _check_manifest,
+    finished_shards,
+    finished_summary,
+    list_shards,
+    read_curated,
+)
 
 
 def curate_pool(pool_dir: str | Path, out_dir: str | Path, cfg: ScaleConfig, *, progress: bool = True) -> pd.DataFrame:
@@ -59,7 +67,8 @@ def decision_summary(out_dir: str | Path) -> pd.DataFrame:
 
 def write_training_set(out_dir: str | Path, path: str | Path, *, heldout: PairFrame | None = None) -> tuple[Path, int]:
     """The kept and flipped pairs of every finished shard as one parquet file (flips applied), written shard by
-    shard, for notebook 06 (``pairs_file``) or `workbench.runs.export` (the same `workbench.runs.export.training_rows`). ``heldout`` (e.g. the run's gold and test splits, which 06
+    shard, for notebook 06 (``dataset = "scale_curated"``) or `workbench.runs.export` (the same
+    `workbench.runs.export.training_rows`). ``heldout`` (e.g. the run's gold and test splits, which 06
     evaluates on) is appended with empty Stage-2 columns. Returns the path and the number of curated pairs."""
     import pyarrow as pa
     import pyarrow.parquet as pq

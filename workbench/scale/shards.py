@@ -85,10 +85,10 @@ class ScaleConfig:
     @classmethod
     def from_params(cls, stage1_rm: str, gold_rm: str, *, embedder: str = SCALE_EMBEDDER, tagger: str = "embedded",
                     judge: str = "none", llm_base_url: str = "", llm_model: str = "", llm_api_key_env: str = "",
-                    stage2: Stage2Config = Stage2Config(), **rest: Any) -> ScaleConfig:
+                    stage2: Stage2Config | None = None, **rest: Any) -> ScaleConfig:
         """From flat notebook / CLI parameters (``llm_model`` may list several judge models, comma-separated)."""
         judge_setup = JudgeSetup.from_params(judge, base_url=llm_base_url, models=llm_model, api_key_env=llm_api_key_env)
-        curation = CurationConfig(tagger=tagger, embedder=embedder, stage2=stage2, judge=judge_setup,
+        curation = CurationConfig(tagger=tagger, embedder=embedder, stage2=stage2 or Stage2Config(), judge=judge_setup,
                                   tag=TagConfig(chunk_size=1024))  # one durable commit per 1,024 pairs at scale
         return cls(stage1_rm=str(stage1_rm), gold_rm=str(gold_rm), curation=curation, **rest)
 
