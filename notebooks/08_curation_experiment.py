@@ -14,28 +14,22 @@
 # ---
 
 # %% [markdown]
-# # 08 · Does curation beat scale? The paper's ablation, against a known truth
+# # 08 · Does curation beat the data we have? Against a known truth, with fair baselines
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/rm-curation-workbench/rm-curation-workbench/blob/main/notebooks/08_curation_experiment.ipynb)
 #
-# The paper's central claim: a smaller curated set trains better RMs than a larger raw one. Here we test it at
-# CPU scale where the truth is known. The demo build's **constructed** pairs are true by construction (a
-# complete vs a cut-off response; the real answer vs one written for another conversation). We flip a share
-# `noise_rate` of the pool labels (seeded), then run tagging → Stage 1 (the *simulated* oracle reviewer with a
-# budget of human labels) → Stage 2, and train the same RM on:
+# Pairs whose true label is known (built from real HH-RLHF conversations: a relevant vs an off-topic response, a
+# complete vs a truncated one — longer wins —, a complete one vs the same plus an off-topic paragraph — longer
+# loses — in equal numbers, so *longer wins* scores about 0.5 on the test split). Label noise is injected by a
+# **noise model**: `length` (a verbosity-biased annotator flips mostly the pairs whose better answer is shorter),
+# `cluster` (a bad annotator batch flips mostly a few topics) or `symmetric` (uniform flips, the reference). The
+# simulated people who review answer wrongly at `oracle_error_rate`.
 #
-# | condition | training set |
-# |---|---|
-# | raw noisy | the whole pool with its noisy labels |
-# | curated | Stage 1's reviewed pairs + Stage 2's kept pairs |
-# | random same size | a random subset of the noisy pool as large as *curated* |
-# | curated + recycled | *curated* plus Stage 2's discarded pairs, flipped |
-# | clean (ceiling) | the whole pool with its true labels |
-#
-# Every RM is the fast embedding head (seconds each). Stage 1 and the gold RM pick their best epoch on the gold
-# split, as curation does; the compared RMs train a fixed schedule, as the paper's do (picking epochs on a clean
-# gold set would itself hide most label noise; `select_on_gold = True` shows that). Same command line:
-# `workbench experiment --out runs/experiment`.
+# Every condition gets the **same information** — the gold split plus one review budget — the same RM, seeds and
+# schedules: raw noisy (the floor), raw + the human labels, gold only, **random review** (the budget spent on
+# random pairs, then the same Stage 2: isolates error-driven retrieval), **cleanlab** (confident learning on
+# out-of-fold RM probabilities: the field's standard label-noise tool), the pipeline (curated, + recycled) and the
+# clean ceiling. Two schedules: `fixed` (gold joins the training set) and `best on gold` (gold picks the epoch).
 
 # %%
 # Setup (Colab / Kaggle only): clone and install the workbench, fetch the public data. Elsewhere: nothing.
@@ -58,90 +52,98 @@ from workbench.curation.experiment import ExperimentConfig as C  # the defaults 
 run_dir = "../runs/scratch"
 data_dir = ""                 # empty: <repo>/../shared/data, or $WORKBENCH_DATA_DIR
 smoke = False
+noise_models = list(C.noise_models)   # length, cluster and/or symmetric; the first is the headline
 noise_rate = C.noise_rate     # share of pool labels flipped
-seeds = list(C.seeds)         # noise, oracle and RM seeds; mean and spread are over these
-n_cross_prompt = C.n_cross_prompt   # known-truth pairs built from the shared HH-RLHF conversations
+noise_concentration = C.noise_concentration   # length / cluster: share of the flips on the targeted pairs
+seeds = list(C.seeds)         # noise, reviewer and RM seeds; CIs are over these
+n_cross_prompt = C.n_cross_prompt   # known-truth pairs of each construction
 n_truncated = C.n_truncated
-seed_size = C.seed_size       # human labels: Stage-1 round 0 ...
+n_padded = C.n_padded
+seed_size = C.seed_size       # the review budget: Stage-1 round 0 ...
 labels_per_iteration = C.labels_per_iteration   # ... plus this many per retrieval round
 iterations = C.iterations
-budget_curve = list(C.budget_curve)   # smaller human budgets for the accuracy-vs-labels curve
 oracle_error_rate = C.oracle_error_rate   # the simulated people's own error rate
 judge_error_rate = C.judge_error_rate     # 0 or more: a simulated LLM judge labels Stage 2's unsure pairs; -1: none
-select_on_gold = C.select_on_gold         # True: compared RMs keep their best gold epoch
 head_epochs = C.head_epochs
+cleanlab_folds = C.cleanlab_folds
 
 # %%
 from IPython.display import Markdown, display
 
-from workbench.curation import experiment as ce, plots
+from workbench.curation import experiment as ce
 from workbench.runs.folder import start_run
 
+# %%
 STEP = "08_curation_experiment"
-cfg = ce.ExperimentConfig(noise_rate=noise_rate, seeds=tuple(seeds), n_cross_prompt=n_cross_prompt, n_truncated=n_truncated,
+cfg = ce.ExperimentConfig(noise_models=tuple(noise_models), noise_rate=noise_rate, noise_concentration=noise_concentration,
+                          seeds=tuple(seeds), n_cross_prompt=n_cross_prompt, n_truncated=n_truncated, n_padded=n_padded,
                           seed_size=seed_size, labels_per_iteration=labels_per_iteration, iterations=iterations,
-                          budget_curve=tuple(budget_curve), oracle_error_rate=oracle_error_rate,
-                          judge_error_rate=judge_error_rate, select_on_gold=select_on_gold, head_epochs=head_epochs)
+                          oracle_error_rate=oracle_error_rate, judge_error_rate=judge_error_rate,
+                          head_epochs=head_epochs, cleanlab_folds=cleanlab_folds)
 cfg = ce.smoke_config(cfg) if smoke else cfg
 run = start_run(run_dir, cfg, step=STEP)
-print(f"{len(cfg.seeds)} seeds x human budgets {cfg.budgets()}; noise rate {cfg.noise_rate}")
+print(f"{len(cfg.noise_models)} noise models x {len(cfg.seeds)} seeds; review budget {cfg.human_budget}")
 result = ce.run_experiment(cfg, run.path / "curation_experiment", data_dir=data_dir or None)
-print(f"clean-label RM on the test split: {result.clean_check['clean_test_accuracy']:.3f} (chance 0.5): the truth is learnable")
+out = ce.save_outputs(run, result, cfg, step=STEP)
+result.clean_check
 
 # %% [markdown]
-# ## Test accuracy by training set
+# ## Test accuracy by condition, noise model and schedule
 #
-# Mean over seeds with min-max whiskers, at the full human budget.
+# Mean over seeds with its 95% CI; the dotted line is *longer wins* on the same test split.
 
 # %%
-run.save_table(result.summary, "experiment_summary", title="Curation experiment: clean test accuracy by training set",
-               step=STEP, index=False)
-fig_cond = plots.experiment_conditions(result.summary)
-run.save_figure(fig_cond, "experiment_conditions", title="Curated vs raw vs same-size random", step=STEP)
-display(result.summary)
-fig_cond
+out["conditions"]
+
+# %%
+result.summary.pivot_table(index="condition", columns=["noise", "schedule"], values="test_accuracy_mean",
+                           sort=False).round(3)
 
 # %% [markdown]
-# ## Did the pipeline find the injected flips?
+# ## Curated vs the strongest baseline, paired over seeds
 #
-# A pair counts as *flagged* when Stage 1 or 2 flipped or dropped it. `curated_label_accuracy` is the share of
-# the curated training set whose label is true; `pool_label_accuracy` is `1 - noise_rate`.
+# For each noise model and schedule, the strongest of raw noisy, raw + human labels, gold only, random review and
+# cleanlab, and the pipeline's difference to it on the same seeds (95% t-interval).
 
 # %%
-run.save_table(result.detection, "experiment_detection", title="Flip detection against the injected truth", step=STEP,
-               index=False)
-result.detection
+result.paired.round(3)
+
+# %% [markdown]
+# ## The mechanism: does error-driven retrieval find the noise? Does Stage 2 find it better than cleanlab?
+#
+# The share of flipped labels in each Stage-1 review queue, in the pool not yet reviewed, and in a random queue of
+# the same size. Then flip detection (precision / recall / F1 against the injected flips) of Stage 1 + 2 and of
+# cleanlab, and test accuracy per construction.
 
 # %%
-fig_curve = plots.human_budget_curve(result.curve)
-run.save_figure(fig_curve, "experiment_budget_curve", title="Test accuracy vs human labels", step=STEP)
-fig_curve
+out["enrichment"]
 
 # %%
-full = result.detection[result.detection["budget"] == cfg.human_budget]
-metrics = ce.headline_metrics(result, cfg)
-run.save_metrics(metrics, "experiment_metrics", title="Curation experiment at a glance", step=STEP)
-metrics
+cols = ["stage2_flag_precision", "stage2_flag_recall", "stage2_flag_f1", "cleanlab_precision", "cleanlab_recall",
+        "cleanlab_f1", "flip_rate_targeted", "flip_rate_elsewhere"]
+display(result.detection.groupby("noise", sort=False)[cols].mean().round(3))
+ce.per_construction(result.per_seed).round(3)
 
 # %% [markdown]
 # ## Conclusions
 
 # %%
-s = result.summary.set_index("condition")["test_accuracy_mean"]
-verdict = ", ".join(f"{'beats' if metrics.get(f'beats_{o}') else 'does not beat'} {o.replace('_', ' ')} "
-                    f"({metrics[f'curated_minus_{o}']:+.3f}, seed spread {metrics[f'spread_vs_{o}']:.3f})"
-                    for o in ("raw_noisy", "random_same_size") if f"curated_minus_{o}" in metrics)
-display(Markdown(
-    f"- Conditions: {cfg.noise_rate:.0%} symmetric label noise, simulated reviewer error {cfg.oracle_error_rate}, "
-    f"{cfg.human_budget} human labels, {len(cfg.seeds)} seeds.\n"
-    f"- Clean test accuracy: curated **{s.get('curated', float('nan')):.3f}**, raw noisy {s.get('raw noisy', float('nan')):.3f}, "
-    f"clean ceiling {s.get('clean (ceiling)', float('nan')):.3f}.\n"
-    f"- Curated {verdict}.\n"
-    f"- Stage 1 + 2 raised the training labels' accuracy from {full['pool_label_accuracy'].mean():.3f} to "
-    f"{full['curated_label_accuracy'].mean():.3f} (flag F1 {full['flag_f1'].mean():.2f})."))
+display(Markdown("\n".join(f"- {line}" for line in ce.conclusions(result, cfg))))
 
 # %%
-# checks
-assert set(result.summary["condition"]) == set(ce.CONDITIONS) and (result.summary["seeds"] == len(cfg.seeds)).all()
-assert (full["curated_label_accuracy"] > full["pool_label_accuracy"]).all(), full
-assert result.clean_check["clean_test_accuracy"] >= cfg.min_clean_accuracy
+# checks: complete and consistent tables (every noise model, seed, schedule and condition; CIs around means)
+n_runs = len(cfg.noise_models) * len(cfg.seeds)
+assert len(result.per_seed) == n_runs * len(ce.SCHEDULES) * len(ce.CONDITIONS) and len(result.detection) == n_runs
+assert (result.summary["seeds"] == len(cfg.seeds)).all() and len(result.summary) == n_runs // len(cfg.seeds) * 16
+assert ((result.summary["ci_low"] <= result.summary["test_accuracy_mean"] + 1e-12)
+        & (result.summary["test_accuracy_mean"] <= result.summary["ci_high"] + 1e-12)).all()
+same = result.per_seed[result.per_seed["condition"].isin(ce.SAME_REVIEW)].groupby(["noise", "seed", "schedule"])
+assert (same["human_ids"].nunique() == 1).all(), "the conditions built on Stage 1's review saw the same human labels"
+assert set(result.enrichment["noise"]) == set(cfg.noise_models) and result.clean_check["clean_test_accuracy"] >= cfg.min_clean_accuracy
+assert (result.detection["stage2_curated_label_accuracy"] > result.detection["stage2_pool_label_accuracy"]).all()
+
+# %%
+# checks on the full run: enough seeds for intervals; the truth is not solvable by length
+if not smoke:
+    assert len(cfg.seeds) >= 5 and 0.45 <= result.clean_check["test_longer_wins"] <= 0.55, result.clean_check
+    assert len(result.paired) == len(cfg.noise_models) * len(ce.SCHEDULES) * len(ce.PIPELINE)

@@ -239,54 +239,6 @@ def test_stage2_judge_sees_similar_verified_pairs_and_rescues_unsure_ones(tmp_pa
     assert set(res.curated["stage2_by"]) == {"stage2:stage1=stage1-best;gold=s2/gold_rm;judge=stub"}
 
 
-def test_curation_experiment_on_real_data_smoke(shared_data, tmp_path):
-    """Real HH-RLHF conversations, constructed known-truth pairs, 2 seeds: every condition and the curve are
-    reported, the clean-label RM beats chance, and curation raises label accuracy above the noisy pool's."""
-    from workbench.curation.experiment import CONDITIONS, ExperimentConfig, run_experiment, smoke_config, verdict
-
-    cfg = smoke_config(ExperimentConfig())
-    res = run_experiment(cfg, tmp_path / "exp", data_dir=str(shared_data), progress=False)
-    assert res.clean_check["clean_test_accuracy"] >= cfg.min_clean_accuracy
-    assert set(res.summary["condition"]) == set(CONDITIONS) and (res.summary["seeds"] == len(cfg.seeds)).all()
-    full = res.per_seed[res.per_seed["budget"] == cfg.human_budget]
-    assert len(full) == len(CONDITIONS) * len(cfg.seeds)
-    d = res.detection[res.detection["budget"] == cfg.human_budget]
-    assert np.allclose(d["pool_label_accuracy"], 1 - cfg.noise_rate, atol=0.02)
-    assert (d["curated_label_accuracy"] > d["pool_label_accuracy"]).all()
-    assert (d["human_labels"] == cfg.human_budget).all()
-    sizes = full.pivot_table(index="seed", columns="condition", values="train_pairs")
-    assert (sizes["curated"] == sizes["random same size"]).all()
-    assert res.curve["human_labels"].tolist()[0] == 0 and res.curve["budget"].tolist() == [0, *cfg.budgets()]
-    first = sorted((tmp_path / "exp" / "experiment").glob("*/seed0_budget18/review.sqlite"))
-    assert len(first) == 1
-    # other settings in the same folder never resume the first run's oracle answers
-    from dataclasses import replace
-
-    from workbench.curation.experiment import config_key
-    assert config_key(replace(cfg, noise_rate=0.3)) != config_key(cfg) == config_key(replace(cfg, seeds=(5,)))
-    v = verdict(res.summary)
-    assert set(v) >= {"curated_minus_raw_noisy", "beats_raw_noisy", "beats_random_same_size"}
-    assert np.isfinite(v["curated_minus_raw_noisy"])
-
-
-def test_experiment_cli_writes_tables_figures_and_a_verdict(shared_data, tmp_path, capsys):
-    from workbench.cli import main
-
-    out = tmp_path / "exp"
-    rc = main(["experiment", "--out", str(out), "--data-dir", str(shared_data), "--n-cross-prompt", "50",
-               "--n-truncated", "50", "--seeds", "0", "--seed-size", "10", "--labels-per-iteration", "6",
-               "--iterations", "1", "--budget-curve", "8", "--head-epochs", "5", "--min-clean-accuracy", "0.55"])
-    assert rc == 0
-    printed = capsys.readouterr().out
-    assert "curated" in printed and "beats_raw_noisy" in printed
-    summary = pd.read_csv(out / "tables" / "experiment_summary.csv")
-    assert len(summary) == 5 and (summary["seeds"] == 1).all()
-    curve = pd.read_csv(out / "tables" / "experiment_budget_curve_table.csv")
-    assert curve["budget"].tolist() == [0, 8, 16]
-    assert (out / "figures" / "experiment_conditions.html").exists()
-    assert io.read_json(out / "config_curation_experiment.json")["config"]["noise_rate"] == 0.2
-
-
 def test_experiment_cli_rejects_bad_options_by_name(capsys):
     from workbench.cli import main
 

@@ -61,6 +61,11 @@ def _cmd_check_data(args: argparse.Namespace) -> int:
     return 0 if not report.rejects or args.allow_rejects else 2
 
 
+def _names(text: str) -> tuple[str, ...]:
+    """argparse type for comma-separated names, e.g. ``length,cluster``."""
+    return tuple(x.strip() for x in text.split(",") if x.strip())
+
+
 def _ints(text: str) -> tuple[int, ...]:
     """argparse type for comma-separated integers, e.g. ``0,1,2``."""
     try:
@@ -69,36 +74,25 @@ def _ints(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 0,1,2, got {text!r}") from None
 
 
-EXPERIMENT_FIELDS = ("noise_rate", "seeds", "n_cross_prompt", "n_truncated", "seed_size", "labels_per_iteration",
-                     "iterations", "budget_curve", "oracle_error_rate", "judge_error_rate", "select_on_gold", "head_epochs",
-                     "min_clean_accuracy")
+EXPERIMENT_FIELDS = ("noise_models", "noise_rate", "noise_concentration", "seeds", "n_cross_prompt", "n_truncated",
+                     "n_padded", "seed_size", "labels_per_iteration", "iterations", "oracle_error_rate", "judge_error_rate",
+                     "head_epochs", "cleanlab_folds", "min_clean_accuracy")
 
 
 def _cmd_experiment(args: argparse.Namespace) -> int:
     from workbench.curation import experiment as ce
-    from workbench.curation import plots
     from workbench.runs.folder import start_run
 
     given = {k: v for k, v in vars(args).items() if k in EXPERIMENT_FIELDS and v is not None}
     cfg = ce.ExperimentConfig(**given)  # unset options keep the dataclass defaults
     res = ce.run_experiment(cfg, args.out, data_dir=args.data_dir)
-    run = start_run(args.out)
-    run.save_table(res.summary, "experiment_summary", title="Clean test accuracy by training set", index=False)
-    run.save_table(res.detection, "experiment_detection", title="Flip detection against the injected truth", index=False)
-    run.save_table(res.curve, "experiment_budget_curve_table", title="Test accuracy vs human labels", index=False)
-    run.save_table(res.per_seed, "experiment_per_seed", title="Every seed, budget and condition", index=False)
-    run.save_figure(plots.experiment_conditions(res.summary), "experiment_conditions", title="By training set")
-    run.save_figure(plots.human_budget_curve(res.curve), "experiment_budget_curve", title="Test accuracy vs human labels")
-    metrics = ce.headline_metrics(res, cfg)
-    run.save_metrics(metrics, "experiment_metrics", title="Curation experiment at a glance")
-    print(f"clean-label RM: {res.clean_check['clean_test_accuracy']:.3f} on {res.clean_check['test_pairs']} test pairs\n")
-    print(res.summary.to_string(index=False))
-    print("\n" + res.detection.to_string(index=False))
-    print("\n" + res.curve.to_string(index=False))
-    print("\n" + "\n".join(f"{k}: {v}" for k, v in metrics.items() if k.startswith(("curated_minus", "spread", "beats"))))
-    print(f"\ntables and figures: {run.path}")
+    ce.save_outputs(start_run(args.out), res, cfg)
+    cols = ["noise", "schedule", "condition", "test_accuracy_mean", "ci_low", "ci_high", "train_pairs", "human_labels"]
+    print(res.summary[cols].round(3).to_string(index=False))
+    print("\n" + res.paired.round(3).to_string(index=False))
+    print("\n" + "\n".join(ce.conclusions(res, cfg)))
+    print(f"\ntables and figures: {Path(args.out).resolve()}")
     return 0
-
 
 def _cmd_synth(args: argparse.Namespace) -> int:
     from workbench.data.synthetic import SyntheticConfig, write_synthetic_pool
@@ -200,20 +194,22 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--out", default="runs/experiment", help="folder for models, tables and figures")
     exp.add_argument("--data-dir", default=None, help="shared data folder (default: <repo>/../shared/data)")
     # Unset options keep `ExperimentConfig`'s defaults: the help names the field, the config class holds the value.
-    for name, kind, text in (("noise-rate", float, "share of pool labels flipped"),
+    for name, kind, text in (("noise", _names, "noise models, comma-separated: length, cluster, symmetric"),
+                             ("noise-rate", float, "share of pool labels flipped"),
+                             ("noise-concentration", float, "length / cluster: share of the flips on the targeted pairs"),
                              ("seeds", _ints, "comma-separated seeds"),
                              ("n-cross-prompt", int, "known-truth pairs of each kind"), ("n-truncated", int, ""),
+                             ("n-padded", int, ""), ("cleanlab-folds", int, "folds of the out-of-fold RM probabilities"),
                              ("seed-size", int, "human labels in Stage-1 round 0"),
                              ("labels-per-iteration", int, "human labels per retrieval round"),
                              ("iterations", int, "retrieval rounds"),
-                             ("budget-curve", _ints, "smaller human budgets for the curve, comma-separated"),
                              ("oracle-error-rate", float, "simulated people's error rate"),
                              ("judge-error-rate", float, ">= 0: a simulated LLM judge in Stage 2; < 0: none"),
                              ("head-epochs", int, "fast-head epochs"),
                              ("min-clean-accuracy", float, "refuse to run when a clean-label RM is below this")):
-        exp.add_argument(f"--{name}", type=kind, default=None,
-                         help=f"{text} (default: ExperimentConfig.{name.replace('-', '_')})".lstrip())
-    exp.add_argument("--select-on-gold", action="store_true", default=None, help="compared RMs keep their best gold epoch")
+        field = "noise_models" if name == "noise" else name.replace("-", "_")
+        exp.add_argument(f"--{name}", type=kind, default=None, dest=field,
+                         help=f"{text} (default: ExperimentConfig.{field})".lstrip())
     exp.set_defaults(func=_cmd_experiment)
     syn = sub.add_parser("synth", help="write a synthetic pool (real HH shapes and words) as parquet shards, for scale tests")
     syn.add_argument("--n", type=int, required=True, help="number of pairs")

@@ -1,6 +1,6 @@
 """Pure plotting functions: frames in, plotly ``go.Figure`` out. Nothing here shows or saves.
 
-Notebooks display the figure and save it with `workbench.data.files.save_figure`.
+Notebooks display the figure and save it with `workbench.runs.folder.Run.save_figure`.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from workbench.data.overview import NEAR_DUPLICATE_OVERLAP, pair_lengths, response_overlap
 from workbench.data.schema import PairFrame, topic_text
@@ -239,26 +240,35 @@ def stage2_margin_scatter(decisions: pd.DataFrame, *, max_points: int = 20_000) 
 
 
 def experiment_conditions(summary: pd.DataFrame) -> go.Figure:
-    """Clean test accuracy per training condition: mean over seeds, whiskers from min to max."""
-    fig = go.Figure(go.Bar(
-        x=summary["condition"], y=summary["test_accuracy_mean"],
-        error_y={"type": "data", "symmetric": False,
-                 "array": summary["test_accuracy_max"] - summary["test_accuracy_mean"],
-                 "arrayminus": summary["test_accuracy_mean"] - summary["test_accuracy_min"]},
-        text=[f"{m:.3f}<br>{int(n)} pairs" for m, n in zip(summary["test_accuracy_mean"], summary["train_pairs"])],
-        textposition="inside", insidetextanchor="start"))
-    lo = float(summary["test_accuracy_min"].min())
-    fig.update_layout(title="Curation vs scale: clean test accuracy by training set (mean, min-max over seeds)",
-                      yaxis_title="test accuracy", yaxis_range=[max(0.0, lo - 0.1), 1.0])
+    """Test accuracy per training condition, one panel per noise model, one colour per schedule: mean over seeds
+    with its 95% CI; the dotted line is *longer wins* on the same test split."""
+    noises = list(dict.fromkeys(summary["noise"]))
+    fig = make_subplots(rows=1, cols=len(noises), shared_yaxes=True, subplot_titles=[f"noise: {n}" for n in noises])
+    colours = {"fixed": "#4c78a8", "best on gold": "#f58518"}
+    for k, noise in enumerate(noises, start=1):
+        for schedule, colour in colours.items():
+            s = summary[(summary["noise"] == noise) & (summary["schedule"] == schedule)]
+            fig.add_trace(go.Bar(x=s["condition"], y=s["test_accuracy_mean"], name=schedule, marker_color=colour,
+                                 legendgroup=schedule, showlegend=k == 1,
+                                 error_y={"type": "data", "symmetric": False, "array": s["ci_high"] - s["test_accuracy_mean"],
+                                          "arrayminus": s["test_accuracy_mean"] - s["ci_low"]}), row=1, col=k)
+        fig.add_hline(y=float(summary["test_longer_wins"].iloc[0]), line_dash="dot", row=1, col=k,
+                      annotation_text="longer wins" if k == 1 else None)
+    lo = float(summary["ci_low"].min())
+    fig.update_yaxes(range=[max(0.0, lo - 0.05), 1.0], title_text="test accuracy", row=1, col=1)
+    fig.update_layout(title="Clean test accuracy by training set and noise model (mean, 95% CI over seeds)",
+                      barmode="group", height=480)
     return fig
 
 
-def human_budget_curve(curve: pd.DataFrame) -> go.Figure:
-    """Curated RM's clean test accuracy against the human labels spent (0 = the raw noisy pool)."""
-    fig = go.Figure(go.Scatter(x=curve["human_labels"], y=curve["test_accuracy_mean"], mode="lines+markers",
-                               error_y={"type": "data", "array": curve["test_accuracy_std"].fillna(0)}))
-    fig.update_layout(title="Test accuracy vs human labels spent (mean ± std over seeds)",
-                      xaxis_title="human labels (Stage-1 oracle)", yaxis_title="test accuracy")
+def experiment_enrichment(enrichment: pd.DataFrame) -> go.Figure:
+    """Noise share of the Stage-1 review queues vs the pool vs random queues of the same size, per noise model:
+    error-driven retrieval pays only where its bars stand above the random ones."""
+    parts = {"Stage-1 queue": "queue_noise_share", "pool (unreviewed)": "pool_noise_share",
+             "random queue, same size": "random_queue_noise_share"}
+    fig = go.Figure([go.Bar(x=enrichment["noise"], y=enrichment[col], name=name) for name, col in parts.items()])
+    fig.update_layout(title="Retrieval enrichment: share of noisy labels in what people review", barmode="group",
+                      xaxis_title="noise model", yaxis_title="share of flipped labels")
     return fig
 
 

@@ -32,6 +32,9 @@ HH_HUMAN_FILES = ("helpful-base", "harmless-base")
 HH_CONSTRUCTION_FILES = ("helpful-online", "helpful-rejection-sampled")
 
 
+PADDED_MAX_WORDS = 120  # padded hosts: short enough that host + paragraph fit MiniLM's 256-token window
+
+
 @dataclass(frozen=True)
 class DemoDataConfig:
     """Sizes and seed of the demo build; the defaults make 3,000 pairs (CPU-friendly)."""
@@ -40,15 +43,17 @@ class DemoDataConfig:
     n_hh_harmless: int = 1200  # fewer harmless pairs left the demo RM inverted on unseen harmless-base pairs
     n_cross_prompt: int = 500
     n_truncated: int = 500
+    n_padded: int = 0  # the longer response is the worse one: a complete answer + an off-topic paragraph
     train_fraction: float = 0.70  # the unverified pool
     gold_fraction: float = 0.15  # human-verified gold set (Stage-1 validation)
     test_fraction: float = 0.15  # held-out test set, never curated
     min_words_truncated: int = 40  # shorter answers cannot be cut "mid-sentence" convincingly
     donor_candidates: int = 20  # cross_prompt: length-matched among this many random donors
+    stratify_splits: bool = False  # every split gets the same mix of constructions (the curation experiment)
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("n_hh_helpful", "n_hh_harmless", "n_cross_prompt", "n_truncated"):
+        for name in ("n_hh_helpful", "n_hh_harmless", "n_cross_prompt", "n_truncated", "n_padded"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}.")
         total = self.train_fraction + self.gold_fraction + self.test_fraction
@@ -146,6 +151,35 @@ def make_truncated_pairs(hosts: PairFrame, *, min_words: int, rng: np.random.Gen
     return pd.DataFrame(rows)
 
 
+def off_topic_paragraph(text: str, *, min_words: int = 25, max_words: int = 60) -> str:
+    """The opening sentences of ``text``, about ``min_words``..``max_words`` words, ending at a sentence end."""
+    words, out = 0, []
+    for sentence in re.split(r"(?<=[.!?])\s+", text.strip()):
+        out.append(sentence)
+        words += len(sentence.split())
+        if words >= min_words:
+            break
+    return " ".join(" ".join(out).split()[:max_words])
+
+
+def make_padded_pairs(hosts: PairFrame, donors: PairFrame, *, n: int, max_words: int, rng: np.random.Generator) -> PairFrame:
+    """Complete chosen response vs the same response followed by an off-topic paragraph from another conversation:
+    the longer response is the worse one (the counterweight to ``truncated``, so length cannot solve the truth).
+
+    Hosts answer in at most ``max_words`` words, so the added paragraph stays inside a 256-token embedding window.
+    """
+    paragraphs = [p for p in donors["chosen"].map(off_topic_paragraph) if len(p.split()) >= 20]
+    rows = []
+    for _, host in hosts.iterrows():
+        if len(rows) == n or not paragraphs:
+            break
+        if not 8 <= len(host["chosen"].split()) <= max_words:
+            continue
+        extra = paragraphs[int(rng.integers(len(paragraphs)))]
+        rows.append(_constructed(host, host["chosen"], host["chosen"].rstrip() + "\n\n" + extra, "padded"))
+    return pd.DataFrame(rows)
+
+
 def build_demo_pairs(data_dir: str | Path | None = None, cfg: DemoDataConfig = DemoDataConfig()) -> DemoBuild:
     """Assemble the demo pool / gold / test from the shared HH-RLHF files.
 
@@ -189,14 +223,22 @@ def build_demo_pairs(data_dir: str | Path | None = None, cfg: DemoDataConfig = D
         )
     # Donors are conversations used nowhere else, so a donated response never appears as the text
     # of another pair (which could sit in another split and leak across it).
-    donors = pool_frame.drop(trunc_hosts.index).drop(cross_hosts.index)
+    rest = pool_frame.drop(trunc_hosts.index).drop(cross_hosts.index)
+    short = rest["chosen"].str.split().str.len().between(8, PADDED_MAX_WORDS)
+    padded_hosts = rest[short].iloc[: cfg.n_padded + cfg.n_padded // 10 + 5] if cfg.n_padded else rest.iloc[:0]
+    donors = rest.drop(padded_hosts.index)
     if cfg.n_cross_prompt:
         parts.append(make_cross_prompt_pairs(donors, cross_hosts, n=cfg.n_cross_prompt, n_candidates=cfg.donor_candidates, rng=rng))
     if cfg.n_truncated:
         parts.append(make_truncated_pairs(trunc_hosts, min_words=cfg.min_words_truncated, rng=rng))
+    if cfg.n_padded:
+        paragraph_donors = donors.iloc[rng.permutation(len(donors))[: max(200, cfg.n_padded)]]
+        donors = donors.drop(paragraph_donors.index)
+        parts.append(make_padded_pairs(padded_hosts, paragraph_donors, n=cfg.n_padded, max_words=PADDED_MAX_WORDS, rng=rng))
 
     pairs, dedup = deduplicate(pd.concat(parts, ignore_index=True))
-    pairs = assign_splits(pairs, fractions=cfg.fractions, seed=cfg.seed)
+    pairs = assign_splits(pairs, fractions=cfg.fractions, seed=cfg.seed,
+                          stratify="construction" if cfg.stratify_splits else None)
     pairs["label_known_true"] = pairs["label_known_true"].astype(bool)
     return DemoBuild(pairs=pairs.reset_index(drop=True), read_reports=reports, dedup=dedup)
 
@@ -223,7 +265,8 @@ def build_user_pairs(path: str | Path, cfg: DemoDataConfig = DemoDataConfig(), *
     pairs = pairs.assign(construction="user", label_known_true=False,
                          origin=pairs["source"] + ":" + pairs["source_row"].astype(str))
     pairs, dedup = deduplicate(pairs)
-    pairs = assign_splits(pairs, fractions=cfg.fractions, seed=cfg.seed)
+    pairs = assign_splits(pairs, fractions=cfg.fractions, seed=cfg.seed,
+                          stratify="construction" if cfg.stratify_splits else None)
     return DemoBuild(pairs=pairs, read_reports=[report], dedup=dedup)
 
 

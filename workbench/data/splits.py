@@ -51,7 +51,8 @@ def _group_order(keys: Iterable[str], seed: int) -> dict[str, str]:
     return {k: hashlib.sha256(f"{seed}:{k}".encode()).hexdigest() for k in keys}
 
 
-def assign_splits(pairs: PairFrame, *, fractions: Mapping[str, float], seed: int = 0) -> PairFrame:
+def assign_splits(pairs: PairFrame, *, fractions: Mapping[str, float], seed: int = 0,
+                  stratify: str | None = None) -> PairFrame:
     """Return a copy with the ``split`` column filled, grouped by prompt.
 
     Args:
@@ -59,6 +60,8 @@ def assign_splits(pairs: PairFrame, *, fractions: Mapping[str, float], seed: int
         fractions: split name -> share of pairs, e.g. ``{"train": .7, "gold": .15, "test": .15}``;
             must sum to 1. Shares are met up to the size of the last prompt group placed.
         seed: changes which prompts go where; the same seed always gives the same assignment.
+        stratify: a column (e.g. ``construction``): the shares are met within each of its values, so every split
+            has the same mix (a prompt group goes with the value of its first pair).
 
     Example: ``assign_splits(p, fractions={"train": .8, "test": .2}, seed=0)["split"].value_counts()``.
     """
@@ -68,16 +71,20 @@ def assign_splits(pairs: PairFrame, *, fractions: Mapping[str, float], seed: int
     if bad:
         raise ValueError(f"Unknown split names {bad}; use 'train', 'gold' or 'test'.")
     keys = pairs["prompt"].map(prompt_key)
-    sizes = keys.value_counts()
-    order = _group_order(sizes.index, seed)
-    groups = sorted(sizes.index, key=order.__getitem__)
-    bounds = np.cumsum([fractions[s] for s in fractions]) * len(pairs)
-    names, split_of, placed, j = list(fractions), {}, 0, 0
-    for g in groups:
-        while j < len(names) - 1 and placed >= bounds[j] - 1e-9:
-            j += 1
-        split_of[g] = names[j]
-        placed += int(sizes[g])
+    strata = pairs[stratify].to_numpy() if stratify else np.zeros(len(pairs), int)
+    stratum_of = dict(zip(keys[::-1], strata[::-1]))  # the first pair of each prompt group decides
+    split_of: dict[str, str] = {}
+    for stratum in sorted(set(stratum_of.values()), key=str):
+        sizes = keys[keys.map(stratum_of) == stratum].value_counts()
+        order = _group_order(sizes.index, seed)
+        groups = sorted(sizes.index, key=order.__getitem__)
+        bounds = np.cumsum([fractions[s] for s in fractions]) * int(sizes.sum())
+        names, placed, j = list(fractions), 0, 0
+        for g in groups:
+            while j < len(names) - 1 and placed >= bounds[j] - 1e-9:
+                j += 1
+            split_of[g] = names[j]
+            placed += int(sizes[g])
     out = pairs.copy()
     out["split"] = keys.map(split_of).to_numpy()
     return out
