@@ -36,7 +36,10 @@
 
 # %%
 # Setup (Colab / Kaggle only): clone and install the workbench, fetch the public data. Elsewhere: nothing.
-import os, subprocess, sys
+import os
+import subprocess
+import sys
+
 if "google.colab" in sys.modules or "KAGGLE_KERNEL_RUN_TYPE" in os.environ:
     _url = os.environ.get("WORKBENCH_REPO_URL", "https://github.com/rm-curation-workbench/rm-curation-workbench")
     _run = print if os.environ.get("WORKBENCH_SETUP_DRY_RUN") else subprocess.check_call  # tests: show, do not run
@@ -50,7 +53,8 @@ if "google.colab" in sys.modules or "KAGGLE_KERNEL_RUN_TYPE" in os.environ:
         os.chdir(os.path.join(_repo, "notebooks"))  # relative paths (run_dir) as in the repository
 
 # %% tags=["parameters"]
-from workbench.curation.stage1 import SimulationConfig as S, Stage1Config as C  # the defaults live in the configs
+from workbench.curation.stage1 import SimulationConfig as S  # the defaults live in the configs
+from workbench.curation.stage1 import Stage1Config as C
 from workbench.llm.client import EndpointConfig as E
 
 run_dir = "../runs/scratch"

@@ -34,7 +34,10 @@
 
 # %%
 # Setup (Colab / Kaggle only): clone and install the workbench, fetch the public data. Elsewhere: nothing.
-import os, subprocess, sys
+import os
+import subprocess
+import sys
+
 if "google.colab" in sys.modules or "KAGGLE_KERNEL_RUN_TYPE" in os.environ:
     _url = os.environ.get("WORKBENCH_REPO_URL", "https://github.com/rm-curation-workbench/rm-curation-workbench")
     _run = print if os.environ.get("WORKBENCH_SETUP_DRY_RUN") else subprocess.check_call  # tests: show, do not run
@@ -66,7 +69,9 @@ dtype = B.dtype               # run_rm.py on a CPU runs fp32; "bf16" on a GPU (S
 # %%
 from IPython.display import Markdown, display
 
-from workbench.bench import data as bench_data, evaluation, plots as bench_plots, suite
+from workbench.bench import data as bench_data
+from workbench.bench import evaluation, suite
+from workbench.bench import plots as bench_plots
 from workbench.data import fetch
 from workbench.models import scoring
 from workbench.runs.folder import start_run

@@ -89,7 +89,7 @@ def _prepare(root: Path) -> Path:
     from papermill.iorw import load_notebook_node, write_ipynb
     from papermill.parameterize import parameterize_notebook
 
-    node = load_notebook_node(str(REPO / "notebooks" / "04_retrieval_and_review.ipynb"))
+    node = load_notebook_node(str(REPO / "notebooks" / "04b_review_by_hand.ipynb"))
     node = parameterize_notebook(node, {"run_dir": str(run_dir), "smoke": True, "reviewer": REVIEWER, "seed_size": 5})
     write_ipynb(node, str(root / "review.ipynb"))
     return run_dir

@@ -421,3 +421,31 @@ def test_redirects_are_followed_on_the_same_host_and_named_otherwise():
         srv.plan(Reply(status=307, raw_body=b"", headers={"Location": "https://elsewhere.example/v1/chat/completions"}))
         result = make_client(srv).complete(MSGS, schema=SCHEMA)
         assert not result.ok and "redirected to https://elsewhere.example/v1/chat/completions, another host" in result.error
+
+
+# ---------------------------------------------------------------- on the openai SDK: its backoff, our deadline
+
+
+def test_sdk_backoff_follows_backoff_s_and_stops_at_the_deadline(server):
+    server.plan(Reply.error(503, "busy"), Reply.ok(GOOD))
+    assert make_client(server, backoff_s=0.3).complete(MSGS, schema=SCHEMA).ok
+    first, second = server.chat_requests()
+    assert 0.3 * 0.75 <= second.t - first.t < 1.0  # the SDK's backoff (jitter x0.75-1), rescaled to backoff_s
+    assert "Authorization" not in first.headers  # no key set: no header at all
+    server.clear()
+    server.plan(Reply.error(503, "busy"))
+    t0 = time.perf_counter()
+    r = make_client(server, backoff_s=5, call_deadline_s=2).complete(MSGS, schema=SCHEMA)
+    assert time.perf_counter() - t0 < 1.0 and not r.ok and r.attempts == 1
+    assert r.error.startswith("HTTP 503: busy; the next try would start after") and "past the deadline" in r.error
+
+
+def test_a_malformed_schema_is_the_callers_error_and_jsonschema_checks_all_of_it(server):
+    with pytest.raises(ValueError, match="not a valid JSON Schema"):
+        make_client(server).complete(MSGS, schema={"type": "intgr"})
+    assert server.chat_requests() == []
+    with pytest.raises(ValueError, match=r"field 'tag' 'x y' does not match"):  # a keyword the old subset ignored
+        check_schema({"tag": "x y"}, {"type": "object", "properties": {"tag": {"type": "string", "pattern": "^\\w+$"}}})
+    with pytest.raises(ValueError, match=r"field 'a.b' must have at least 2 characters, got 1"):
+        check_schema({"a": {"b": "x"}}, {"$defs": {"s": {"type": "string", "minLength": 2}},
+                                          "properties": {"a": {"properties": {"b": {"$ref": "#/$defs/s"}}}}})

@@ -18,6 +18,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -25,18 +27,16 @@ import pytest
 pytest.importorskip("fastapi", reason="transformers serve needs the serving extras: pip install -e '.[dev]' (fastapi, uvicorn)")
 pytest.importorskip("uvicorn", reason="transformers serve needs the serving extras: pip install -e '.[dev]' (fastapi, uvicorn)")
 
-import httpx  # noqa: E402
 import torch  # noqa: E402
+from conftest import make_chat_tokenizer, make_pairs  # noqa: E402
 from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM  # noqa: E402
 
-from workbench.runs.stores import ResultStore
 from workbench.curation import stage2
-from workbench.llm.judge import FAILED, JudgeConfig, LLMJudge, judge_pairs  # noqa: E402
-from workbench.llm.client import ChatClient, EndpointConfig, EndpointError  # noqa: E402
 from workbench.curation.review import JudgeReviewer  # noqa: E402
 from workbench.curation.tagging import LLMTagger, tag_pairs  # noqa: E402
-
-from conftest import make_chat_tokenizer, make_pairs  # noqa: E402
+from workbench.llm.client import ChatClient, EndpointConfig, EndpointError  # noqa: E402
+from workbench.llm.judge import FAILED, JudgeConfig, LLMJudge, judge_pairs  # noqa: E402
+from workbench.runs.stores import ResultStore
 
 JUDGE_ANSWER = json.dumps({"reason": "Candidate 1 answers the question.", "better": 1})
 TAGGER_ANSWER = json.dumps({"task_category": "knowledge_qa", "objectivity": "objective", "controversiality": "low",
@@ -92,17 +92,23 @@ def served(tmp_path_factory):
         deadline = time.time() + 120
         while True:
             try:
-                if httpx.get(base + "/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
+                with urllib.request.urlopen(base + "/health", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:  # not listening yet (refused, reset, timed out, an error status)
                 pass
             if proc.poll() is not None or time.time() > deadline:
                 pytest.fail(f"transformers serve did not start: {(root / 'serve.log').read_text()[-2000:]}")
             time.sleep(0.5)
         # The server's very first request costs ~2.5 s whatever it asks (lazy imports, cache scan): pay it here,
         # so the timings below are the client's, as on a server that has answered before.
-        httpx.post(base + "/v1/chat/completions", timeout=120, json={
-            "model": str(models["judge"]), "messages": [{"role": "user", "content": "warm up"}], "max_tokens": 1})
+        warm_up = json.dumps({"model": str(models["judge"]), "messages": [{"role": "user", "content": "warm up"}],
+                              "max_tokens": 1}).encode()
+        try:
+            urllib.request.urlopen(urllib.request.Request(base + "/v1/chat/completions", data=warm_up, headers={
+                "Content-Type": "application/json"}), timeout=120).close()
+        except urllib.error.HTTPError:  # an error answer warms up as well
+            pass
         yield base + "/v1", {k: str(v) for k, v in models.items()}
     finally:
         proc.terminate()

@@ -246,6 +246,6 @@ def test_experiment_cli_rejects_bad_options_by_name(capsys):
         main(["experiment", "--seeds", "0,x"])
     assert "--seeds" in capsys.readouterr().err
     assert main(["experiment", "--noise-rate", "0.7"]) == 2  # one line, no traceback (--debug shows it)
-    assert "noise_rate must be in" in capsys.readouterr().err
-    with pytest.raises(ValueError, match="noise_rate must be in"):
+    assert "noise rate must be in" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="noise rate must be in"):
         main(["--debug", "experiment", "--noise-rate", "0.7"])

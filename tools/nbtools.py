@@ -21,7 +21,10 @@ MAX_CELL_LINES = 15  # a longer cell is logic that belongs in the package, where
 INTERACTIVE = ("04b_review_by_hand.ipynb",)  # need a person; not in configs/demo.yaml (the smoke test runs them)
 SETUP_MARK = "# Setup (Colab / Kaggle only)"
 SETUP_CELL = f"""{SETUP_MARK}: clone and install the workbench, fetch the public data. Elsewhere: nothing.
-import os, subprocess, sys
+import os
+import subprocess
+import sys
+
 if "google.colab" in sys.modules or "KAGGLE_KERNEL_RUN_TYPE" in os.environ:
     _url = os.environ.get("WORKBENCH_REPO_URL", "{REPO_URL}")
     _run = print if os.environ.get("WORKBENCH_SETUP_DRY_RUN") else subprocess.check_call  # tests: show, do not run

@@ -21,6 +21,9 @@ review budget:
 * ``cleanlab``: out-of-fold RM probabilities (k folds over the pool, human corrections applied) fed to
   `cleanlab.filter.find_label_issues` on a pairwise -> binary framing with random order; flagged pairs dropped;
 * ``curated`` (error-driven Stage 1 + Stage 2, `workbench.curation.pipeline`) and ``curated + recycled``;
+* ``curated, disagreement queue``: the design change tried when retrieval alone does not find the noise: the same
+  retrieval, but each round's budget goes to the retrieved pairs the round's RM disagrees with most
+  (``Stage1Config.rank_by="disagreement"``), then the same Stage 2;
 * ``clean (ceiling)``: the pool with its true labels.
 
 Reported: per condition the mean test accuracy and its 95% CI over seeds, the paired difference of the pipeline
@@ -55,11 +58,12 @@ from workbench.runs.folder import Run, start_run
 from workbench.runs.stores import EmbeddingCache, ResultStore
 
 CONDITIONS = ("raw noisy", "raw + human labels", "gold only", "random review", "cleanlab", "curated",
-              "curated + recycled", "clean (ceiling)")
+              "curated + recycled", "curated, disagreement queue", "clean (ceiling)")
 BASELINES = ("raw noisy", "raw + human labels", "gold only", "random review", "cleanlab")
-PIPELINE = ("curated", "curated + recycled")
+PIPELINE = ("curated", "curated + recycled", "curated, disagreement queue")
 SCHEDULES = ("fixed", "best on gold")
 SAME_REVIEW = ("raw + human labels", "cleanlab", "curated", "curated + recycled")  # Stage 1's reviewed pairs + gold
+SAME_BUDGET = ("random review", "curated, disagreement queue")  # the same number of reviews, on other pairs
 
 
 @dataclass(frozen=True)
@@ -308,6 +312,9 @@ def training_sets(data: ExperimentData, cfg: ExperimentConfig, run: Run, work: P
     with ReviewStore(work / "review.sqlite") as store:
         s1 = stage1.run_stage1(s1data, store, people, curation.stage1, output_dir=work / "stage1", cache=cache,
                                progress=False)
+    with ReviewStore(work / "review_disagreement.sqlite") as store:
+        s1d = stage1.run_stage1(s1data, store, people, replace(curation.stage1, rank_by="disagreement"),
+                                output_dir=work / "stage1_disagreement", cache=cache, progress=False)
     reviewed = s1.labelled[s1.labelled["review_decision"].isin(["keep", "flip", "drop"])]
     with ReviewStore(work / "review_random.sqlite") as store:
         randomly = random_review(noisy, len(reviewed), people, store, seed)
@@ -320,21 +327,30 @@ def training_sets(data: ExperimentData, cfg: ExperimentConfig, run: Run, work: P
                               stage1_name="stage1-best", **chain).stage2.curated
     curated_random = pipeline.curate(noisy, stage1_rm=random_rm, human_labelled=randomly, output_dir=work / "random",
                                      stage1_name="random-review", **chain).stage2.curated
+    disagree_rm = scoring.load_reward_model(s1d.best_model_dir, embedding_cache=cache)
+    curated_disagree = pipeline.curate(noisy, stage1_rm=disagree_rm, human_labelled=s1d.labelled,
+                                       output_dir=work / "disagreement", stage1_name="stage1-disagreement",
+                                       **chain).stage2.curated
     corrected = human_corrected(noisy, s1.labelled)
     flags = cleanlab_flags(corrected, gold, set(reviewed["pair_id"]), cfg, seed, work / "cleanlab", cache)
     sets = {"raw noisy": noisy, "raw + human labels": corrected, "gold only": gold.iloc[:0],
             "random review": stage2.curated_training_set(curated_random), "cleanlab": corrected[~flags],
             "curated": stage2.curated_training_set(curated),
             "curated + recycled": stage2.curated_training_set(stage2.recycle_discarded(curated)),
-            "clean (ceiling)": pool}
+            "curated, disagreement queue": stage2.curated_training_set(curated_disagree), "clean (ceiling)": pool}
     gold_ids, s1_ids = set(gold["pair_id"]), set(reviewed["pair_id"])
     seen = {c: gold_ids | s1_ids for c in SAME_REVIEW}
     seen.update({"raw noisy": set(), "gold only": gold_ids, "clean (ceiling)": gold_ids,
-                 "random review": gold_ids | set(randomly["pair_id"])})
+                 "random review": gold_ids | set(randomly["pair_id"]),
+                 "curated, disagreement queue": gold_ids | set(s1d.labelled.loc[
+                     s1d.labelled["review_decision"].isin(["keep", "flip", "drop"]), "pair_id"])})
     # cleanlab's detection counts what people flipped or dropped in Stage 1 as well, as Stage 2's does
     changed = set(reviewed.loc[reviewed["review_decision"].isin(["flip", "drop"]), "pair_id"])
     flagged = noisy["pair_id"].isin(set(corrected.loc[flags, "pair_id"]) | changed).to_numpy()
-    mech = {"stage2": stage2.truth_metrics(curated), "enrichment": enrichment(s1, noisy, seed),
+    queues = [{"queue": "error-driven", **r} for r in enrichment(s1, noisy, seed)]
+    queues += [{"queue": "disagreement", **r} for r in enrichment(s1d, noisy, seed)]
+    mech = {"stage2": stage2.truth_metrics(curated), "enrichment": queues,
+            "stage2_disagreement": stage2.truth_metrics(curated_disagree),
             "cleanlab": detection(flagged, noisy["noise_injected"].to_numpy(bool)),
             "reviewed": len(reviewed), "random_reviewed": len(randomly)}
     return sets, seen, mech
@@ -365,6 +381,7 @@ def run_once(data: ExperimentData, cfg: ExperimentConfig, run: Run, *, noise: st
                          **test_accuracy(rm, test)})
     det = {"noise": noise, "seed": seed, **noise_profile(noisy), "reviewed": mech["reviewed"],
            **{f"stage2_{k}": v for k, v in mech["stage2"].items()},
+           **{f"stage2_disagreement_{k}": v for k, v in mech["stage2_disagreement"].items()},
            **{f"cleanlab_{k}": v for k, v in mech["cleanlab"].items()}}
     enr = [{"noise": noise, "seed": seed, **r} for r in mech["enrichment"]]
     return rows, det, enr
@@ -413,8 +430,10 @@ def paired_vs_strongest(per_seed: pd.DataFrame, summary: pd.DataFrame) -> pd.Dat
 
 
 def enrichment_summary(enrichment_rows: pd.DataFrame) -> pd.DataFrame:
-    """Per noise model: mean noise share of Stage-1 queues vs the pool vs random queues, and the enrichment ratio."""
-    g = enrichment_rows.groupby("noise", sort=False)[["queue_noise_share", "pool_noise_share", "random_queue_noise_share"]]
+    """Per noise model and queue kind: mean noise share of Stage-1 queues vs the pool vs random queues of the same
+    size, and the enrichment ratio (queue / pool)."""
+    g = enrichment_rows.groupby(["noise", "queue"], sort=False)[["queue_noise_share", "pool_noise_share",
+                                                                 "random_queue_noise_share"]]
     out = g.mean().reset_index()
     out["enrichment"] = out["queue_noise_share"] / out["pool_noise_share"].where(out["pool_noise_share"] > 0)
     return out
@@ -433,7 +452,7 @@ def headline_metrics(result: ExperimentResult, cfg: ExperimentConfig) -> dict[st
         out[key] = r.diff_mean
         out[key + "/beats_beyond_ci"] = r.beats_beyond_ci
     for r in enrichment_summary(result.enrichment).itertuples():
-        out[f"{r.noise}/enrichment"] = r.enrichment
+        out[f"{r.noise}/{r.queue}/enrichment"] = r.enrichment
     d = result.detection.groupby("noise")[["stage2_flag_f1", "cleanlab_f1"]].mean()
     out.update({f"{n}/{k}": float(v) for n, row in d.iterrows() for k, v in row.items()})
     return out
@@ -514,7 +533,7 @@ def conclusions(result: ExperimentResult, cfg: ExperimentConfig) -> list[str]:
         lines.append(f"{r.noise} noise, {r.schedule} schedule: {r.condition} {verdict} the strongest baseline "
                      f"({r.strongest_baseline}) by {r.diff_mean:+.3f} [95% CI {r.ci_low:+.3f}, {r.ci_high:+.3f}].")
     for r in enrichment_summary(result.enrichment).itertuples():
-        lines.append(f"{r.noise} noise: Stage-1 queues held {r.queue_noise_share:.1%} noisy labels vs "
+        lines.append(f"{r.noise} noise, {r.queue} queues held {r.queue_noise_share:.1%} noisy labels vs "
                      f"{r.pool_noise_share:.1%} in the pool and {r.random_queue_noise_share:.1%} in random queues "
                      f"(enrichment {r.enrichment:.2f}x).")
     d = result.detection.groupby("noise", sort=False)[["stage2_flag_f1", "cleanlab_f1"]].mean()

@@ -264,9 +264,10 @@ def experiment_conditions(summary: pd.DataFrame) -> go.Figure:
 def experiment_enrichment(enrichment: pd.DataFrame) -> go.Figure:
     """Noise share of the Stage-1 review queues vs the pool vs random queues of the same size, per noise model:
     error-driven retrieval pays only where its bars stand above the random ones."""
-    parts = {"Stage-1 queue": "queue_noise_share", "pool (unreviewed)": "pool_noise_share",
+    parts = {"Stage-1 queues": "queue_noise_share", "pool (unreviewed)": "pool_noise_share",
              "random queue, same size": "random_queue_noise_share"}
-    fig = go.Figure([go.Bar(x=enrichment["noise"], y=enrichment[col], name=name) for name, col in parts.items()])
+    x = [f"{n}<br>{q} queue" for n, q in zip(enrichment["noise"], enrichment["queue"])]
+    fig = go.Figure([go.Bar(x=x, y=enrichment[col], name=name) for name, col in parts.items()])
     fig.update_layout(title="Retrieval enrichment: share of noisy labels in what people review", barmode="group",
                       xaxis_title="noise model", yaxis_title="share of flipped labels")
     return fig

@@ -40,6 +40,9 @@ class Stage1Config:
     k_max: int = 8  # the paper's value
     index: str = "auto"  # exact | faiss | auto (faiss above 50k pool pairs)
     head_epochs: int = 30  # the fast RM's epochs; the best epoch on gold is kept
+    # Which retrieved candidates fill the round's budget: "puller" (the paper: strongest gold error first, then the
+    # most similar) or "disagreement" (the pairs the round's RM disagrees with most under their current label).
+    rank_by: str = "puller"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -47,6 +50,8 @@ class Stage1Config:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}.")
         RetrievalConfig(k_max=self.k_max, index=self.index)  # validates both
+        if self.rank_by not in ("puller", "disagreement"):
+            raise ValueError(f"rank_by must be 'puller' or 'disagreement', got {self.rank_by!r}.")
 
     def smoke(self) -> Stage1Config:
         """The same loop at test size: at most 2 rounds, 20 seed labels, 15 labels a round, 5 epochs."""
@@ -182,6 +187,9 @@ def retrieval_queue(data: Stage1Data, store: ReviewStore, rm: Any, cfg: Stage1Co
     cands = retrieve_for_gold(data.gold["pair_id"].tolist(), gold_scores["p"].to_numpy(), data.gold_emb,
                               data.pool["pair_id"].tolist(), data.pool_emb, rcfg, index=index, exclude=done)
     retrieved = len(cands)
+    if cfg.rank_by == "disagreement" and len(cands):  # the RM's own doubt about the label decides the budget
+        p = score_frame(rm, data.pool.set_index("pair_id").loc[cands["pair_id"]].reset_index())["p"].to_numpy()
+        cands = cands.iloc[np.argsort(p, kind="stable")].reset_index(drop=True)
     cands = cands.head(cfg.labels_per_iteration)
     queue = _decorate(cands, data, iteration)
     scores = score_frame(rm, queue)

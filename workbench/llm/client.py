@@ -258,18 +258,18 @@ class _WaitPastDeadline(Exception):
 class _SDK(openai.OpenAI):
     """`openai.OpenAI` that shows each retry to `ChatClient` before sleeping for it.
 
-    The SDK has no public hook there: `_calculate_retry_timeout` is where it decides every wait (its backoff
-    or the server's Retry-After), before each retry, unchanged since openai 1.0, so it is the one override.
-    ``before_retry(wait, server_asked) -> (wait, next attempt's timeout)`` may raise to end the retries.
+    The SDK has no public hook there. `_calculate_retry_timeout` is where it decides every wait (its backoff or
+    the server's Retry-After) before each retry, with the same signature in openai 1.40, 2.0, 2.54 and 3.54;
+    it is the one override (and `_parse_retry_after_header` the one private helper used).
+    ``before_retry(wait, retry_after) -> (wait, next attempt's timeout)`` may raise to end the retries.
     """
 
-    before_retry: Callable[[float, bool], tuple[float, float]] | None = None  # set on the per-call copy
+    before_retry: Callable[[float, float | None], tuple[float, float]] | None = None  # set on the per-call copy
 
     def _calculate_retry_timeout(self, remaining_retries: int, options: Any, response_headers: Any = None) -> float:
         wait = super()._calculate_retry_timeout(remaining_retries, options, response_headers)
         if self.before_retry is not None:
-            asked = self._parse_retry_after_header(response_headers) is not None
-            wait, options.timeout = self.before_retry(wait, asked)
+            wait, options.timeout = self.before_retry(wait, self._parse_retry_after_header(response_headers))
         return wait
 
 
@@ -482,15 +482,19 @@ class ChatClient:
         self._count(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
         return choices
 
-    def _before_retry(self, budget: _Budget, wait: float, server_asked: bool) -> tuple[float, float]:
+    def _before_retry(self, budget: _Budget, wait: float, retry_after: float | None) -> tuple[float, float]:
         """Called by the SDK before each retry: rescale its backoff, keep the wait and the retry in the deadline.
 
-        The SDK was given ``max_retries=budget.retries_left``, so a retry is left here to spend.
+        A server's Retry-After past the deadline fails the call even where the SDK would wait less (early 2.x
+        releases use their own backoff instead of a Retry-After over 60 s). The SDK was given
+        ``max_retries=budget.retries_left``, so a retry is left here to spend.
         """
-        if not server_asked:
+        if retry_after is not None and retry_after >= budget.left():
+            raise _WaitPastDeadline(retry_after, True)
+        if retry_after is None:
             wait *= self.cfg.backoff_s / SDK_BACKOFF_BASE_S
         if wait >= budget.left():
-            raise _WaitPastDeadline(wait, server_asked)
+            raise _WaitPastDeadline(wait, False)
         budget.retries_left -= 1
         self._count(budget, requests=1, retries=1)
         return wait, min(self.cfg.timeout_s, budget.left() - wait)
@@ -650,7 +654,7 @@ class ChatClient:
         while True:
             if pending is None:
                 try:
-                    pending = self._send(lambda mode: self._payload(convo, mode, schema, temperature, seed, 1),
+                    pending = self._send(lambda mode, convo=convo: self._payload(convo, mode, schema, temperature, seed, 1),
                                          budget, structured)[0]
                 except _Failure as fail:
                     return self._result(False, last_content, None, self._fail_text(fail, budget), budget, t0)
