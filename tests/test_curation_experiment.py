@@ -77,7 +77,8 @@ def test_mean_ci_and_paired_difference():
                              for s in range(5) for c, a in (("cleanlab", 0.7 + s / 100), ("gold only", 0.6),
                                                             ("curated", 0.75 + s / 100), ("curated + recycled", 0.7 + s / 100),
                                                             ("raw noisy", 0.5), ("raw + human labels", 0.65),
-                                                            ("random review", 0.66))])
+                                                            ("random review", 0.66),
+                                                            ("curated, disagreement queue", 0.72 + s / 100))])
     paired = ce.paired_vs_strongest(per_seed, ce.summarize(per_seed, 0.5))
     cur = paired.set_index("condition").loc["curated"]
     assert cur["strongest_baseline"] == "cleanlab" and cur["diff_mean"] == pytest.approx(0.05) and cur["beats_beyond_ci"]

@@ -85,8 +85,8 @@ def test_smoke_pipeline_runs_every_notebook(tmp_path):
     html = (run_dir / "report.html").read_text()
     for name in ("length_distributions", "demo_pairs", "data_metrics", "read_report", "stage1_rounds", "stage1_history",
                  "stage1_metrics", "benchmark_bars", "rewardbench_sections", "rm_bench_levels", "bon_curves",
-                 "stage2_decision_counts", "stage2_margin_scatter", "stage2_metrics", "experiment_conditions",
-                 "experiment_budget_curve", "experiment_summary", "scale_shards", "scale_cost_per_pair",
+                 "stage2_decision_counts", "stage2_margin_scatter", "stage2_metrics", "experiment_conditions", "experiment_paired",
+                 "experiment_enrichment", "experiment_summary", "scale_shards", "scale_cost_per_pair",
                  "scale_decisions", "scale_error_map", "scale_metrics"):
         assert f"id='{name}'" in html
     stage1 = io.read_json(run_dir / "metrics" / "stage1_metrics.json")

@@ -2,7 +2,6 @@
 and the curation experiment on the real shared data (smoke size)."""
 
 import numpy as np
-import pandas as pd
 import pytest
 from conftest import make_pairs
 

@@ -26,8 +26,8 @@ def test_bt_loss_known_values():
     expected = np.mean([np.log1p(np.exp(-2.0)), np.log(2.0), np.log1p(np.exp(2.0))])
     assert bt_loss(r_c, r_r).item() == pytest.approx(expected, rel=1e-6)
     margin = torch.tensor([1.0, 1.0, 1.0])
-    expected = np.mean([np.log1p(np.exp(-1.0)), np.log1p(np.e), np.log1p(np.exp(3.0))])
-    assert bt_loss(r_c, r_r, margin=margin).item() == pytest.approx(expected, rel=1e-6)
+    with_margin = np.mean([np.log1p(np.exp(-1.0)), np.log1p(np.e), np.log1p(np.exp(3.0))])
+    assert bt_loss(r_c, r_r, margin=margin).item() == pytest.approx(with_margin, rel=1e-6)
     centered = bt_loss(r_c, r_r, center_coefficient=0.1).item()
     assert centered == pytest.approx(expected + 0.1 * np.mean([4.0, 0.0, 0.0]), rel=1e-6)
 

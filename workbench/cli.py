@@ -85,11 +85,13 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
 
     given = {k: v for k, v in vars(args).items() if k in EXPERIMENT_FIELDS and v is not None}
     cfg = ce.ExperimentConfig(**given)  # unset options keep the dataclass defaults
-    res = ce.run_experiment(cfg, args.out, data_dir=args.data_dir)
+    res = ce.run_experiment(cfg, args.out, data_dir=args.data_dir, finetune=args.finetune)
     ce.save_outputs(start_run(args.out), res, cfg)
     cols = ["noise", "schedule", "condition", "test_accuracy_mean", "ci_low", "ci_high", "train_pairs", "human_labels"]
     print(res.summary[cols].round(3).to_string(index=False))
     print("\n" + res.paired.round(3).to_string(index=False))
+    if len(res.finetuned):
+        print("\n" + res.finetuned.round(3).to_string(index=False))
     print("\n" + "\n".join(ce.conclusions(res, cfg)))
     print(f"\ntables and figures: {Path(args.out).resolve()}")
     return 0
@@ -210,6 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
         field = "noise_models" if name == "noise" else name.replace("-", "_")
         exp.add_argument(f"--{name}", type=kind, default=None, dest=field,
                          help=f"{text} (default: ExperimentConfig.{field})".lstrip())
+    exp.add_argument("--finetune", action="store_true",
+                     help="also fine-tune the MiniLM RM on raw + human labels, cleanlab and curated (first noise model, "
+                          "first seed): minutes per condition on a CPU")
     exp.set_defaults(func=_cmd_experiment)
     syn = sub.add_parser("synth", help="write a synthetic pool (real HH shapes and words) as parquet shards, for scale tests")
     syn.add_argument("--n", type=int, required=True, help="number of pairs")

@@ -64,6 +64,7 @@ PIPELINE = ("curated", "curated + recycled", "curated, disagreement queue")
 SCHEDULES = ("fixed", "best on gold")
 SAME_REVIEW = ("raw + human labels", "cleanlab", "curated", "curated + recycled")  # Stage 1's reviewed pairs + gold
 SAME_BUDGET = ("random review", "curated, disagreement queue")  # the same number of reviews, on other pairs
+FINETUNED = ("raw + human labels", "cleanlab", "curated")  # the fine-tuned MiniLM check (one noise model, one seed)
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,7 @@ class ExperimentResult:
     detection: pd.DataFrame  # per (noise, seed): flip detection of Stage 2 and of cleanlab, noise profile
     enrichment: pd.DataFrame  # per (noise, seed, round): noise share of the Stage-1 queue, the pool, a random queue
     clean_check: dict[str, float]
+    finetuned: pd.DataFrame = field(default_factory=pd.DataFrame)  # MiniLM fine-tuned on a few conditions (optional)
     config: dict[str, Any] = field(default_factory=dict)
 
 
@@ -356,9 +358,27 @@ def training_sets(data: ExperimentData, cfg: ExperimentConfig, run: Run, work: P
     return sets, seen, mech
 
 
-def run_once(data: ExperimentData, cfg: ExperimentConfig, run: Run, *, noise: str, seed: int
-             ) -> tuple[list[dict[str, Any]], dict[str, Any], list[dict[str, Any]]]:
-    """One noise model at one seed: noise -> reviews -> every condition's RM under both schedules."""
+def finetune_check(sets: dict[str, PairFrame], gold: PairFrame, test: PairFrame, work: Path, seed: int
+                   ) -> list[dict[str, Any]]:
+    """The fast head carries the sweep; this checks it against a fine-tuned MiniLM RM (1 epoch, 256 tokens, the
+    demo's recipe) on `FINETUNED` conditions, fixed schedule (gold added), one seed."""
+    rows = []
+    for name in FINETUNED:
+        fit = pd.concat([sets[name], gold], ignore_index=True)
+        rcfg = training.RMTrainConfig(kind="finetune", epochs=1.0, max_length=256, batch_size=16, learning_rate=5e-5,
+                                      eval_steps=40, seed=seed)
+        res = training.train_reward_model(fit, gold, cfg=rcfg, output_dir=work / "finetuned" / name.replace(" ", "_"),
+                                          progress=False)
+        rm = scoring.load_reward_model(res.model_dir)
+        rows.append({"condition": name, "train_pairs": len(fit), "seconds": res.metrics.get("train_seconds"),
+                     **test_accuracy(rm, test)})
+    return rows
+
+
+def run_once(data: ExperimentData, cfg: ExperimentConfig, run: Run, *, noise: str, seed: int, finetune: bool = False
+             ) -> tuple[list[dict[str, Any]], dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+    """One noise model at one seed: noise -> reviews -> every condition's RM under both schedules (and, with
+    ``finetune``, the fine-tuned MiniLM check)."""
     work = run.path / "experiment" / config_key(cfg) / f"{noise}_seed{seed}"
     work.mkdir(parents=True, exist_ok=True)
     (pool, _), (gold, _), (test, _) = data.split("train"), data.split("gold"), data.split("test")
@@ -384,7 +404,8 @@ def run_once(data: ExperimentData, cfg: ExperimentConfig, run: Run, *, noise: st
            **{f"stage2_disagreement_{k}": v for k, v in mech["stage2_disagreement"].items()},
            **{f"cleanlab_{k}": v for k, v in mech["cleanlab"].items()}}
     enr = [{"noise": noise, "seed": seed, **r} for r in mech["enrichment"]]
-    return rows, det, enr
+    tuned = [{"noise": noise, "seed": seed, **r} for r in finetune_check(sets, gold, test, work, seed)] if finetune else []
+    return rows, det, enr, tuned
 
 
 # ---------------------------------------------------------------- statistics
@@ -459,28 +480,30 @@ def headline_metrics(result: ExperimentResult, cfg: ExperimentConfig) -> dict[st
 
 
 def run_experiment(cfg: ExperimentConfig, run_dir: str | Path, *, data_dir: str | None = None,
-                   pairs: PairFrame | None = None, progress: bool = True) -> ExperimentResult:
+                   pairs: PairFrame | None = None, progress: bool = True, finetune: bool = False) -> ExperimentResult:
     """The whole ablation: every noise model x seed, every condition under both schedules. Models, review logs and
     curated sets go under ``<run_dir>/experiment/<config_key>/<noise>_seed<s>/``; a rerun with the same settings
-    resumes the review logs.
+    resumes the review logs. ``finetune`` adds the fine-tuned MiniLM check on the headline noise model's first seed.
 
     Example: ``res = run_experiment(ExperimentConfig(seeds=(0, 1, 2, 3, 4)), "runs/exp")``; ``res.summary``.
     """
     run = start_run(run_dir, cfg, step="curation_experiment")
     data = prepare_data(cfg, run, data_dir=data_dir, pairs=pairs, progress=progress)
     check = clean_check(data, cfg, run)
-    rows, dets, enr = [], [], []
+    rows, dets, enr, tuned = [], [], [], []
     jobs = [(noise, seed) for noise in cfg.noise_models for seed in cfg.seeds]
     for noise, seed in tqdm(jobs, desc="experiment", unit="run", disable=not progress):
-        r, d, e = run_once(data, cfg, run, noise=noise, seed=seed)
+        first = finetune and (noise, seed) == jobs[0]
+        r, d, e, f = run_once(data, cfg, run, noise=noise, seed=seed, finetune=first)
         rows += r
         dets.append(d)
         enr += e
+        tuned += f
     per_seed = pd.DataFrame(rows)
     summary = summarize(per_seed, check["test_longer_wins"])
     return ExperimentResult(per_seed=per_seed, summary=summary, paired=paired_vs_strongest(per_seed, summary),
                             detection=pd.DataFrame(dets), enrichment=pd.DataFrame(enr), clean_check=check,
-                            config=asdict(cfg))
+                            config=asdict(cfg), finetuned=pd.DataFrame(tuned))
 
 
 def smoke_config(cfg: ExperimentConfig = ExperimentConfig()) -> ExperimentConfig:
@@ -509,6 +532,8 @@ def save_outputs(run: Run, result: ExperimentResult, cfg: ExperimentConfig, *, s
               "experiment_enrichment": (enrichment_summary(result.enrichment), "Noise share: Stage-1 queues vs pool vs random"),
               "experiment_per_construction": (per_construction(result.per_seed).reset_index(), "Test accuracy per construction"),
               "experiment_per_seed": (result.per_seed, "Every noise model, seed, schedule and condition")}
+    if len(result.finetuned):
+        tables["experiment_finetuned"] = (result.finetuned, "Fine-tuned MiniLM RM on three conditions (one seed)")
     for name, (table, title) in tables.items():
         run.save_table(table, name, title=title, step=step, index=False)
     figures = {"conditions": plots.experiment_conditions(result.summary),

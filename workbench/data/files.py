@@ -1,8 +1,9 @@
-"""All disk and Hub access: pair files in and out, the shared data folder, run folders, figures, tables.
+"""Files and the Hub: reading pair files of every format, the shared data folder, atomic writes of pairs, frames,
+arrays and JSON.
 
-Stage modules never open files; they take and return frames and arrays, and notebooks call these
-functions at the edges. Writes are atomic (temp file + ``os.replace``) so a crash or Ctrl-C never
-leaves a half-written parquet, manifest or config behind.
+Writes are atomic (temp file + ``os.replace``) so a crash or Ctrl-C never leaves a half-written parquet, manifest
+or config behind. A run folder's named artifacts and report items are `workbench.runs.folder.Run`'s; its durable
+stores (scores, embeddings, tags, judge votes, reviews) are `workbench.runs.stores` and `workbench.curation.review`.
 """
 
 from __future__ import annotations
