@@ -313,6 +313,19 @@ def test_llm_judge_at_scale_labels_only_unsure_pairs_durably(world, tmp_path, pr
         (tmp_path / "out" / "done" / "shard-00000.json").unlink()  # the shard died before its commit point
         scale.curate_pool(tmp_path / "pool", tmp_path / "out", judged, progress=False)
         assert len(srv.chat_requests()) == asked  # the judge's answers were durable: nothing asked twice
+        prompts = [r.body["messages"][-1]["content"] for r in srv.chat_requests()]
+        assert all("Task attributes:" in m and "Annotation guideline:" in m for m in prompts)  # the pair's tags
+        assert not any("labeled by a person" in m for m in prompts)  # no verified pairs given: no few-shot examples
+        # Issue #16: with human-verified pairs, the judge at scale sees the nearest ones as few-shot examples too
+        verified = synthetic_shard(profile, SyntheticConfig(n_pairs=20, shard_size=20, n_topics=5, seed=9), 0)
+        io.write_pairs(verified, tmp_path / "verified.parquet")
+        with_examples = scale.ScaleConfig.from_params(stage1_rm=cfg.stage1_rm, gold_rm=cfg.gold_rm, embedder="hashing",
+                                                      judge="llm", llm_base_url=srv.base_url, llm_model="fake-judge",
+                                                      verified_pairs=str(tmp_path / "verified.parquet"))
+        srv.clear()
+        scale.curate_pool(tmp_path / "pool", tmp_path / "out_fewshot", with_examples, progress=False)
+        prompts = [r.body["messages"][-1]["content"] for r in srv.chat_requests()]
+        assert prompts and all(m.count("labeled by a person") == 8 for m in prompts)  # the paper's up to 8
 
 
 def test_training_set_export_keeps_kept_and_flipped_pairs_with_flips_applied(world, tmp_path, profile):

@@ -75,8 +75,8 @@ def _ints(text: str) -> tuple[int, ...]:
 
 
 EXPERIMENT_FIELDS = ("noise_models", "noise_rate", "noise_concentration", "seeds", "n_cross_prompt", "n_truncated",
-                     "n_padded", "seed_size", "labels_per_iteration", "iterations", "oracle_error_rate", "judge_error_rate",
-                     "head_epochs", "cleanlab_folds", "min_clean_accuracy")
+                     "n_padded", "gold_fraction", "seed_size", "labels_per_iteration", "iterations", "oracle_error_rate",
+                     "judge_error_rate", "head_epochs", "cleanlab_folds", "min_clean_accuracy")
 
 
 def _cmd_experiment(args: argparse.Namespace) -> int:
@@ -99,7 +99,8 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
 def _cmd_synth(args: argparse.Namespace) -> int:
     from workbench.data.synthetic import SyntheticConfig, write_synthetic_pool
 
-    cfg = SyntheticConfig(n_pairs=args.n, shard_size=args.shard_size, seed=args.seed)
+    given = {k: v for k, v in (("shard_size", args.shard_size), ("seed", args.seed)) if v is not None}
+    cfg = SyntheticConfig(n_pairs=args.n, **given)
     paths = write_synthetic_pool(args.out, cfg, data_dir=args.data_dir)
     print(f"{args.n} synthetic pairs in {len(paths)} shards: {args.out}")
     return 0
@@ -108,7 +109,8 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 def _cmd_shard(args: argparse.Namespace) -> int:
     from workbench.scale.shards import shard_pair_file
 
-    paths = shard_pair_file(args.path, args.out, shard_size=args.shard_size, fmt=args.fmt, strict=args.strict)
+    size = {"shard_size": args.shard_size} if args.shard_size is not None else {}
+    paths = shard_pair_file(args.path, args.out, fmt=args.fmt, strict=args.strict, **size)
     print(f"{len(paths)} shards in {args.out} (rejected rows, if any: {Path(args.out) / 'rejects.jsonl'})")
     return 0
 
@@ -145,7 +147,7 @@ def _cmd_scale(args: argparse.Namespace) -> int:
     from workbench.data import files as io
 
     options = ("embedder", "tagger", "judge", "llm_base_url", "llm_model", "llm_api_key_env", "backend", "ray_address",
-               "workers")
+               "workers", "verified_pairs")
     given = {k: getattr(args, k) for k in options if getattr(args, k) is not None}  # the rest: the configs' defaults
     stage1, gold = args.stage1_rm, args.gold_rm
     if not (stage1 and gold):
@@ -202,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
                              ("seeds", _ints, "comma-separated seeds"),
                              ("n-cross-prompt", int, "known-truth pairs of each kind"), ("n-truncated", int, ""),
                              ("n-padded", int, ""), ("cleanlab-folds", int, "folds of the out-of-fold RM probabilities"),
+                             ("gold-fraction", float, "the gold split's share (the test split keeps 0.15)"),
                              ("seed-size", int, "human labels in Stage-1 round 0"),
                              ("labels-per-iteration", int, "human labels per retrieval round"),
                              ("iterations", int, "retrieval rounds"),
@@ -219,14 +222,14 @@ def build_parser() -> argparse.ArgumentParser:
     syn = sub.add_parser("synth", help="write a synthetic pool (real HH shapes and words) as parquet shards, for scale tests")
     syn.add_argument("--n", type=int, required=True, help="number of pairs")
     syn.add_argument("--out", required=True, help="folder for shard-00000.parquet ...")
-    syn.add_argument("--shard-size", type=int, default=10_000)
-    syn.add_argument("--seed", type=int, default=0)
+    syn.add_argument("--shard-size", type=int, help="pairs per shard (default: SyntheticConfig.shard_size)")
+    syn.add_argument("--seed", type=int, help="default: SyntheticConfig.seed")
     syn.add_argument("--data-dir", default=None, help="shared data folder (default: <repo>/../shared/data)")
     syn.set_defaults(func=_cmd_synth)
     sha = sub.add_parser("shard", help="cut a pair file into canonical parquet shards, streaming")
     sha.add_argument("path", help="JSONL / JSON / parquet / CSV (optionally .gz)")
     sha.add_argument("--out", required=True)
-    sha.add_argument("--shard-size", type=int, default=10_000)
+    sha.add_argument("--shard-size", type=int, help="pairs per shard (default: shard_pair_file's)")
     sha.add_argument("--fmt", default="auto", help="auto, hh, conversational, prompt_strings, llmbar")
     sha.add_argument("--strict", action="store_true", help="stop at the first bad row (default: reject it, keep going)")
     sha.set_defaults(func=_cmd_shard)
@@ -264,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     sca.add_argument("--backend", choices=["local", "ray"], help="default: local")
     sca.add_argument("--ray-address", help='"" = start a local Ray; "auto" or ray://head:10001 = a cluster')
     sca.add_argument("--workers", type=int, help="Ray actors (default: ScaleConfig.workers)")
+    sca.add_argument("--verified-pairs", help="judge llm: human-verified pairs (a pair file) for its few-shot examples")
     sca.add_argument("--index", action="store_true", help="also build the faiss IVF index (out/index.faiss)")
     sca.set_defaults(func=_cmd_scale)
     return parser

@@ -78,6 +78,7 @@ class ExperimentConfig:
     n_cross_prompt: int = 300  # known-truth pairs of each construction, built from HH-RLHF conversations
     n_truncated: int = 300
     n_padded: int = 300
+    gold_fraction: float = 0.15  # the gold split's share (test: 0.15, the pool the rest)
     seed_size: int = 60  # human labels in Stage-1 round 0
     labels_per_iteration: int = 40  # human labels per retrieval round
     iterations: int = 3  # -> 60 + 3 * 40 = 180 human labels (the review budget)
@@ -100,6 +101,8 @@ class ExperimentConfig:
             raise ValueError("seeds is empty; give at least one seed (five for confidence intervals).")
         if self.seed_size < 1:
             raise ValueError(f"seed_size must be >= 1, got {self.seed_size}.")
+        if not 0.0 < self.gold_fraction < 0.85:
+            raise ValueError(f"gold_fraction must be in (0, 0.85), got {self.gold_fraction}.")
         if self.cleanlab_folds < 2:
             raise ValueError(f"cleanlab_folds must be >= 2, got {self.cleanlab_folds}.")
         stage1.Stage1Config(iterations=self.iterations, seed_size=self.seed_size, labels_per_iteration=self.labels_per_iteration)
@@ -159,7 +162,8 @@ class ExperimentResult:
 def experiment_pairs(cfg: ExperimentConfig, data_dir: str | None = None) -> PairFrame:
     """The known-truth pairs: three constructions in equal numbers, the same mix in every split."""
     demo = DemoDataConfig(n_hh_helpful=0, n_hh_harmless=0, n_cross_prompt=cfg.n_cross_prompt, n_truncated=cfg.n_truncated,
-                          n_padded=cfg.n_padded, seed=cfg.data_seed, stratify_splits=True)
+                          n_padded=cfg.n_padded, seed=cfg.data_seed, stratify_splits=True,
+                          train_fraction=round(0.85 - cfg.gold_fraction, 6), gold_fraction=cfg.gold_fraction, test_fraction=0.15)
     return build_demo_pairs(data_dir, demo).pairs
 
 

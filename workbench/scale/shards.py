@@ -41,6 +41,7 @@ from workbench.curation.tagging import TagConfig
 from workbench.data import files as io
 from workbench.data.pairs import records_to_pairs
 from workbench.data.schema import PairFrame, validate_pair_frame
+from workbench.data.synthetic import SyntheticConfig
 from workbench.models.embedding import MemoryEmbeddingCache
 from workbench.models.scoring import load_reward_model
 from workbench.runs.stores import ResultStore
@@ -67,6 +68,8 @@ class ScaleConfig:
     backend: str = "local"  # local | ray
     ray_address: str = ""  # backend="ray": "" starts a local Ray; "auto" or "ray://host:10001" joins a cluster
     workers: int = 2  # backend="ray": actors, each holding the models and working on one shard at a time
+    verified_pairs: str = ""  # judge "llm": a pair file of human-verified pairs (e.g. a run's gold + Stage-1 labels):
+    #                           each unsure pair's nearest ones are the judge's few-shot examples
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -112,7 +115,7 @@ def list_shards(pool_dir: str | Path) -> list[Path]:
     return shards
 
 
-def shard_pair_file(path: str | Path, out_dir: str | Path, *, shard_size: int = 10_000, fmt: str = "auto",
+def shard_pair_file(path: str | Path, out_dir: str | Path, *, shard_size: int = SyntheticConfig.shard_size, fmt: str = "auto",
                     split: str = "train", strict: bool = False) -> list[Path]:
     """Cut a pair file (any format `workbench.data.files.read_pairs` reads) into canonical parquet shards, reading it
     record by record (JSONL and parquet never whole).
@@ -167,6 +170,7 @@ class ShardWorker:
         self.gold = load_reward_model(self.cfg.gold_rm)
         self.tagger = pipeline.make_tagger_for(self.cfg.curation)
         self.judge = pipeline.make_judge(self.cfg.curation.judge)
+        self.verified = io.load_pairs(self.cfg.verified_pairs) if self.cfg.verified_pairs else None
 
     def process(self, shard: str | Path) -> dict[str, Any]:
         """Curate one shard (or return its summary if an earlier run finished it)."""
@@ -185,7 +189,7 @@ class ShardWorker:
         judge_store = ResultStore(self.out_dir / "judge" / f"{shard.stem}.sqlite", "judge") if self.judge else None
         judge = replace(self.judge, results=judge_store) if self.judge else None
         try:
-            result = pipeline.curate(pool, stage1_rm=self.stage1, gold_rm=self.gold, cfg=self.cfg.curation,
+            result = pipeline.curate(pool, stage1_rm=self.stage1, gold_rm=self.gold, gold=self.verified, cfg=self.cfg.curation,
                                      tagger=self.tagger, tag_store=tag_store, judge=judge, pair_cache=cache,
                                      output_dir=self.out_dir, provenance=f"stage2-scale:{self.key}", lap=clock.lap)
         finally:
