@@ -150,3 +150,21 @@ def test_setup_cell_clones_installs_and_fetches_only_on_colab_or_kaggle(tmp_path
     assert any("'pip', 'install'" in line and repo in line for line in lines)
     assert any("'workbench', 'data', 'ensure'" in line for line in lines)
     assert check(REPO / "notebooks") == []  # every notebook carries exactly this cell and its Colab link
+
+
+def test_saving_in_jupyterlab_updates_the_paired_script(tmp_path):
+    """Issue #16: edit a notebook and save it through Jupyter's contents manager with jupytext (what JupyterLab's
+    Save does here: the jupytext server extension is installed); the paired .py follows and the check stays clean."""
+    import shutil
+
+    from jupytext import TextFileContentsManager
+
+    for suffix in (".ipynb", ".py"):
+        shutil.copy(REPO / "notebooks" / f"02_tag_attributes{suffix}", tmp_path / f"02_tag_attributes{suffix}")
+    manager = TextFileContentsManager(root_dir=str(tmp_path))
+    model = manager.get("02_tag_attributes.ipynb")
+    cell = next(c for c in model["content"].cells if "parameters" in c.metadata.get("tags", []))
+    cell.source = cell.source.replace("max_pairs = 0", "max_pairs = 7")
+    manager.save(model, "02_tag_attributes.ipynb")
+    assert "max_pairs = 7" in (tmp_path / "02_tag_attributes.py").read_text()
+    assert check(tmp_path) == []
