@@ -306,6 +306,11 @@ def config_key(cfg: ExperimentConfig) -> str:
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:10]
 
 
+def _reviewed(labelled: PairFrame) -> PairFrame:
+    """The labelled pool pairs a reviewer decided (kept, flipped or dropped): what the review budget bought."""
+    return labelled[labelled["review_decision"].isin(["keep", "flip", "drop"])]
+
+
 def training_sets(data: ExperimentData, cfg: ExperimentConfig, run: Run, work: Path, noisy: PairFrame, seed: int,
                   ) -> tuple[dict[str, PairFrame], dict[str, set[str]], dict[str, Any]]:
     """Every condition's training pool (gold is added by the schedule), the human-labelled pair ids each saw, and
@@ -321,7 +326,7 @@ def training_sets(data: ExperimentData, cfg: ExperimentConfig, run: Run, work: P
     with ReviewStore(work / "review_disagreement.sqlite") as store:
         s1d = stage1.run_stage1(s1data, store, people, replace(curation.stage1, rank_by="disagreement"),
                                 output_dir=work / "stage1_disagreement", cache=cache, progress=False)
-    reviewed = s1.labelled[s1.labelled["review_decision"].isin(["keep", "flip", "drop"])]
+    reviewed = _reviewed(s1.labelled)
     with ReviewStore(work / "review_random.sqlite") as store:
         randomly = random_review(noisy, len(reviewed), people, store, seed)
     stage1_rm = scoring.load_reward_model(s1.best_model_dir, embedding_cache=cache)
@@ -348,8 +353,7 @@ def training_sets(data: ExperimentData, cfg: ExperimentConfig, run: Run, work: P
     seen = {c: gold_ids | s1_ids for c in SAME_REVIEW}
     seen.update({"raw noisy": set(), "gold only": gold_ids, "clean (ceiling)": gold_ids,
                  "random review": gold_ids | set(randomly["pair_id"]),
-                 "curated, disagreement queue": gold_ids | set(s1d.labelled.loc[
-                     s1d.labelled["review_decision"].isin(["keep", "flip", "drop"]), "pair_id"])})
+                 "curated, disagreement queue": gold_ids | set(_reviewed(s1d.labelled)["pair_id"])})
     # cleanlab's detection counts what people flipped or dropped in Stage 1 as well, as Stage 2's does
     changed = set(reviewed.loc[reviewed["review_decision"].isin(["flip", "drop"]), "pair_id"])
     flagged = noisy["pair_id"].isin(set(corrected.loc[flags, "pair_id"]) | changed).to_numpy()

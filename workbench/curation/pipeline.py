@@ -23,7 +23,7 @@ from workbench.curation.clustering import embed_pairs
 from workbench.curation.review import JudgeReviewer, OracleReviewer
 from workbench.curation.stage1 import Stage1Config
 from workbench.curation.stage2 import Stage2Config, Stage2Result
-from workbench.curation.tagging import EmbeddedTagger, TagConfig, make_tagger, tag_pairs
+from workbench.curation.tagging import TagConfig, make_tagger, tag_pairs
 from workbench.data.schema import PairFrame
 from workbench.llm.client import ChatClient, EndpointConfig
 from workbench.llm.judge import JudgeConfig, LLMJudge
@@ -103,10 +103,9 @@ def make_tagger_for(cfg: CurationConfig, *, cache: Any = None, local_model_path:
     """The tagger ``cfg.tagger`` names (None for ``none``); an LLM tagger uses the judge's first endpoint."""
     if cfg.tagger == "none":
         return None
-    if cfg.tagger == "embedded":
-        return EmbeddedTagger(embedder_name=cfg.embedder, cache=cache)
     endpoint = cfg.judge.endpoints[0] if cfg.judge.endpoints else None
-    return make_tagger(cfg.tagger, endpoint=endpoint, local_model_path=local_model_path, cache=cache)
+    return make_tagger(cfg.tagger, endpoint=endpoint, local_model_path=local_model_path, cache=cache,
+                       embedder_name=cfg.embedder)
 
 
 def make_judge(setup: JudgeSetup, *, store: Any = None, tags: pd.DataFrame | None = None,

@@ -187,12 +187,13 @@ def retrieval_queue(data: Stage1Data, store: ReviewStore, rm: Any, cfg: Stage1Co
     cands = retrieve_for_gold(data.gold["pair_id"].tolist(), gold_scores["p"].to_numpy(), data.gold_emb,
                               data.pool["pair_id"].tolist(), data.pool_emb, rcfg, index=index, exclude=done)
     retrieved = len(cands)
+    scored = None
     if cfg.rank_by == "disagreement" and len(cands):  # the RM's own doubt about the label decides the budget
-        p = score_frame(rm, data.pool.set_index("pair_id").loc[cands["pair_id"]].reset_index())["p"].to_numpy()
-        cands = cands.iloc[np.argsort(p, kind="stable")].reset_index(drop=True)
+        scored = score_frame(rm, data.pool.set_index("pair_id").loc[cands["pair_id"]].reset_index())
+        cands = cands.iloc[np.argsort(scored["p"].to_numpy(), kind="stable")].reset_index(drop=True)
     cands = cands.head(cfg.labels_per_iteration)
     queue = _decorate(cands, data, iteration)
-    scores = score_frame(rm, queue)
+    scores = score_frame(rm, queue) if scored is None else scored[scored["pair_id"].isin(set(queue["pair_id"]))]
     queue = queue.merge(scores, on="pair_id", how="left") if len(queue) else queue.assign(
         score_chosen=[], score_rejected=[], margin=[], p=[])
     prompt_of = dict(zip(data.gold["pair_id"], data.gold["prompt"].map(prompt_text)))

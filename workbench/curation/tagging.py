@@ -346,7 +346,8 @@ def tag_accuracy(tags: pd.DataFrame, gold: pd.DataFrame) -> pd.DataFrame:
 TAGGER_KINDS = ("embedded", "llm", "local")
 
 
-def make_tagger(kind: str = "embedded", *, endpoint: Any = None, local_model_path: str = "", cache: Any = None) -> Tagger:
+def make_tagger(kind: str = "embedded", *, endpoint: Any = None, local_model_path: str = "", cache: Any = None,
+                embedder_name: str = "") -> Tagger:
     """Build a tagger from notebook parameters.
 
     Args:
@@ -354,7 +355,7 @@ def make_tagger(kind: str = "embedded", *, endpoint: Any = None, local_model_pat
             or ``local`` (needs ``local_model_path``, a causal LM folder).
     """
     if kind == "embedded":
-        return EmbeddedTagger(cache=cache)
+        return EmbeddedTagger(embedder_name=embedder_name, cache=cache)
     if kind == "llm":
         return LLMTagger(ChatClient((endpoint or EndpointConfig()).resolved()))
     if kind == "local":

@@ -78,6 +78,16 @@ def targeted_flips(n: int, rate: float, target: np.ndarray, concentration: float
     return flip
 
 
+def flip_labels(pairs: PairFrame, flip: np.ndarray) -> PairFrame:
+    """``pairs`` with chosen and rejected swapped where ``flip``; ``noise_injected`` and ``label_is_true`` record it.
+    The label state is untouched: an injected flip looks like an ordinary source label, as real noise would."""
+    out = pairs.copy()
+    out.loc[flip, ["chosen", "rejected"]] = out.loc[flip, ["rejected", "chosen"]].to_numpy()
+    out["noise_injected"] = flip
+    out["label_is_true"] = ~flip
+    return out
+
+
 def inject_noise(pairs: PairFrame, cfg: NoiseConfig, *, seed: int, groups: Sequence | None = None) -> PairFrame:
     """``pairs`` (labels taken as true) with ``cfg.rate`` of them flipped by ``cfg.model``; adds ``noise_injected``
     (this pair's label was flipped), ``label_is_true`` and ``noise_target`` (the pair was in the targeted group).
@@ -92,9 +102,7 @@ def inject_noise(pairs: PairFrame, cfg: NoiseConfig, *, seed: int, groups: Seque
         target = bad_batch(groups, cfg.bad_groups, seed)
     concentration = 1.0 if cfg.model == "symmetric" else cfg.concentration
     flip = targeted_flips(len(pairs), cfg.rate, target, concentration, seed)
-    out = pairs.copy()
-    out.loc[flip, ["chosen", "rejected"]] = out.loc[flip, ["rejected", "chosen"]].to_numpy()
-    return out.assign(noise_injected=flip, label_is_true=~flip, noise_target=target)
+    return flip_labels(pairs, flip).assign(noise_target=target)
 
 
 def noise_profile(noisy: PairFrame) -> dict[str, float]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from workbench.data.noise import flip_labels
 from workbench.data.pairs import now_iso
 from workbench.data.schema import LABEL_STATES, PairFrame, prompt_key
 
@@ -129,13 +130,9 @@ def inject_label_noise(pairs: PairFrame, rate: float, *, seed: int = 0, where: p
     """
     if not 0.0 <= rate <= 1.0:
         raise ValueError(f"noise rate must be in [0, 1], got {rate}.")
-    out = pairs.copy()
-    eligible = np.flatnonzero(np.ones(len(out), bool) if where is None else np.asarray(where, bool))
+    eligible = np.flatnonzero(np.ones(len(pairs), bool) if where is None else np.asarray(where, bool))
     rng = np.random.default_rng(seed)
     chosen_rows = rng.choice(eligible, size=int(round(rate * len(eligible))), replace=False) if len(eligible) else []
-    flip = np.zeros(len(out), bool)
+    flip = np.zeros(len(pairs), bool)
     flip[chosen_rows] = True
-    out.loc[flip, ["chosen", "rejected"]] = out.loc[flip, ["rejected", "chosen"]].to_numpy()
-    out["noise_injected"] = flip
-    out["label_is_true"] = ~flip
-    return out
+    return flip_labels(pairs, flip)

@@ -170,7 +170,8 @@ class ShardWorker:
         self.gold = load_reward_model(self.cfg.gold_rm)
         self.tagger = pipeline.make_tagger_for(self.cfg.curation)
         self.judge = pipeline.make_judge(self.cfg.curation.judge)
-        self.verified = io.load_pairs(self.cfg.verified_pairs) if self.cfg.verified_pairs else None
+        # a user's file: read and checked like any pair file (a bad row is an error naming file, row and field)
+        self.verified = io.read_pairs(self.cfg.verified_pairs)[0] if self.cfg.verified_pairs else None
 
     def process(self, shard: str | Path) -> dict[str, Any]:
         """Curate one shard (or return its summary if an earlier run finished it)."""
