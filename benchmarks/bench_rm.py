@@ -1,6 +1,7 @@
 """Reward-model speed, measured side by side in one run on the same model and data.
 
-1. Scoring pairs/s: `workbench.models.scoring.score_pairs` (length-sorted batches, dynamic padding) vs a naive
+1. Scoring pairs/s: `workbench.models.scoring.score_pairs` (length-sorted batches, dynamic padding; with the
+   OpenVINO runtime, the CPU default, and with plain PyTorch) vs a naive
    loop (one pair side at a time, as written by hand) vs fixed max-length padding (batches in data
    order, every input padded to max_length), each at the SAME dtype: the headline is bf16 vs bf16 (the
    workbench default on a CPU with native bf16), fp32 vs fp32 is shown too; the old mixed-dtype figure
@@ -14,7 +15,7 @@
    work); the 6 x non-embedding-parameters x tokens estimate is printed beside it as a cross-check
    (embedding tables are lookups and do no matmul work).
 
-Run: .venv/bin/python benchmarks/bench_rm.py [--pairs 256] [--steps 16]
+Run: .venv/bin/python benchmarks/bench_rm.py [--pairs 256] [--steps 16] [--max-length 256] [--part all|scoring|training]
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def minilm_rm():
                          AutoTokenizer.from_pretrained(path), name="minilm")
 
 
-def bench_scoring(pairs, max_length: int = 256) -> dict:
+def bench_scoring(pairs, max_length: int = 256, batch_size: int = 32) -> dict:
     from workbench.data.schema import prompt_text
     from workbench.models.device import autocast_for
     from workbench.models.scoring import ScoreConfig, score_pairs
@@ -67,10 +68,18 @@ def bench_scoring(pairs, max_length: int = 256) -> dict:
         with torch.inference_mode(), autocast_for(torch.device("cpu"), dtype):
             return model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits[:, 0]
 
-    def workbench(dtype):
+    def timed_score_pairs(dtype, runtime):
+        cfg = ScoreConfig(max_length=max_length, batch_size=batch_size, dtype=dtype, runtime=runtime)
+        score_pairs(rm, pairs.iloc[:8], cfg=cfg, progress=False)  # warm-up (OpenVINO compiles here, once per dtype)
         t = time.perf_counter()
-        score_pairs(rm, pairs, cfg=ScoreConfig(max_length=max_length, batch_size=32, dtype=dtype), progress=False)
+        score_pairs(rm, pairs, cfg=cfg, progress=False)
         return n / (time.perf_counter() - t)
+
+    def workbench_openvino(dtype):  # the default on a CPU (runtime="auto")
+        return timed_score_pairs(dtype, "openvino")
+
+    def workbench_torch(dtype):
+        return timed_score_pairs(dtype, "torch")
 
     def naive_loop(dtype):  # what one writes by hand: one pair side at a time
         t = time.perf_counter()
@@ -85,9 +94,9 @@ def bench_scoring(pairs, max_length: int = 256) -> dict:
                         padding="max_length", return_tensors="pt"), dtype)
         return n / (time.perf_counter() - t)
 
-    workbench("fp32")  # warm-up: first-call allocations and kernels, for every row alike
+    workbench_torch("fp32")  # warm-up: first-call allocations and kernels, for every row alike
     return {(method.__name__, dtype): method(dtype) for dtype in ("bf16", "fp32")
-            for method in (workbench, naive_loop, fixed_padding)}
+            for method in (workbench_openvino, workbench_torch, naive_loop, fixed_padding)}
 
 
 def training_step_flops(pairs, *, max_length: int = 256, sample: int = 32) -> dict:
@@ -186,19 +195,25 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=256)
     ap.add_argument("--steps", type=int, default=16)
     ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--max-length", type=int, default=256)
+    ap.add_argument("--part", choices=["all", "scoring", "training"], default="all")
     args = ap.parse_args()
     pairs = demo_pairs(max(args.pairs, args.steps * args.batch))
     print(f"torch threads: {torch.get_num_threads()}, pairs: {len(pairs)}")
 
-    s = bench_scoring(pairs.iloc[: args.pairs])
-    print("scoring pairs/s (same model, data, threads; warm):")
-    for dtype in ("bf16", "fp32"):
-        wb = s[("workbench", dtype)]
-        print(f"  {dtype}: workbench {wb:.1f} | naive loop {s[('naive_loop', dtype)]:.1f} | fixed max-length padding "
-              f"{s[('fixed_padding', dtype)]:.1f} -> {wb / s[('naive_loop', dtype)]:.2f}x naive (goal >= 3x), "
-              f"{wb / s[('fixed_padding', dtype)]:.2f}x fixed padding")
-    print(f"  mixed dtypes, for reference only: workbench bf16 / naive fp32 = "
-          f"{s[('workbench', 'bf16')] / s[('naive_loop', 'fp32')]:.2f}x")
+    if args.part in ("all", "scoring"):
+        s = bench_scoring(pairs.iloc[: args.pairs], max_length=args.max_length)
+        print(f"scoring pairs/s (same model, data, threads; warm; max_length {args.max_length}):")
+        for dtype in ("bf16", "fp32"):
+            wb, naive = s[("workbench_openvino", dtype)], s[("naive_loop", dtype)]
+            print(f"  {dtype}: workbench openvino {wb:.1f} | workbench torch {s[('workbench_torch', dtype)]:.1f} | naive loop "
+                  f"{naive:.1f} | fixed max-length padding {s[('fixed_padding', dtype)]:.1f} -> openvino {wb / naive:.2f}x naive "
+                  f"(goal >= 3x), torch {s[('workbench_torch', dtype)] / naive:.2f}x naive, openvino "
+                  f"{wb / s[('workbench_torch', dtype)]:.2f}x torch")
+        print(f"  mixed dtypes, for reference only: workbench openvino bf16 / naive fp32 = "
+              f"{s[('workbench_openvino', 'bf16')] / s[('naive_loop', 'fp32')]:.2f}x")
+    if args.part == "scoring":
+        return
 
     t = bench_training(pairs, steps=args.steps, batch=args.batch)
     print(f"training pairs/s: workbench {t['workbench']:.2f} | TRL RewardTrainer default {t['trl_default']:.2f} "

@@ -154,7 +154,7 @@ def test_embedding_head_learns_planted_task(tmp_path):
     # what the embedder cut (MiniLM keeps 256 tokens) is counted, not hidden: benchmark tables report it
     _, cut = rm.score_sides([[{"role": "user", "content": "q"}]] * 2, ["short answer", "word " * 400], None, progress=False)
     assert cut.tolist() == [False, True]
-    assert rm.scoring_conditions() == {"max_length": 256, "dtype": rm.scoring_conditions()["dtype"]}
+    assert rm.scoring_conditions() == {"max_length": 256, "dtype": rm.scoring_conditions()["dtype"], "runtime": "torch"}
 
 
 def test_config_errors():

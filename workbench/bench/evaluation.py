@@ -67,7 +67,7 @@ from workbench.data.schema import Message
 from workbench.models.scoring import BENCHMARK_SCORING
 
 TABLE_COLUMNS = ("model", "benchmark", "subset", "metric", "value", "n", "ci_low", "ci_high", "partial", "max_length",
-                 "dtype", "truncated")
+                 "dtype", "runtime", "truncated")
 """``partial``: an aggregate computed without some subset upstream's number needs (see `missing_parts`);
 ``max_length`` / ``dtype``: the scoring conditions in effect (empty for baselines, given scores and published
 rows); ``truncated``: how many of the benchmark's items had an input shortened to fit."""
@@ -206,7 +206,7 @@ def _conditions(scorer: Any, cfg: Any, truncated: np.ndarray) -> dict[str, Any]:
     """Scoring conditions for the table: the length and dtype a reward model used (see `TABLE_COLUMNS`)."""
     describe = getattr(scorer, "scoring_conditions", None)
     if describe is None:  # baselines and given scores: nothing was tokenised here
-        return {"max_length": np.nan, "dtype": "", "truncated": np.nan}
+        return {"max_length": np.nan, "dtype": "", "runtime": "", "truncated": np.nan}
     return {**describe(cfg if cfg is not None else _benchmark_scoring()), "truncated": int(np.sum(truncated))}
 
 
@@ -275,7 +275,8 @@ def evaluate(models: Any, benchmarks: Sequence[Benchmark | str], *, cfg: Any = N
     table = pd.concat(tables, ignore_index=True)
     table["partial"] = table["partial"].astype(bool)
     table["max_length"] = table["max_length"].astype(float) if "max_length" in table else np.nan
-    table["dtype"] = table["dtype"].fillna("") if "dtype" in table else ""
+    for text_column in ("dtype", "runtime"):
+        table[text_column] = table[text_column].fillna("") if text_column in table else ""
     table["truncated"] = table["truncated"].astype(float) if "truncated" in table else np.nan
     if published:
         paper = load_published_scores()

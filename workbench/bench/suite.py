@@ -59,9 +59,9 @@ def examples_frame(result: evaluation.Evaluation) -> pd.DataFrame:
 
 
 def scoring_conditions(result: evaluation.Evaluation) -> pd.DataFrame:
-    """Per scored (model, benchmark): the max length, the dtype and how many items were truncated."""
+    """Per scored (model, benchmark): the max length, the dtype, the runtime and how many items were truncated."""
     scored = result.table[result.table["source"] == "scored"]
-    return scored.groupby(["model", "benchmark"], sort=False)[["max_length", "dtype", "truncated"]].first()
+    return scored.groupby(["model", "benchmark"], sort=False)[["max_length", "dtype", "runtime", "truncated"]].first()
 
 
 def rewardbench_sections(table: pd.DataFrame) -> pd.DataFrame:

@@ -100,7 +100,7 @@ class EmbeddingHeadRM:
         """For benchmark tables: the embedder cuts texts at its own length and embeds under bf16 autocast where native."""
         embedder = load_embedder(self.embedder_name)
         return {"max_length": int(getattr(embedder, "max_seq_length", 0) or 0) or np.nan,
-                "dtype": resolved_dtype(resolve_device("auto"), "auto")}
+                "dtype": resolved_dtype(resolve_device("auto"), "auto"), "runtime": "torch"}
 
     def score_sides(self, prompts, responses, cfg: Any = None, *, progress: bool = True):
         rewards = self.score_features(self.features(prompts, responses, progress=progress))

@@ -34,6 +34,7 @@ from workbench.data.overview import longer_wins
 from workbench.data.schema import SCORE_COLUMNS, Message, PairFrame, prompt_text
 from workbench.models import fast_rm
 from workbench.models.device import autocast_for, fingerprint_model, resolve_device, resolved_dtype
+from workbench.models.runtime import RUNTIMES, openvino_scorer, resolve_runtime
 
 
 @dataclass(frozen=True)
@@ -44,13 +45,14 @@ class ScoreConfig:
     batch_size: int = 32
     dtype: str = "auto"  # auto (bf16 where supported) | bf16 | fp32
     truncation: str = "report"  # report (warn + `truncated` column) | error
+    runtime: str = "auto"  # auto (OpenVINO on a CPU when installed) | torch | openvino; see workbench.models.runtime
 
     def __post_init__(self) -> None:
         if self.max_length < 8:
             raise ValueError(f"max_length must be >= 8 tokens, got {self.max_length}.")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}.")
-        for name, allowed in (("dtype", ("auto", "bf16", "fp32")), ("truncation", ("report", "error"))):
+        for name, allowed in (("dtype", ("auto", "bf16", "fp32")), ("truncation", ("report", "error")), ("runtime", RUNTIMES)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {list(allowed)}, got {getattr(self, name)!r}.")
 
@@ -191,30 +193,38 @@ def encode_sides(tokenizer: Any, prompts: Sequence[list[Message]], responses: Se
 # ---------------------------------------------------------------- the HF reward model
 
 
+def padded_batches(ids: list[list[int]], *, pad_id: int, batch_size: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """``(rows, input_ids, attention_mask)`` batches: inputs sorted by length, each padded to its own longest."""
+    order = np.argsort([-len(x) for x in ids], kind="stable")
+    out = []
+    for start in range(0, len(order), batch_size):
+        rows = order[start: start + batch_size]
+        width = max(len(ids[i]) for i in rows)
+        input_ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        for r, i in enumerate(rows):
+            input_ids[r, : len(ids[i])] = ids[i]
+            mask[r, : len(ids[i])] = 1
+        out.append((rows, input_ids, mask))
+    return out
+
+
 def score_token_ids(model: torch.nn.Module, ids: list[list[int]], *, pad_id: int, batch_size: int = 32,
                     dtype: str = "auto", progress: bool = True) -> np.ndarray:
-    """Rewards (n,) for token-id inputs: sorted by length, each batch padded to its own longest input.
+    """Rewards (n,) for token-id inputs with PyTorch (see `padded_batches`).
 
     Used for scoring and for gold evaluation during training. The model is left in eval mode.
     """
     device = next(model.parameters()).device
     model.eval()
-    order = np.argsort([-len(x) for x in ids], kind="stable")
     rewards = np.empty(len(ids), dtype=np.float32)
     cast = autocast_for(device, dtype)
-    batches = [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
+    batches = padded_batches(ids, pad_id=pad_id, batch_size=batch_size)
     with torch.inference_mode():
-        for batch in tqdm(batches, desc="scoring", unit="batch", disable=not progress or len(batches) < 2):
-            width = max(len(ids[i]) for i in batch)
-            input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for row, i in enumerate(batch):
-                input_ids[row, : len(ids[i])] = torch.tensor(ids[i])
-                mask[row, : len(ids[i])] = 1
-            input_ids, mask = input_ids.to(device), mask.to(device)
+        for rows, input_ids, mask in tqdm(batches, desc="scoring", unit="batch", disable=not progress or len(batches) < 2):
             with cast:
-                logits = model(input_ids=input_ids, attention_mask=mask).logits
-            rewards[batch] = logits[:, 0].float().cpu().numpy()
+                logits = model(input_ids=torch.from_numpy(input_ids).to(device), attention_mask=torch.from_numpy(mask).to(device)).logits
+            rewards[rows] = logits[:, 0].float().cpu().numpy()
     return rewards
 
 
@@ -235,6 +245,7 @@ class HFRewardModel:
         self.fingerprint = fingerprint_model(model, extra=name.split("/")[-1] + str(tokenizer.chat_template))
         # A model cannot read past its position table (512 for MiniLM): longer settings are capped, not crashed on.
         self.max_positions = getattr(model.config, "max_position_embeddings", None)
+        self._compiled: dict[str, Any] = {}  # dtype -> the weights compiled by a faster runtime
 
     def max_length(self, cfg: ScoreConfig) -> int:
         """Tokens actually kept per input: ``cfg.max_length``, capped at the model's position limit."""
@@ -242,10 +253,28 @@ class HFRewardModel:
 
     def scoring_conditions(self, cfg: ScoreConfig) -> dict[str, Any]:
         """What a benchmark table states next to the numbers: the length limit and dtype in effect."""
-        return {"max_length": self.max_length(cfg), "dtype": resolved_dtype(self.device, cfg.dtype)}
+        return {"max_length": self.max_length(cfg), "dtype": resolved_dtype(self.device, cfg.dtype), "runtime": self.runtime(cfg)}
+
+    def runtime(self, cfg: ScoreConfig) -> str:
+        """The runtime that scores under ``cfg``: "torch", or "openvino" unless compiling this model failed."""
+        chosen = resolve_runtime(cfg.runtime, self.device, self.model)
+        return "torch" if chosen == "openvino" and self._compiled.get(resolved_dtype(self.device, cfg.dtype), True) is None else chosen
 
     def score_ids(self, ids: list[list[int]], cfg: ScoreConfig, *, progress: bool = True) -> np.ndarray:
-        """Rewards for pre-tokenised inputs (see `score_token_ids`)."""
+        """Rewards for pre-tokenised inputs, with PyTorch (`score_token_ids`) or the compiled runtime."""
+        dtype = resolved_dtype(self.device, cfg.dtype)
+        if self.runtime(cfg) == "openvino":
+            try:
+                scorer = openvino_scorer(self.model, dtype, self._compiled)
+            except Exception as err:  # an architecture OpenVINO cannot convert: PyTorch scores it (auto) or a clear error
+                if cfg.runtime == "openvino":
+                    raise RuntimeError(f"{self.name or 'the model'}: OpenVINO could not compile it ({err}); use runtime='torch'.") from err
+                warnings.warn(f"{self.name or 'the model'}: OpenVINO could not compile it, scoring with PyTorch "
+                              f"({type(err).__name__}).", stacklevel=2)
+                self._compiled[dtype] = None
+            else:
+                batches = padded_batches(ids, pad_id=self.tokenizer.pad_token_id, batch_size=cfg.batch_size)
+                return scorer.score(tqdm(batches, desc="scoring", unit="batch", disable=not progress or len(batches) < 2), len(ids))
         return score_token_ids(self.model, ids, pad_id=self.tokenizer.pad_token_id, batch_size=cfg.batch_size,
                                dtype=cfg.dtype, progress=progress)
 
@@ -338,8 +367,8 @@ def score_pairs(model: RewardModel, pairs: PairFrame, *, cfg: ScoreConfig = Scor
 
 def settings_key(model: RewardModel, cfg: ScoreConfig) -> str:
     """Cache key: the model fingerprint plus the settings that change scores."""
-    # v2: truncation keeps BOS / role headers (scores cached by v1 are not reused)
-    raw = json.dumps({"model": model.fingerprint, "max_length": cfg.max_length, "dtype": cfg.dtype, "v": 2})
+    # v2: truncation keeps BOS / role headers (scores cached by v1 are not reused); v3: the runtime is part of the key
+    raw = json.dumps({"model": model.fingerprint, "max_length": cfg.max_length, "dtype": cfg.dtype, "runtime": cfg.runtime, "v": 3})
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
