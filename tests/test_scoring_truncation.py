@@ -127,6 +127,7 @@ def test_benchmark_defaults_follow_run_rm_and_cap_at_the_model(minilm_path):
     assert (BENCHMARK_SCORING.max_length, BENCHMARK_SCORING.dtype) == (2048, "fp32")
     model = AutoModelForSequenceClassification.from_pretrained(minilm_path, num_labels=1)
     rm = HFRewardModel(model, AutoTokenizer.from_pretrained(minilm_path), device="cpu")
-    assert rm.scoring_conditions(BENCHMARK_SCORING) == {"max_length": 512, "dtype": "fp32", "runtime": "openvino"}  # MiniLM has 512 positions
+    # MiniLM has 512 positions
+    assert rm.scoring_conditions(BENCHMARK_SCORING) == {"max_length": 512, "dtype": "fp32", "runtime": "openvino"}
     rewards, truncated = rm.score_sides([_user("q " * 600)], ["a"], BENCHMARK_SCORING, progress=False)
     assert truncated.tolist() == [True] and np.isfinite(rewards).all()
