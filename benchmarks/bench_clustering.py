@@ -1,13 +1,20 @@
-"""Wall time and peak memory of embed + UMAP + HDBSCAN at 10k and 100k pairs, and the three HDBSCANs side by side.
+"""Wall time and peak memory of embed + UMAP + HDBSCAN at 10k and 100k pairs, and the three HDBSCANs side by side;
+then how far each fast embedder's map agrees with the full MiniLM's on real HH pairs.
 
 Texts: real HH-RLHF / RewardBench conversations (first + last user turn, as the error map embeds them),
 cycled with a numbered suffix up to N so every text is new (no cache hits). Each size runs in its own
-process so peak RSS is per size. Embedding: the offline MiniLM on CPU (bf16 where native). UMAP: fitted
+process so peak RSS is per size. Embedding: each of ``--embedders`` ("" = the offline MiniLM on CPU, bf16 where
+native; "minilm-static" = model2vec distilled from it; "hashing"). UMAP: fitted
 on at most 20k points, the rest transformed (the workbench default). Clusterers, timed on the same
 5-D UMAP output: fast_hdbscan (the default), hdbscan, scikit-learn HDBSCAN; agreement measured with the
 adjusted Rand index against fast_hdbscan.
 
-Run: .venv/bin/python benchmarks/bench_clustering.py [--sizes 10000 100000]
+Agreement (``--agreement N``): N real HH-RLHF test conversations (no suffixes), embedded by MiniLM (the
+reference) and by each fast embedder: the share of MiniLM's 10 nearest neighbours a fast embedder finds
+(exact cosine search), and the adjusted Rand index of its error-map clusters (UMAP 5-D + fast_hdbscan, the
+workbench pipeline) against MiniLM's.
+
+Run: .venv/bin/python benchmarks/bench_clustering.py [--sizes 10000 100000] [--embedders "" minilm-static] [--agreement 4000]
 """
 
 from __future__ import annotations
@@ -23,13 +30,10 @@ import warnings
 warnings.filterwarnings("ignore")
 
 
-def one_size(n: int) -> dict:
-    import numpy as np
-
-    from workbench.curation.clustering import ClusterConfig, ErrorMap, _clusterer
+def real_texts() -> list[str]:
+    """Topic texts (first + last user turn, as the error map embeds them) of the HH-RLHF and RewardBench tests."""
     from workbench.data import files as io
     from workbench.data.schema import topic_text
-    from workbench.models.embedding import embed_texts, load_embedder
 
     data = io.shared_data_dir()
     texts = []
@@ -37,12 +41,55 @@ def one_size(n: int) -> dict:
         pairs, _ = io.read_pairs(data / "hh_rlhf" / name / "test.jsonl.gz", strict=False)
         texts += [topic_text(p) for p in pairs["prompt"]]
     rb, _ = io.read_pairs(data / "rewardbench" / "filtered.jsonl.gz")
-    texts += [topic_text(p) for p in rb["prompt"]]
+    return texts + [topic_text(p) for p in rb["prompt"]]
+
+
+def agreement(n: int, embedders: list[str]) -> list[dict]:
+    """Neighbour recall@10 and cluster ARI of each embedder against MiniLM on ``n`` distinct real texts."""
+    import numpy as np
+    from sklearn.metrics import adjusted_rand_score
+
+    from workbench.curation.clustering import ClusterConfig, ErrorMap
+    from workbench.curation.retrieval import top_k
+    from workbench.models.embedding import embed_texts, load_embedder
+
+    texts = list(dict.fromkeys(real_texts()))[:n]
+    cfg = ClusterConfig(min_cluster_size=15)
+
+    def clusters(emb):
+        return ErrorMap(cfg).fit(emb).clusters
+
+    rows, reference = [], None
+    for name in ["", *[e for e in embedders if e]]:
+        load_embedder(name)
+        t = time.perf_counter()
+        emb = embed_texts(texts, model_name=name, progress=False)
+        row = {"embedder": name or "all-MiniLM-L6-v2", "texts_per_s": len(texts) / (time.perf_counter() - t), "dim": emb.shape[1]}
+        neighbours = top_k(emb @ emb.T, 11)[1][:, 1:]  # exact cosine; the text itself comes first
+        labels = clusters(emb)
+        if reference is None:
+            reference = (neighbours, labels)
+        ref_nb, ref_labels = reference
+        row["recall@10"] = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(neighbours, ref_nb)]))
+        row["ari"] = float(adjusted_rand_score(ref_labels, labels))
+        row["clusters"] = int(labels.max() + 1)
+        rows.append(row)
+        print(row, flush=True)
+    return rows
+
+
+def one_size(n: int, embedder: str) -> dict:
+    import numpy as np
+
+    from workbench.curation.clustering import ClusterConfig, ErrorMap, _clusterer
+    from workbench.models.embedding import embed_texts, load_embedder
+
+    texts = real_texts()
     texts = [f"{texts[i % len(texts)]} ({i})" for i in range(n)]
-    load_embedder()
-    out = {"n": n}
+    load_embedder(embedder)
+    out = {"n": n, "embedder": embedder or "all-MiniLM-L6-v2"}
     t = time.perf_counter()
-    emb = embed_texts(texts, progress=False, batch_size=64)
+    emb = embed_texts(texts, model_name=embedder, progress=False, batch_size=64)
     out["embed_s"] = time.perf_counter() - t
     cfg = ClusterConfig(min_cluster_size=max(15, n // 2000))
     emap = ErrorMap(cfg)
@@ -74,29 +121,42 @@ def one_size(n: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    ap.add_argument("--embedders", nargs="+", default=["minilm-static", ""])
+    ap.add_argument("--agreement", type=int, default=4000, help="real texts for the agreement table (0: skip)")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
-        print("RESULT " + json.dumps(one_size(args.one)))
+        print("RESULT " + json.dumps(one_size(args.one, args.embedders[0])))
         return
     rows = []
-    for n in args.sizes:
-        proc = subprocess.run([sys.executable, __file__, "--one", str(n)], capture_output=True, text=True)
+    for n, embedder in [(n, e) for e in args.embedders for n in args.sizes]:
+        proc = subprocess.run([sys.executable, __file__, "--one", str(n), "--embedders", embedder], capture_output=True, text=True)
         line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
         if not line:
             print(proc.stderr[-2000:])
             raise SystemExit(f"size {n} failed")
         rows.append(json.loads(line[0][7:]))
         print(rows[-1], flush=True)
-    print("\n| pairs | embed s | UMAP s | fast_hdbscan s | hdbscan s | sklearn s | clusters (fast/hdbscan/sklearn) "
-          "| ARI vs fast (hdbscan / sklearn) | peak RSS GB |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("\n| embedder | pairs | embed s | UMAP s | fast_hdbscan s | hdbscan s | sklearn s | embed + UMAP + fast_hdbscan s "
+          "| clusters (fast/hdbscan/sklearn) | ARI vs fast (hdbscan / sklearn) | peak RSS GB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['n']:,} | {r['embed_s']:.0f} | {r['umap_s']:.0f} | {r['fast_hdbscan_s']:.2f} | {r['hdbscan_s']:.2f} | "
-              f"{r['sklearn_s']:.2f} | {r['fast_hdbscan_clusters']}/{r['hdbscan_clusters']}/{r['sklearn_clusters']} | "
+        total = r["embed_s"] + r["umap_s"] + r["fast_hdbscan_s"]
+        print(f"| {r['embedder']} | {r['n']:,} | {r['embed_s']:.1f} | {r['umap_s']:.0f} | {r['fast_hdbscan_s']:.2f} | "
+              f"{r['hdbscan_s']:.2f} | "
+              f"{r['sklearn_s']:.2f} | {total:.0f} | "
+              f"{r['fast_hdbscan_clusters']}/{r['hdbscan_clusters']}/{r['sklearn_clusters']} | "
               f"{r['ari_hdbscan_vs_fast']:.2f} / {r['ari_sklearn_vs_fast']:.2f} | {r['peak_rss_gb']:.2f} |")
         print(f"  speed-up fast_hdbscan vs hdbscan: {r['hdbscan_s'] / r['fast_hdbscan_s']:.1f}x, "
               f"vs sklearn: {r['sklearn_s'] / r['fast_hdbscan_s']:.1f}x")
+    if args.agreement:
+        fast = [e for e in args.embedders if e] + (["hashing"] if "hashing" not in args.embedders else [])
+        table = agreement(args.agreement, fast)
+        print(f"\nAgreement with all-MiniLM-L6-v2 on {args.agreement:,} real HH-RLHF / RewardBench conversations:")
+        print("| embedder | dim | texts/s | MiniLM's 10 nearest neighbours found | clusters | cluster ARI vs MiniLM |")
+        print("|---|---|---|---|---|---|")
+        for r in table:
+            print(f"| {r['embedder']} | {r['dim']} | {r['texts_per_s']:,.0f} | {r['recall@10']:.2f} | {r['clusters']} | {r['ari']:.2f} |")
 
 
 if __name__ == "__main__":

@@ -57,3 +57,18 @@ def test_auto_keeps_untested_architectures_on_torch(tiny_decoder):
     rm = load_reward_model(tiny_decoder, device="cpu")
     assert rm.scoring_conditions(ScoreConfig())["runtime"] == "torch"
     assert rm.scoring_conditions(ScoreConfig(runtime="openvino", dtype="fp32"))["runtime"] == "openvino"
+
+
+def test_openvino_minilm_embeddings_match_sentence_transformers(hh_pairs):
+    from workbench.data.schema import topic_text
+    from workbench.models.embedding import OpenVINOSentenceEmbedder, embed_texts, load_embedder
+
+    texts = [topic_text(p) for p in hh_pairs["prompt"]] + list(hh_pairs["chosen"])  # short and long (cut at 256 tokens)
+    fast_model = load_embedder("")
+    assert isinstance(fast_model, OpenVINOSentenceEmbedder)  # the default on a CPU
+    reference = embed_texts(texts, model=load_embedder("", runtime="torch"), progress=False)
+    fast = embed_texts(texts, model=fast_model, progress=False)
+    cosine = (fast * reference).sum(axis=1)
+    assert cosine.min() >= 0.999  # tolerance: bf16 rounding of activations on both paths
+    nearest = lambda x: np.argsort(-(x @ x.T), axis=1)[:, 1:6]  # noqa: E731
+    assert np.mean([len(set(a) & set(b)) / 5 for a, b in zip(nearest(fast), nearest(reference))]) >= 0.95

