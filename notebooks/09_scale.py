@@ -32,8 +32,9 @@
 # By default the pool is **synthetic** (real HH-RLHF shapes and words, meaningless labels) so the notebook
 # shows the machinery at a size you choose; point `pool_dir` at your own shards (`workbench shard my.jsonl
 # --out shards/`) and `stage1_rm` / `gold_rm` at the models of notebooks 04 / 05 for a real run. Without
-# them, two fast RMs over the `hashing` embedder are trained on this run's pool and gold split: the offline
-# MiniLM embeds ~170 texts/s on a laptop CPU, the hashing embedder tens of thousands.
+# them, two fast RMs over the `minilm-static` embedder are trained on this run's pool and gold split: the offline
+# MiniLM embeds a few hundred texts/s on a laptop CPU; `minilm-static`, distilled from it with model2vec, over
+# ten thousand, and it keeps three times as many of MiniLM's nearest neighbours as the model-free `hashing`.
 
 # %%
 # Setup (Colab / Kaggle only): clone and install the workbench, fetch the public data. Elsewhere: nothing.
@@ -63,9 +64,9 @@ seed = 0
 pool_dir = ""                 # a folder of parquet shards; empty: write a synthetic pool into the run
 synthetic_pairs = 20000       # size of that synthetic pool
 shard_size = 5000             # pairs per shard (memory per worker grows with it)
-stage1_rm = ""                # the best Stage-1 RM folder (04); empty: a fast hashing RM trained here
-gold_rm = ""                  # the gold RM folder (05); empty: a fast hashing RM trained on the gold split
-embedder = SCALE_EMBEDDER     # hashing (fast, lexical) or empty for the offline MiniLM or a model path
+stage1_rm = ""                # the best Stage-1 RM folder (04); empty: a fast head RM trained here
+gold_rm = ""                  # the gold RM folder (05); empty: a fast head RM trained on the gold split
+embedder = SCALE_EMBEDDER     # minilm-static (fast), hashing (model-free), empty for the offline MiniLM, or a model path
 tagger = "embedded"           # embedded, llm or none
 llm_base_url = ""             # tagger llm: an OpenAI-compatible endpoint, e.g. http://localhost:8000/v1
 llm_model = ""
@@ -132,10 +133,11 @@ run.save_table(decisions, "scale_decisions", title="Stage-2 decisions by task ca
 decisions
 
 # %% [markdown]
-# ## Retrieval over the whole pool: faiss IVF vs exact search
+# ## Retrieval over the whole pool: faiss IVF + re-rank vs exact search
 #
-# The float16 vectors stay on disk (memory-mapped). The IVF index is trained on a sample and filled shard by
-# shard; exact search streams the shards. Recall@8 says how much of the exact top 8 the index finds.
+# The float16 vectors stay on disk (memory-mapped). The index (`IndexConfig`: IVF with 8-bit codes, the best
+# candidates re-ranked on float16 vectors) is trained on a sample and filled shard by shard; exact search
+# streams the shards. Recall@8 says how much of the exact top 8 the index finds.
 
 # %%
 vectors = scale.ShardedVectors(out_dir)
@@ -191,7 +193,7 @@ display(Markdown(
     f"({m['backend']} backend, `{m['embedder']}` embedder): {m['microseconds_per_pair']:.0f} µs per pair over all stages.\n"
     f"- Stage 2 kept {m['decision_keep']:,}, flipped {m['decision_flip']:,}, dropped {m['decision_drop']:,}; "
     f"{m['curated_training_pairs']:,} pairs written for training.\n"
-    f"- faiss IVF recall@8 **{m['retrieval_recall_at_8']:.3f}** at {m['retrieval_speedup']:.1f}x exact search "
+    f"- faiss `{m['retrieval_index']}` recall@8 **{m['retrieval_recall_at_8']:.3f}** at {m['retrieval_speedup']:.1f}x exact search "
     f"({m['retrieval_queries']} queries)."))
 
 # %%

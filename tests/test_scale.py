@@ -221,8 +221,23 @@ def test_sharded_exact_search_equals_brute_force_and_ivf_recall_is_high(world, t
     q = vectors.rows(np.arange(0, 1_200, 7))
     exact = scale.ShardedExactSearch(vectors).search(q, 8)[1]
     assert recall_at_k(index.search(q, 8)[1], exact) >= 0.9
-    reloaded = scale.ShardedIVFIndex.load(tmp_path / "ivf.faiss", nprobe=4)
+    reloaded = scale.ShardedIVFIndex.load(tmp_path / "ivf.faiss", scale.IndexConfig(nprobe=4))
     assert np.array_equal(reloaded.search(q, 8)[1], index.search(q, 8)[1])
+
+
+@pytest.mark.parametrize("kind", ["ivf-refine", "ivf", "hnsw"])
+def test_every_index_kind_finds_the_exact_neighbours(world, tmp_path, kind):
+    """Parity of the approximate indexes with exact search (tolerance: recall@8 >= 0.95 at nprobe 16 / efSearch 64)."""
+    vectors = scale.ShardedVectors(world[0] / "out")
+    cfg = scale.IndexConfig(kind=kind, nlist=16, nprobe=16, ef_search=64)
+    index = scale.build_ivf_index(vectors, cfg, path=tmp_path / "index.faiss", progress=False)
+    q = vectors.rows(np.arange(3, 1_200, 11))
+    exact = scale.ShardedExactSearch(vectors).search(q, 8)[1]
+    assert recall_at_k(index.search(q, 8)[1], exact) >= 0.95
+    reloaded = scale.ShardedIVFIndex.load(tmp_path / "index.faiss", cfg)
+    assert reloaded.cfg.kind == kind and np.array_equal(reloaded.search(q, 8)[1], index.search(q, 8)[1])
+    with pytest.raises(ValueError, match="index kind must be one of"):
+        scale.IndexConfig(kind="flat")
 
 
 def test_retrieve_at_scale_applies_the_k_rule(world):

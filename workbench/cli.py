@@ -166,7 +166,7 @@ def _cmd_scale(args: argparse.Namespace) -> int:
     print(scale.decision_summary(args.out).to_string())
     if args.index:
         index = scale.build_ivf_index(scale.ShardedVectors(args.out), path=Path(args.out) / "index.faiss")
-        print(f"faiss IVF index over {len(index)} pairs: {Path(args.out) / 'index.faiss'}")
+        print(f"faiss {index.cfg.kind} index over {len(index)} pairs: {Path(args.out) / 'index.faiss'}")
     return 0
 
 
@@ -258,7 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
     sca.add_argument("--gold-rm", default="", help="the gold RM folder")
     sca.add_argument("--rms-from", default="", help="no RMs yet: train fast ones on this pair file's train/gold splits")
     # Unset options keep `ScaleConfig.from_params`'s defaults (the chain's come from `CurationConfig`).
-    sca.add_argument("--embedder", help='"hashing" (fast, lexical; the scale default), "" (MiniLM) or a model path')
+    sca.add_argument("--embedder", help='"minilm-static" (the scale default: MiniLM distilled to static vectors), "hashing" (lexical), '
+                     '"" (MiniLM) or a model path')
     sca.add_argument("--tagger", choices=["embedded", "llm", "none"], help="default: embedded")
     sca.add_argument("--judge", choices=["none", "llm"], help="LLM judge on the pairs the Stage-1 RM is unsure of (default: none)")
     sca.add_argument("--llm-base-url", help="tagger / judge llm: OpenAI-compatible endpoint")
@@ -268,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     sca.add_argument("--ray-address", help='"" = start a local Ray; "auto" or ray://head:10001 = a cluster')
     sca.add_argument("--workers", type=int, help="Ray actors (default: ScaleConfig.workers)")
     sca.add_argument("--verified-pairs", help="judge llm: human-verified pairs (a pair file) for its few-shot examples")
-    sca.add_argument("--index", action="store_true", help="also build the faiss IVF index (out/index.faiss)")
+    sca.add_argument("--index", action="store_true", help="also build the faiss index (IndexConfig: IVF + re-rank; out/index.faiss)")
     sca.set_defaults(func=_cmd_scale)
     return parser
 

@@ -148,6 +148,14 @@ class OpenVINOSentenceEmbedder:
     def get_embedding_dimension(self) -> int:
         return self.compiled.dim
 
+    @property
+    def tokenizer(self) -> Any:  # what callers counting cut texts read from a SentenceTransformer
+        return self.st_model.tokenizer
+
+    @property
+    def max_seq_length(self) -> int:
+        return self.st_model.max_seq_length
+
     def encode(self, texts: Sequence[str], batch_size: int = 32, progress: bool = False, **_: Any) -> np.ndarray:
         texts = list(texts)
         batch_size = min(batch_size, 32)  # two streams of small batches beat one large one (bench_clustering)
