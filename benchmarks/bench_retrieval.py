@@ -10,6 +10,7 @@ workbench's streamed ``ShardedExactSearch``-style scan over float16 shards. Ever
 same queries after a warm-up search; recall@k against the exact neighbours; memory = the index's serialized size.
 
 Run: .venv/bin/python benchmarks/bench_retrieval.py [--pairs 1000000] [--queries 1000] [--work /tmp/wb-retrieval]
+     [--indexes ivf:32 ivf-refine:64 hnsw:256 ...]
 """
 
 from __future__ import annotations
@@ -94,7 +95,9 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=8)
     ap.add_argument("--embedder", default="minilm-static")
     ap.add_argument("--work", default="/tmp/wb-retrieval")
-    ap.add_argument("--hnsw", action="store_true", help="also build HNSW (minutes at 1M on 2 cores)")
+    ap.add_argument("--indexes", nargs="+", default=["ivf:32", "ivf:64", "ivf:128", "ivf-refine:64", "ivf-refine:128",
+                                                      "hnsw:128", "hnsw:256"],
+                    help="kind:nprobe (IVF) or kind:efSearch (HNSW); one build per kind (HNSW: minutes at 1M on 2 cores)")
     args = ap.parse_args()
     faiss.omp_set_num_threads(int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1)))
     t = time.perf_counter()
@@ -110,10 +113,10 @@ def main() -> None:
     streamed_s, streamed = timed(streamed_exact(vectors), queries, args.k)
     rows = [("exact: faiss IndexFlatIP, float32 (ground truth)", 0.0, exact_s, 1.0, x.nbytes),
             ("exact: workbench streamed scan over float16 shards", 0.0, streamed_s, recall_at_k(streamed, exact), vectors.nbytes)]
-    candidates = [IndexConfig(kind="ivf", nprobe=p) for p in (32, 128)]
-    candidates += [IndexConfig(kind="ivf-refine", nprobe=p, refine_factor=f) for p, f in ((64, 4), (128, 4), (256, 4))]
-    if args.hnsw:
-        candidates += [IndexConfig(kind="hnsw", ef_search=ef) for ef in (64, 128)]
+    candidates = []
+    for spec in args.indexes:
+        kind, value = spec.split(":")
+        candidates.append(IndexConfig(kind=kind, ef_search=int(value)) if kind == "hnsw" else IndexConfig(kind=kind, nprobe=int(value)))
     built = {}
     for cfg in candidates:
         key = (cfg.kind, cfg.nlist)

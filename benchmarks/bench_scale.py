@@ -4,7 +4,7 @@ Per size, in a fresh process (peak memory = the whole process tree's RSS, polled
   curate   `workbench.scale.shards.curate_pool`, local backend: per parquet shard, the embedded tagger, the pair
            embedding, two fast-head RMs (Stage-1 + gold) and the Stage-2 rule; per-stage seconds summed
            from the shard summaries
-  index    `build_ivf_index`: faiss IVF (fp16 codes) trained on a sample, filled shard by shard
+  index    `build_index`: faiss IVF (fp16 codes) trained on a sample, filled shard by shard
   retrieve the paper's k-rule for 2,000 gold pairs against the IVF index
 Cost per pair = wall time / pairs; the goal is flat from 100k to 1M and peak memory < 8 GB at 1M.
 
@@ -71,7 +71,7 @@ def child_pipeline(args: argparse.Namespace) -> dict:
         return out
     t = time.perf_counter()
     vectors = scale.ShardedVectors(args.out)
-    index = scale.build_ivf_index(vectors, path=Path(args.out) / "index.faiss", progress=False)
+    index = scale.build_index(vectors, path=Path(args.out) / "index.faiss", progress=False)
     out["index_s"] = time.perf_counter() - t
     # 2,000 gold pairs: same topics as the pool, not in it; scored by the Stage-1 RM, embedded like the pool.
     golds = heldout_synthetic_pairs(hh_profile(), SyntheticConfig(n_pairs=out["pairs"], shard_size=SHARD), 2_000)

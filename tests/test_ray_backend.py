@@ -23,6 +23,7 @@ def test_ray_backend_writes_the_same_outputs_as_the_local_backend(tmp_path, shar
                          profile=profile, progress=False)
     train = synthetic_shard(profile, SyntheticConfig(n_pairs=400, shard_size=400, n_topics=10, seed=6), 0)
     train["split"] = np.where(np.arange(len(train)) % 2 == 0, "gold", "train")
+    # RMs on the default embedder (minilm-static), the map on hashing: each embedder keeps its own shard cache
     stage1, gold = scale.train_pool_rms(train, tmp_path / "rms", epochs=2, progress=False)
     local = scale.ScaleConfig.from_params(stage1_rm=str(stage1), gold_rm=str(gold), embedder="hashing",
                               stage2=Stage2Config(margin_band=0.02))

@@ -34,7 +34,7 @@ def world(tmp_path_factory, profile):
     write_synthetic_pool(root / "pool", POOL, profile=profile, progress=False)
     train = synthetic_shard(profile, SyntheticConfig(n_pairs=600, shard_size=600, n_topics=20, seed=99), 0)
     train["split"] = np.where(np.arange(len(train)) % 3 == 0, "gold", "train")
-    stage1, gold = scale.train_pool_rms(train, root / "rms", epochs=3, progress=False)
+    stage1, gold = scale.train_pool_rms(train, root / "rms", embedder="hashing", epochs=3, progress=False)
     cfg = scale.ScaleConfig.from_params(stage1_rm=str(stage1), gold_rm=str(gold), embedder="hashing",
                             stage2=Stage2Config(margin_band=0.02))
     summary = scale.curate_pool(root / "pool", root / "out", cfg, progress=False)
@@ -217,11 +217,11 @@ def test_sharded_exact_search_equals_brute_force_and_ivf_recall_is_high(world, t
     brute = np.argsort(-(queries @ everything.T), axis=1, kind="stable")[:, :8]
     assert np.array_equal(np.sort(idx, axis=1), np.sort(brute, axis=1))
     assert np.all(np.diff(sims, axis=1) <= 1e-6)
-    index = scale.build_ivf_index(vectors, scale.IndexConfig(nprobe=4), path=tmp_path / "ivf.faiss", progress=False)
+    index = scale.build_index(vectors, scale.IndexConfig(nprobe=4), path=tmp_path / "ivf.faiss", progress=False)
     q = vectors.rows(np.arange(0, 1_200, 7))
     exact = scale.ShardedExactSearch(vectors).search(q, 8)[1]
     assert recall_at_k(index.search(q, 8)[1], exact) >= 0.9
-    reloaded = scale.ShardedIVFIndex.load(tmp_path / "ivf.faiss", scale.IndexConfig(nprobe=4))
+    reloaded = scale.ShardedIndex.load(tmp_path / "ivf.faiss", scale.IndexConfig(nprobe=4))
     assert np.array_equal(reloaded.search(q, 8)[1], index.search(q, 8)[1])
 
 
@@ -230,11 +230,11 @@ def test_every_index_kind_finds_the_exact_neighbours(world, tmp_path, kind):
     """Parity of the approximate indexes with exact search (tolerance: recall@8 >= 0.95 at nprobe 16 / efSearch 64)."""
     vectors = scale.ShardedVectors(world[0] / "out")
     cfg = scale.IndexConfig(kind=kind, nlist=16, nprobe=16, ef_search=64)
-    index = scale.build_ivf_index(vectors, cfg, path=tmp_path / "index.faiss", progress=False)
+    index = scale.build_index(vectors, cfg, path=tmp_path / "index.faiss", progress=False)
     q = vectors.rows(np.arange(3, 1_200, 11))
     exact = scale.ShardedExactSearch(vectors).search(q, 8)[1]
     assert recall_at_k(index.search(q, 8)[1], exact) >= 0.95
-    reloaded = scale.ShardedIVFIndex.load(tmp_path / "index.faiss", cfg)
+    reloaded = scale.ShardedIndex.load(tmp_path / "index.faiss", cfg)
     assert reloaded.cfg.kind == kind and np.array_equal(reloaded.search(q, 8)[1], index.search(q, 8)[1])
     with pytest.raises(ValueError, match="index kind must be one of"):
         scale.IndexConfig(kind="flat")
@@ -380,7 +380,7 @@ def test_cli_synth_shard_and_scale(world, tmp_path, capsys):
                  "--gold-rm", cfg.gold_rm, "--tagger", "none", "--index"]) == 0
     printed = capsys.readouterr().out
     assert "500 pairs in 2 shards" in printed and (tmp_path / "out" / "index.faiss").exists()
-    assert scale.ShardedIVFIndex.load(tmp_path / "out" / "index.faiss").n == 500
+    assert scale.ShardedIndex.load(tmp_path / "out" / "index.faiss").n == 500
     with pytest.raises(SystemExit, match="--stage1-rm and --gold-rm, or --rms-from"):
         main(["scale", "--pool", str(tmp_path / "pool"), "--out", str(tmp_path / "out2")])
     jsonl = tmp_path / "mine.jsonl"

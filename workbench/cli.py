@@ -165,7 +165,7 @@ def _cmd_scale(args: argparse.Namespace) -> int:
           f"keep {int(summary['keep'].sum())}, flip {int(summary['flip'].sum())}, drop {int(summary['drop'].sum())}")
     print(scale.decision_summary(args.out).to_string())
     if args.index:
-        index = scale.build_ivf_index(scale.ShardedVectors(args.out), path=Path(args.out) / "index.faiss")
+        index = scale.build_index(scale.ShardedVectors(args.out), path=Path(args.out) / "index.faiss")
         print(f"faiss {index.cfg.kind} index over {len(index)} pairs: {Path(args.out) / 'index.faiss'}")
     return 0
 
@@ -269,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     sca.add_argument("--ray-address", help='"" = start a local Ray; "auto" or ray://head:10001 = a cluster')
     sca.add_argument("--workers", type=int, help="Ray actors (default: ScaleConfig.workers)")
     sca.add_argument("--verified-pairs", help="judge llm: human-verified pairs (a pair file) for its few-shot examples")
-    sca.add_argument("--index", action="store_true", help="also build the faiss index (IndexConfig: IVF + re-rank; out/index.faiss)")
+    sca.add_argument("--index", action="store_true", help="also build the faiss index (IndexConfig: HNSW by default; out/index.faiss)")
     sca.set_defaults(func=_cmd_scale)
     return parser
 

@@ -8,9 +8,9 @@ are the public API: ``from workbench import scale; scale.curate_pool(...)``.
 from workbench.scale.index import (
                                    IndexConfig,
                                    ShardedExactSearch,
-                                   ShardedIVFIndex,
+                                   ShardedIndex,
                                    ShardedVectors,
-                                   build_ivf_index,
+                                   build_index,
                                    compare_with_exact,
                                    retrieve_at_scale,
 )
@@ -26,7 +26,7 @@ from workbench.scale.pool import (
 )
 from workbench.scale.shards import SCALE_EMBEDDER, ScaleConfig, ShardWorker, list_shards, read_curated, shard_pair_file
 
-__all__ = ["SCALE_EMBEDDER", "IndexConfig", "ScaleConfig", "ShardWorker", "ShardedExactSearch", "ShardedIVFIndex",
-           "ShardedVectors", "build_ivf_index", "compare_with_exact", "curate_pool", "decision_summary",
+__all__ = ["SCALE_EMBEDDER", "IndexConfig", "ScaleConfig", "ShardWorker", "ShardedExactSearch", "ShardedIndex",
+           "ShardedVectors", "build_index", "compare_with_exact", "curate_pool", "decision_summary",
            "error_map_frame", "list_shards", "map_sample", "map_whole_pool", "read_curated", "retrieve_at_scale",
            "scale_metrics", "shard_pair_file", "train_pool_rms", "write_training_set"]

@@ -1,4 +1,4 @@
-"""Retrieval over the embeddings of a sharded pool: memory-mapped vectors, exact search, a faiss IVF index, and the
+"""Retrieval over the embeddings of a sharded pool: memory-mapped vectors, exact search, a faiss index (HNSW or IVF), and the
 paper's k-rule applied against either."""
 
 from __future__ import annotations
@@ -80,25 +80,27 @@ class ShardedExactSearch:
         return best_s, best_i
 
 
-INDEX_KINDS = ("ivf-refine", "ivf", "hnsw")
+INDEX_KINDS = ("hnsw", "ivf", "ivf-refine")
 
 
 @dataclass(frozen=True)
 class IndexConfig:
     """The approximate index over the pool's embeddings (faiss, inner product = cosine on unit vectors).
 
-    ``ivf-refine`` (default): IVF with 8-bit codes, scanned cheaply over ``nprobe`` lists, then the best
-    ``refine_factor * k`` re-ranked on float16 vectors: scanning more lists is what lifts recall, and the
-    re-rank restores the precision the 8-bit codes lose (``benchmarks/bench_retrieval.py``: recall@8 and speed
-    against exact search at 1M). ``ivf``: IVF with float16 codes (the former default). ``hnsw``: a graph over
-    float16 vectors (``ef_search`` candidates per query; minutes to build at 1M on 2 cores).
+    Chosen by measurement (``benchmarks/bench_retrieval.py``, 1M pairs, 1,000 queries, k = 8, 2 cores):
+
+    - ``hnsw`` (default): an HNSW graph (32 links) over float16 vectors, ``ef_search`` candidates per query:
+      recall@8 0.968 at 16x the fastest exact search (efSearch 256); ~2.5 min to build, 0.78 GB.
+    - ``ivf``: IVF with float16 codes over ``nprobe`` of ``nlist`` lists: 0.958 at 9x (nprobe 64); 2 min, 0.52 GB.
+    - ``ivf-refine``: IVF with 8-bit codes, the best ``refine_factor * k`` re-ranked on float16 vectors: the
+      same recall as ``ivf`` (its misses are lists not probed, which re-ranking cannot fix), 0.78 GB.
     """
 
-    kind: str = "ivf-refine"
+    kind: str = "hnsw"
     nlist: int = 0  # 0 = 4 * sqrt(n)
     nprobe: int = 64
     refine_factor: int = 4
-    ef_search: int = 128
+    ef_search: int = 256
     train_sample: int = 100_000  # vectors the coarse quantizer is trained on
     seed: int = 0
 
@@ -107,7 +109,7 @@ class IndexConfig:
             raise ValueError(f"index kind must be one of {list(INDEX_KINDS)}, got {self.kind!r}.")
 
 
-class ShardedIVFIndex:
+class ShardedIndex:
     """A faiss index over the pool (row i = global row i of the shards), built shard by shard; saved to disk."""
 
     def __init__(self, index: Any, n: int, cfg: IndexConfig = IndexConfig()):
@@ -138,7 +140,7 @@ class ShardedIVFIndex:
         return s.astype(np.float32), i.astype(np.int64)
 
     @classmethod
-    def load(cls, path: str | Path, cfg: IndexConfig = IndexConfig()) -> ShardedIVFIndex:
+    def load(cls, path: str | Path, cfg: IndexConfig = IndexConfig()) -> ShardedIndex:
         import faiss
 
         index = faiss.read_index(str(path))
@@ -161,14 +163,14 @@ def empty_index(dim: int, n: int, cfg: IndexConfig) -> Any:
     return faiss.IndexRefine(ivf, faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_fp16, ip))
 
 
-def make_index(x: np.ndarray, cfg: IndexConfig = IndexConfig()) -> ShardedIVFIndex:
-    """An index of ``cfg.kind`` over in-memory vectors ``x`` (benchmarks; the pool path is `build_ivf_index`)."""
+def make_index(x: np.ndarray, cfg: IndexConfig = IndexConfig()) -> ShardedIndex:
+    """An index of ``cfg.kind`` over in-memory vectors ``x`` (benchmarks; the pool path is `build_index`)."""
     x = np.ascontiguousarray(x, dtype=np.float32)
     index = empty_index(x.shape[1], len(x), cfg)
     rows = np.random.default_rng(cfg.seed).choice(len(x), size=min(len(x), max(cfg.train_sample, 39 * _nlist(index))), replace=False)
     index.train(x[np.sort(rows)])
     index.add(x)
-    return ShardedIVFIndex(index, len(x), cfg)
+    return ShardedIndex(index, len(x), cfg)
 
 
 def _nlist(index: Any) -> int:
@@ -177,12 +179,12 @@ def _nlist(index: Any) -> int:
     return 0 if hasattr(index, "hnsw") else int(faiss.extract_index_ivf(index).nlist)
 
 
-def build_ivf_index(vectors: ShardedVectors, cfg: IndexConfig = IndexConfig(), *, path: str | Path | None = None,
-                    progress: bool = True) -> ShardedIVFIndex:
+def build_index(vectors: ShardedVectors, cfg: IndexConfig = IndexConfig(), *, path: str | Path | None = None,
+                    progress: bool = True) -> ShardedIndex:
     """Train on a sample, then add the vectors one shard at a time, in order (index row = global row).
 
-    Memory per vector: 3 bytes per dimension for ``ivf-refine`` (8-bit codes + the float16 re-rank copy), 2 for
-    ``ivf``, 2 + the graph's links for ``hnsw``: ~0.8 GB for a million 256-d vectors with the default.
+    Memory per vector: 2 bytes per dimension + 256 bytes of graph links for ``hnsw``, 2 for ``ivf``, 3 for
+    ``ivf-refine`` (8-bit codes + the float16 re-rank copy): ~0.8 GB for a million 256-d vectors with the default.
     """
     import faiss
 
@@ -193,12 +195,12 @@ def build_ivf_index(vectors: ShardedVectors, cfg: IndexConfig = IndexConfig(), *
         index.add(block)
     if path is not None:
         io._write_atomically(Path(path), lambda tmp: faiss.write_index(index, tmp))
-    return ShardedIVFIndex(index, len(vectors), cfg)
+    return ShardedIndex(index, len(vectors), cfg)
 
 
 def retrieve_at_scale(gold_ids: Sequence[str], gold_p: np.ndarray, gold_emb: np.ndarray, index: Any,
                       pool_ids: np.ndarray, *, k_max: int = 8) -> pd.DataFrame:
-    """The paper's adaptive k-rule (`workbench.curation.retrieval.neighbours_to_pull`) against a sharded index (IVF or
+    """The paper's adaptive k-rule (`workbench.curation.retrieval.neighbours_to_pull`) against a sharded index (HNSW / IVF or
     exact): the review queue of `workbench.curation.retrieval.retrieve_for_gold` (one row per pulled pair, its strongest
     puller, ``pullers``, ``rank``) plus ``row``, the pair's global row in the shard outputs."""
     k = neighbours_to_pull(gold_p, k_max)

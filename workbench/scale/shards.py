@@ -14,8 +14,8 @@ Memory is bounded by one shard per worker, whatever the pool size. A crash or Ct
 shards in flight (an LLM tagger's finished chunks are kept in the sqlite log). ``backend="ray"`` runs the
 same `ShardWorker` as Ray Data actors (`workbench.scale.ray_backend`): same files, same bytes.
 
-After the shards: `ShardedVectors` reads the embeddings back memory-mapped, `build_ivf_index` builds a faiss
-IVF index over them in chunks, `ShardedExactSearch` is the exact baseline, `retrieve_at_scale` applies the
+After the shards: `ShardedVectors` reads the embeddings back memory-mapped, `build_index` builds a faiss
+index (HNSW by default) over them in chunks, `ShardedExactSearch` is the exact baseline, `retrieve_at_scale` applies the
 paper's k-rule against either, `map_sample` draws the error map from a sample with every error kept, and
 `map_whole_pool` places every pair on that map (``out_dir/map/<shard>.npy``).
 """
@@ -26,6 +26,7 @@ import hashlib
 import itertools
 import json
 import time
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -183,10 +184,12 @@ class ShardWorker:
         clock = _StageClock()
         pool = _load_shard(shard)
         clock.lap("read")
-        cache = MemoryEmbeddingCache()  # one shard's texts are embedded once, shared by tagger, map and both RMs
+        # one shard's texts are embedded once per embedder, shared by the tagger, the map and both RMs that use it
+        caches: dict[str, MemoryEmbeddingCache] = defaultdict(MemoryEmbeddingCache)
         for model in (self.tagger, self.stage1, self.gold):
             if hasattr(model, "cache"):
-                model.cache = cache
+                model.cache = caches[getattr(model, "embedder_name", "")]
+        cache = caches[self.cfg.curation.embedder]
         tag_store = ResultStore(self.out_dir / "tags" / f"{shard.stem}.sqlite", "tags") if self.tagger else None
         judge_store = ResultStore(self.out_dir / "judge" / f"{shard.stem}.sqlite", "judge") if self.judge else None
         judge = replace(self.judge, results=judge_store) if self.judge else None
