@@ -97,7 +97,9 @@ def one_size(n: int, embedder: str) -> dict:
     from workbench.curation.clustering import _umap
 
     sample = emb if n <= cfg.fit_sample else emb[np.random.default_rng(0).choice(n, cfg.fit_sample, replace=False)]
-    emap.reducer_2d, emap.reducer_kd = _umap(2, cfg).fit(sample), _umap(cfg.cluster_dims, cfg).fit(sample)
+    transform = n > cfg.fit_sample
+    emap.reducer_2d = _umap(2, cfg, will_transform=transform).fit(sample)
+    emap.reducer_kd = _umap(cfg.cluster_dims, cfg, will_transform=transform).fit(sample)
     xy = emap._transform(emap.reducer_2d, emb, sample if n > cfg.fit_sample else emb)
     low = emap._transform(emap.reducer_kd, emb, sample if n > cfg.fit_sample else emb)
     out["umap_s"] = time.perf_counter() - t
