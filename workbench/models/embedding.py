@@ -5,8 +5,9 @@ through OpenVINO on a CPU (`OpenVINOSentenceEmbedder`: the same vectors, about t
 sentence-transformers model name or path works. Two fast embedders for large pools:
 
 - ``"minilm-static"``: static embeddings distilled from that MiniLM with model2vec (`StaticEmbedder`: a
-  token-vector lookup, ~10,000x cheaper than a MiniLM forward; it finds about a quarter of MiniLM's nearest
-  neighbours, three times as many as hashing: ``benchmarks/bench_clustering.py``);
+  token-vector lookup, 10–30x the texts/s of MiniLM through OpenVINO; it finds about a quarter of MiniLM's
+  nearest neighbours, three times as many as hashing, but its clusters are not MiniLM's:
+  ``benchmarks/bench_clustering.py``);
 - ``"hashing"``: lexical feature hashing (`HashingEmbedder`: no model at all).
 
 Embeddings are L2-normalised, so a dot product is a cosine similarity. Texts longer than the model's
@@ -82,8 +83,9 @@ class StaticEmbedder:
     """A model2vec `StaticModel` (one vector per token, mean-pooled) behind SentenceTransformer's ``encode``.
 
     Why: a million-pair pool needs hours of MiniLM forwards on a CPU; a static model distilled from the same
-    MiniLM embeds ~100k texts per second and keeps most of its neighbourhoods (measured in
-    ``benchmarks/bench_embedders.py``, tested in ``tests/test_embedders.py``). Texts are not cut at 256 tokens.
+    MiniLM embeds ~10,000 texts per second there and keeps about a quarter of its nearest neighbours (hashing:
+    8%; measured in ``benchmarks/bench_clustering.py``, tested in ``tests/test_embedders.py``). Texts are not
+    cut at 256 tokens.
     """
 
     no_forward_pass = True  # `_encode` uses large batches: there is no model forward to keep small
@@ -136,7 +138,7 @@ def distill_static_minilm(folder: Path | None = None) -> Path:
 
 class OpenVINOSentenceEmbedder:
     """A sentence-transformers (Transformer, mean Pooling, Normalize) model with its transformer compiled by
-    OpenVINO: the same tokenizer, the same vectors (cosine >= 0.9999 to sentence-transformers' in
+    OpenVINO: the same tokenizer, the same vectors (cosine >= 0.999 to sentence-transformers' in
     ``tests/test_runtime.py``), ~2x the texts/s on a CPU (``benchmarks/bench_clustering.py``)."""
 
     batches_itself = True  # several batches in flight at once: `_encode` hands over all texts
