@@ -47,7 +47,7 @@ def resolve_runtime(runtime: str, device: torch.device, model: torch.nn.Module) 
         "" if openvino_available() else "the openvino package is not installed (pip install openvino)")
     if runtime == "openvino" and problem:
         raise RuntimeError(f"runtime='openvino' requested but {problem}.")
-    if runtime == "auto" and (problem or getattr(model.config, "model_type", "") not in AUTO_MODEL_TYPES
+    if runtime == "auto" and (problem or getattr(getattr(model, "config", None), "model_type", "") not in AUTO_MODEL_TYPES
                               or sum(p.numel() for p in model.parameters()) > OPENVINO_MAX_PARAMS):
         return "torch"
     return "openvino"
