@@ -4,7 +4,7 @@ paper's k-rule applied against either."""
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -167,16 +167,18 @@ def make_index(x: np.ndarray, cfg: IndexConfig = IndexConfig()) -> ShardedIndex:
     """An index of ``cfg.kind`` over in-memory vectors ``x`` (benchmarks; the pool path is `build_index`)."""
     x = np.ascontiguousarray(x, dtype=np.float32)
     index = empty_index(x.shape[1], len(x), cfg)
-    rows = np.random.default_rng(cfg.seed).choice(len(x), size=min(len(x), max(cfg.train_sample, 39 * _nlist(index))), replace=False)
-    index.train(x[np.sort(rows)])
+    _train(index, cfg, lambda n: x[np.sort(np.random.default_rng(cfg.seed).choice(len(x), size=min(len(x), n), replace=False))])
     index.add(x)
     return ShardedIndex(index, len(x), cfg)
 
 
-def _nlist(index: Any) -> int:
+def _train(index: Any, cfg: IndexConfig, draw: Callable[[int], np.ndarray]) -> None:
+    """Train ``index`` on ``draw(n)`` sampled vectors if it needs training: IVF's coarse lists do (at least 39
+    points per list, as faiss wants), HNSW over float16 vectors does not, so no sample is read for it."""
     import faiss
 
-    return 0 if hasattr(index, "hnsw") else int(faiss.extract_index_ivf(index).nlist)
+    if not index.is_trained:
+        index.train(draw(max(cfg.train_sample, 39 * faiss.extract_index_ivf(index).nlist)))
 
 
 def build_index(vectors: ShardedVectors, cfg: IndexConfig = IndexConfig(), *, path: str | Path | None = None,
@@ -189,8 +191,7 @@ def build_index(vectors: ShardedVectors, cfg: IndexConfig = IndexConfig(), *, pa
     import faiss
 
     index = empty_index(vectors.dim, len(vectors), cfg)
-    _, sample = vectors.sample(max(cfg.train_sample, 39 * _nlist(index)), seed=cfg.seed)
-    index.train(sample)
+    _train(index, cfg, lambda n: vectors.sample(n, seed=cfg.seed)[1])
     for _, block in tqdm(list(vectors.chunks()), desc="indexing shards", unit="shard", disable=not progress):
         index.add(block)
     if path is not None:
