@@ -4,7 +4,8 @@ Stdlib only (``http.server.ThreadingHTTPServer`` on ``127.0.0.1``, a free port, 
 It answers ``POST /v1/chat/completions`` with OpenAI-shaped JSON and ``GET /v1/models``.
 
 Each request takes the next *planned* `Reply` from a queue (``server.plan(...)``) and, once the queue is
-empty, answers with the default ``responder(request_json) -> content``. Every request is recorded in
+empty, answers with the default ``responder(request_json) -> content``; the client's preflight pings have
+their own queue (``server.plan_preflight(...)``). Every request is recorded in
 ``server.requests`` (path, headers, parsed body) so tests can assert what the client sent (and that
 nothing was sent twice).
 
@@ -63,6 +64,8 @@ class Reply:
     usage: tuple[int, int] | None | bool = None
     finish_reason: str = "stop"
     drip_s: float = 0.0  # send the body one byte at a time, this many seconds apart (a slow-drip server)
+    filler_bytes: int = 0  # send this many bytes of spaces as the body instead (a huge reply), in 64 KiB writes
+    declare_length: bool = True  # with filler_bytes: send Content-Length; False: none, the body ends at close
 
     @classmethod
     def ok(cls, content: str, **kw: Any) -> Reply:
@@ -89,6 +92,11 @@ class Reply:
     def drip(cls, seconds_per_byte: float, content: str = "{}") -> Reply:
         """A 200 whose body arrives one byte every ``seconds_per_byte`` (each read is quick; the whole is not)."""
         return cls(content=content, drip_s=seconds_per_byte)
+
+    @classmethod
+    def huge(cls, n_bytes: int, *, status: int = 200, declare_length: bool = True) -> Reply:
+        """A reply whose body is ``n_bytes`` of spaces; stops sending when the client hangs up."""
+        return cls(status=status, filler_bytes=n_bytes, declare_length=declare_length)
 
     @classmethod
     def malformed(cls) -> Reply:
@@ -132,7 +140,9 @@ class FakeLLMServer:
         self.api_key = api_key
         self.model = model
         self.requests: list[RecordedRequest] = []
+        self.bytes_sent = 0  # body bytes of `Reply.huge` replies that went out before the client hung up
         self._plan: deque[Reply] = deque()
+        self._preflight_plan: deque[Reply] = deque()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._in_flight = 0
@@ -190,11 +200,21 @@ class FakeLLMServer:
         with self._lock:
             self._plan.extend(Reply.ok(r) if isinstance(r, str) else r for r in replies)
 
+    def plan_preflight(self, *replies: Reply) -> None:
+        """Queue behaviours for the next preflight pings (errors, delays); then the model check answers."""
+        with self._lock:
+            self._preflight_plan.extend(replies)
+
     @property
     def pending(self) -> int:
         """Planned replies not used yet."""
         with self._lock:
             return len(self._plan)
+
+    def preflight_requests(self) -> list[RecordedRequest]:
+        """Recorded preflight pings."""
+        with self._lock:
+            return [r for r in self.requests if r.path.endswith("/chat/completions") and _is_preflight(r.body)]
 
     def chat_requests(self) -> list[RecordedRequest]:
         """Recorded ``POST .../chat/completions`` requests, without the client's preflight pings."""
@@ -206,13 +226,15 @@ class FakeLLMServer:
         with self._lock:
             self.requests.clear()
             self._plan.clear()
+            self._preflight_plan.clear()
             self.max_in_flight = 0
 
     # -- internals used by the handler -----------------------------------------------------------
 
-    def _next(self) -> Reply | None:
+    def _next(self, preflight: bool = False) -> Reply | None:
         with self._lock:
-            return self._plan.popleft() if self._plan else None
+            plan = self._preflight_plan if preflight else self._plan
+            return plan.popleft() if plan else None
 
     def _enter(self, record: RecordedRequest) -> None:
         with self._lock:
@@ -230,7 +252,8 @@ class FakeLLMServer:
 
 
 def _is_preflight(body: Any) -> bool:
-    """`ChatClient.preflight`'s one-token ping: answered by the model check alone, never from the plan."""
+    """`ChatClient.preflight`'s one-token ping: answered by the model check, never from the main plan (only
+    from `FakeLLMServer.plan_preflight`'s)."""
     return isinstance(body, dict) and body.get("max_tokens") == 1 and body.get("messages") == PREFLIGHT_MESSAGES
 
 
@@ -274,6 +297,27 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout test)
             self.close_connection = True
 
+    def _send_filler(self, reply: Reply) -> None:
+        """`Reply.huge`: spaces until ``filler_bytes`` are out or the client hangs up; counts what went out."""
+        sent, chunk = 0, b" " * 65536
+        try:
+            self.send_response(reply.status)
+            self.send_header("Content-Type", "application/json")
+            if reply.declare_length:
+                self.send_header("Content-Length", str(reply.filler_bytes))
+            else:  # HTTP/1.1 without a length: the body ends when the connection closes
+                self.send_header("Connection", "close")
+                self.close_connection = True
+            self.end_headers()
+            while sent < reply.filler_bytes and not self.fake._stopping.is_set():
+                self.wfile.write(chunk[: reply.filler_bytes - sent])
+                sent += min(len(chunk), reply.filler_bytes - sent)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+        finally:
+            with self.fake._lock:
+                self.fake.bytes_sent += sent
+
     def _json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
         self._send(status, json.dumps(obj).encode(), headers)
 
@@ -316,6 +360,12 @@ class _Handler(BaseHTTPRequestHandler):
                 got = auth.removeprefix("Bearer ")
                 return self._error(401, f"Incorrect API key provided: {got}. You can find your API key at ...")
         if _is_preflight(body):  # like a real server: the model name is checked, nothing else happens
+            planned = fake._next(preflight=True)
+            if planned is not None:
+                fake._wait(planned.delay_s)
+                if planned.status != 200:
+                    return self._error(planned.status, planned.error_message or f"error {planned.status}",
+                                       planned.headers)
             if body.get("model") != fake.model:
                 return self._error(404, f"The model `{body.get('model')}` does not exist.")
             return self._json(200, {"id": "ping", "object": "chat.completion", "model": fake.model, "choices": [
@@ -325,6 +375,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(400, f"response_format type '{fmt}' is not supported by this server")
         reply = fake._next() or Reply()
         fake._wait(reply.delay_s)
+        if reply.filler_bytes:
+            return self._send_filler(reply)
         if reply.raw_body is not None:
             return self._send(reply.status, reply.raw_body, reply.headers)
         if reply.status != 200:

@@ -449,3 +449,102 @@ def test_a_malformed_schema_is_the_callers_error_and_jsonschema_checks_all_of_it
     with pytest.raises(ValueError, match=r"field 'a.b' must have at least 2 characters, got 1"):
         check_schema({"a": {"b": "x"}}, {"$defs": {"s": {"type": "string", "minLength": 2}},
                                           "properties": {"a": {"properties": {"b": {"$ref": "#/$defs/s"}}}}})
+
+
+# ---------------------------------------------------------------- issue #29: preflight, limits, odd replies
+
+
+def test_a_transient_503_or_429_in_the_preflight_is_retried_and_only_a_model_error_blames_the_model(server):
+    from workbench.llm.client import EndpointError
+
+    server.plan_preflight(Reply.error(503, "loading"), Reply.rate_limited(retry_after=0.1))
+    client = make_client(server)
+    assert all(r.ok for r in client.complete_many([MSGS] * 2, schema=SCHEMA, progress=False))
+    assert len(server.preflight_requests()) == 3 and client.usage["retries"] == 2
+    server.clear()
+    server.plan_preflight(*[Reply.error(503, "overloaded")] * 5)
+    with pytest.raises(EndpointError, match=r"did not answer the preflight.*HTTP 503 after 2 retries.*overloaded") as err:
+        make_client(server, max_retries=2).complete_many([MSGS], progress=False)
+    assert "model name" not in str(err.value) and server.chat_requests() == []
+    server.clear()
+    server.plan_preflight(Reply.error(500, "no such model"))  # transformers serve's answer to a wrong name: final
+    client = make_client(server, max_retries=2)
+    with pytest.raises(EndpointError, match=r"cannot serve model 'fake-model'.*HTTP 500: no such model.*model name"):
+        client.complete_many([MSGS], progress=False)
+    assert client.usage["requests"] == 1
+
+
+def test_the_preflight_keeps_to_the_batch_and_call_deadlines(server):
+    from workbench.llm.client import EndpointError
+
+    server.plan_preflight(Reply.sleep(3))  # answers within timeout_s, but after the batch deadline
+    t0 = time.perf_counter()
+    with pytest.raises(EndpointError, match="batch deadline of 1s passed"):
+        make_client(server, timeout_s=5, batch_deadline_s=1, call_deadline_s=60).complete_many([MSGS], progress=False)
+    assert time.perf_counter() - t0 < 1.8
+    server.clear()
+    server.plan_preflight(*[Reply.sleep(3)] * 3)
+    t0 = time.perf_counter()
+    with pytest.raises(EndpointError, match="call deadline of 1s passed"):
+        make_client(server, timeout_s=5, call_deadline_s=1).complete_many([MSGS], progress=False)
+    assert time.perf_counter() - t0 < 1.8 and len(server.preflight_requests()) == 1  # no try after the deadline
+
+
+def test_a_trickling_body_is_cut_by_the_default_limits(server):
+    assert EndpointConfig(timeout_s=5).call_deadline == 10  # call_deadline_s=None: 2 x timeout_s
+    server.plan(*[Reply.drip(0.2)] * 4)  # each read is quick; the whole body would take about a minute
+    t0 = time.perf_counter()
+    r = make_client(server, timeout_s=1, max_retries=0).complete(MSGS, schema=SCHEMA)
+    assert time.perf_counter() - t0 < 1.6 and not r.ok
+    assert r.error.startswith("timeout after 1s (the body was still arriving")
+    t0 = time.perf_counter()
+    r = make_client(server, timeout_s=1, max_retries=3).complete(MSGS, schema=SCHEMA)
+    assert time.perf_counter() - t0 < 2.6 and not r.ok and r.attempts == 2
+    assert "call deadline of 2s passed (the body was still arriving)" in r.error
+
+
+@pytest.mark.parametrize("reply, shown", [
+    (Reply.huge(10**9), "Content-Length 1000000000"),
+    (Reply.huge(200 * 2**20, declare_length=False), "more than 1000000 bytes"),
+    (Reply.huge(200 * 2**20, status=500, declare_length=False), "more than 1000000 bytes"),
+])
+def test_a_huge_reply_fails_the_call_without_being_read(server, reply, shown):
+    assert EndpointConfig().max_reply_bytes == 8 * 2**20
+    server.plan(reply)
+    t0 = time.perf_counter()
+    r = make_client(server, max_reply_bytes=10**6).complete(MSGS, schema=SCHEMA)
+    assert time.perf_counter() - t0 < 1.5 and not r.ok and r.attempts == 1  # not retried: it would come again
+    assert f"the reply is over max_reply_bytes=1000000 ({shown})" in r.error and "not read" in r.error
+    assert server.bytes_sent < 40 * 2**20  # what the client read, plus the sockets' buffers
+
+
+def test_a_reask_echoes_a_bounded_part_of_the_bad_reply(server):
+    bad = "Sure! " + "la " * 50_000
+    server.plan(Reply.ok(bad), Reply.ok(GOOD))
+    assert make_client(server).complete(MSGS, schema=SCHEMA).ok
+    echoed = server.chat_requests()[1].body["messages"][1]["content"]
+    assert echoed.startswith("Sure! la la") and len(echoed) < 2100
+    assert echoed.endswith(f"[... {len(bad) - 2000} more characters not repeated]")
+
+
+def test_tool_calls_replies_are_named_as_such_not_as_an_ignored_response_format():
+    tools = {"choices": [{"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant", "content": None,
+             "tool_calls": [{"id": "1", "type": "function", "function": {"name": "lookup", "arguments": "{}"}}]}}]}
+    with FakeLLMServer(responder=lambda req: GOOD) as srv:
+        srv.plan(*[Reply(raw_body=json.dumps(tools).encode())] * 4)
+        client = make_client(srv, max_retries=3)
+        r = client.complete(MSGS, schema=SCHEMA)
+        assert not r.ok and "the reply holds tool_calls (lookup)" in r.error
+        assert client.usage["structured_output_ignored"] == 0 and client.structured_mode == "json_schema"
+        assert len(client.notes) == 1 and "answered with tool_calls (lookup) instead of text" in client.notes[0]
+        assert "does not enforce" not in client.notes[0]
+
+
+def test_a_redirect_to_another_port_or_scheme_is_named_so(server):
+    server.plan(Reply(status=307, raw_body=b"", headers={"Location": f"http://127.0.0.1:{server.port + 1}/v1/x"}))
+    r = make_client(server).complete(MSGS, schema=SCHEMA)
+    assert not r.ok and f"redirected to http://127.0.0.1:{server.port + 1}/v1/x, another port" in r.error
+    assert "another host" not in r.error
+    server.plan(Reply(status=307, raw_body=b"", headers={"Location": f"https://127.0.0.1:{server.port}/v1/x"}))
+    r = make_client(server).complete(MSGS, schema=SCHEMA)
+    assert not r.ok and "another scheme (https, not http)" in r.error
