@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, fields, replace
-from functools import partial
+from functools import cache, partial
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -61,6 +61,11 @@ _VALIDATION_ERRORS = (ValueError, TypeError, KeyError, AssertionError)
 # A 400 about the `n` parameter: "'n' is not supported", "n must be 1", "Invalid value for n", "number of choices".
 _N_PARAM_RE = re.compile(r"(?<![\w.\-/])['\"`]?n['\"`]?(?![\w.\-/])|num(ber)?[_ ]of[_ ](choices|completions|samples)", re.I)
 _REFUSED_LOCATION = "x-workbench-refused-location"
+_REFUSED_WHY = "x-workbench-refused-why"
+# Statuses the preflight retries: busy, rate-limited or starting. Any other answer (a 500 included: transformers
+# serve answers a wrong model name with one) is the endpoint's final word on the model.
+_TRANSIENT_STATUSES = frozenset({408, 409, 429, 502, 503, 504})
+REASK_ECHO_CHARS = 2000  # of a bad reply sent back with a re-ask; the rest is left out, and said to be
 _NUMBER = (int, float)
 
 
@@ -77,7 +82,9 @@ def _seconds(v: Any) -> bool:
 
 _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "timeout_s": (_seconds, "must be a finite number of seconds > 0"),
-    "call_deadline_s": (_seconds, "must be a finite number of seconds > 0"),
+    "call_deadline_s": (lambda v: v is None or _seconds(v), "must be a finite number of seconds > 0 or None "
+                        "(None: 2 x timeout_s)"),
+    "max_reply_bytes": (lambda v: isinstance(v, int) and v >= 1024, "must be an int >= 1024 (bytes)"),
     "batch_deadline_s": (lambda v: v is None or _seconds(v), "must be a finite number of seconds > 0 or None"),
     "max_retries": (lambda v: isinstance(v, int) and v >= 0, "must be an int >= 0 (0 = no retries)"),
     "backoff_s": (lambda v: isinstance(v, _NUMBER) and v >= 0, "must be seconds >= 0"),
@@ -100,7 +107,9 @@ class EndpointConfig:
         model: Model name as the server knows it; ``""`` means ``$WORKBENCH_LLM_MODEL``.
         api_key_env: NAME of the environment variable holding the API key. The key itself is never
             stored here. When the variable is unset or empty, no Authorization header is sent (local servers).
-        timeout_s: Per-request timeout in seconds (connect, read and write each): the SDK's ``timeout``.
+        timeout_s: Longest one HTTP request may take, its whole reply included: the SDK's ``timeout`` bounds
+            connecting and each read; a body still arriving ``timeout_s`` after the request was sent is cut
+            and the request counts as timed out (retried like any timeout).
         max_retries: Retries after the first attempt (so at most ``max_retries + 1`` attempts per call),
             shared between the SDK's retries of transport failures and re-asks for invalid replies.
         backoff_s: First wait of the SDK's exponential backoff: retry ``k`` (0-based) waits about
@@ -114,10 +123,14 @@ class EndpointConfig:
         price_in_per_1k: Optional USD per 1,000 prompt tokens, for the cost estimate.
         price_out_per_1k: Optional USD per 1,000 completion tokens.
         call_deadline_s: Wall-clock limit of one logical call, everything included (connecting, waiting,
-            a body that trickles in, retries, backoff and ``Retry-After`` waits, re-asks). ``timeout_s``
-            bounds each read; this bounds the call. A wait that would cross it fails the call at once.
+            a body that trickles in, retries, backoff and ``Retry-After`` waits, re-asks); None (default):
+            ``2 * timeout_s`` (see `call_deadline`). ``timeout_s`` bounds each request; this bounds the call.
+            A wait that would cross it fails the call at once.
         batch_deadline_s: Wall-clock limit of one `ChatClient.complete_many` batch (None: none). Items not
-            started by then fail with that reason; running ones stop at it.
+            started by then fail with that reason; running ones stop at it. It covers the preflight too.
+        max_reply_bytes: Largest reply body read (8 MiB; a chat reply of 512 tokens is a few KB). A larger
+            one fails the call, not retried, as soon as it is known (from ``Content-Length`` or while
+            it arrives), without reading the rest.
     """
 
     base_url: str = ""
@@ -132,8 +145,9 @@ class EndpointConfig:
     json_schema_mode: str = "auto"
     price_in_per_1k: float = 0.0
     price_out_per_1k: float = 0.0
-    call_deadline_s: float = 600.0
+    call_deadline_s: float | None = None  # None: 2 x timeout_s, one full-length reply plus room for retries
     batch_deadline_s: float | None = None
+    max_reply_bytes: int = 8 * 2**20  # 8 MiB: hundreds of times a normal reply, bounded memory per call
 
     def __post_init__(self) -> None:
         if self.base_url and not re.match(r"^https?://[^/\s]+", self.base_url):
@@ -150,6 +164,16 @@ class EndpointConfig:
         for name, (ok, rule) in _RULES.items():
             if not ok(getattr(self, name)):
                 raise ValueError(f"EndpointConfig.{name}={getattr(self, name)!r} is invalid: {rule}")
+
+    @property
+    def call_deadline(self) -> float:
+        """The call deadline in force: ``call_deadline_s``, or ``2 * timeout_s`` when that is None.
+
+        Twice the per-request limit lets a reply that takes the whole ``timeout_s`` arrive and still leaves
+        room for a retry, backoff or a short ``Retry-After``; a server that trickles or hangs holds a call no
+        longer than that.
+        """
+        return self.call_deadline_s if self.call_deadline_s is not None else 2 * self.timeout_s
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{f.name}={(_safe_url(v) if f.name == 'base_url' else v)!r}"
@@ -229,6 +253,7 @@ class _Budget:
     completion_tokens: int = 0
     deadline: float = math.inf  # time.monotonic() by which the call must be over
     deadline_name: str = "call_deadline_s"
+    attempt_start: float = 0.0  # time.monotonic() when the request in flight was sent (timeout_s runs from it)
 
     def left(self) -> float:
         return self.deadline - time.monotonic()
@@ -242,6 +267,14 @@ class _Failure(Exception):
         self.reason, self.retryable, self.status = reason, retryable, status
         self.detail = detail  # for HTTP errors: the server's message (+ hint), without the "HTTP nnn: " prefix
         self.fallback = False  # a 400/422 about response_format: try the next structured-output mode
+
+
+class _ReplyTooLarge(Exception):
+    """Raised while a response arrives, as soon as its body is known to pass ``max_reply_bytes``."""
+
+    def __init__(self, what: str, status: int):
+        super().__init__(what)
+        self.what, self.status = what, status
 
 
 class _WaitPastDeadline(Exception):
@@ -262,9 +295,16 @@ class _SDK(openai.OpenAI):
     the server's Retry-After) before each retry, with the same signature in openai 1.40, 2.0, 2.54 and 3.54;
     it is the one override (and `_parse_retry_after_header` the one private helper used).
     ``before_retry(wait, retry_after) -> (wait, next attempt's timeout)`` may raise to end the retries.
+    ``retry_statuses`` narrows the statuses the SDK retries (`_should_retry`, same signature in those releases).
     """
 
     before_retry: Callable[[float, float | None], tuple[float, float]] | None = None  # set on the per-call copy
+    retry_statuses: frozenset[int] | None = None  # set on the per-call copy; None: the SDK's own rule
+
+    def _should_retry(self, response: Any) -> bool:
+        if self.retry_statuses is not None and response.status_code not in self.retry_statuses:
+            return False
+        return super()._should_retry(response)
 
     def _calculate_retry_timeout(self, remaining_retries: int, options: Any, response_headers: Any = None) -> float:
         wait = super()._calculate_retry_timeout(remaining_retries, options, response_headers)
@@ -273,16 +313,67 @@ class _SDK(openai.OpenAI):
         return wait
 
 
-def _on_response(response: Any) -> None:
-    """httpx response hook: read error bodies now (the SDK drops them unread before a retry) and follow a
-    redirect on the same host only: without ``Location`` the 3xx reaches the SDK as an error naming it."""
+def _on_response(response: Any, *, max_bytes: int) -> None:
+    """httpx response hook, before any of the body is read.
+
+    Caps the body at ``max_bytes`` (`_ReplyTooLarge` at once for a larger ``Content-Length``, else when the
+    running count passes it: nothing more is read); reads error bodies now (the SDK drops them unread before
+    a retry); follows a redirect within the same origin only: without ``Location`` the 3xx reaches the SDK
+    as an error naming where it pointed and what differs.
+    """
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise _ReplyTooLarge(f"Content-Length {int(declared)}", response.status_code)
+    response.stream = _capped_stream_type(type(response.stream))(response.stream, max_bytes, response.status_code)
     if response.is_error:
         response.read()
     if response.has_redirect_location:
         here, there = response.url, response.url.join(response.headers["location"])
-        if (there.scheme, there.host, there.port) != (here.scheme, here.host, here.port):
+        other = _other_origin(here, there)
+        if other:
             response.headers[_REFUSED_LOCATION] = str(there)
+            response.headers[_REFUSED_WHY] = other
             del response.headers["location"]
+
+
+def _other_origin(here: Any, there: Any) -> str:
+    """What makes URL ``there`` another origin than ``here``, e.g. ``"another port (8001, not 8000)"``; "" if same."""
+    if there.host != here.host:
+        return "another host"
+    if there.scheme != here.scheme:
+        return f"another scheme ({there.scheme}, not {here.scheme})"
+    ports = [u.port or {"http": 80, "https": 443}.get(u.scheme) for u in (there, here)]
+    return f"another port ({ports[0]}, not {ports[1]})" if ports[0] != ports[1] else ""
+
+
+@cache
+def _capped_stream_type(stream_type: type) -> type:
+    """A byte stream of the SDK's httpx (``httpx2`` from openai 3.x, ``httpx`` before) that stops at a size.
+
+    httpx accepts only its own ``SyncByteStream`` as a response stream; the base is taken from the stream
+    being wrapped so the cap works on either package.
+    """
+    base = next(c for c in stream_type.__mro__ if c.__name__ == "SyncByteStream")
+
+    class CappedStream(base):  # type: ignore[valid-type, misc]
+        def __init__(self, inner: Any, max_bytes: int, status: int):
+            self.inner, self.max_bytes, self.status, self.seen = inner, max_bytes, status, 0
+
+        def __iter__(self) -> Any:
+            for chunk in self.inner:
+                self.seen += len(chunk)
+                if self.seen > self.max_bytes:
+                    raise _ReplyTooLarge(f"more than {self.max_bytes} bytes", self.status)
+                yield chunk
+
+        def close(self) -> None:
+            self.inner.close()
+
+        @property
+        def elapsed(self) -> Any:  # httpx reads the time taken from the stream it wrapped
+            return getattr(self.inner, "elapsed", None)
+
+    return CappedStream
 
 
 def _server_message(response: Any, limit: int = 300) -> str:
@@ -359,7 +450,8 @@ class ChatClient:
 
     def __init__(self, cfg: EndpointConfig):
         self.cfg = cfg.resolved()
-        self._http = openai.DefaultHttpxClient(event_hooks={"response": [_on_response]})
+        self._http = openai.DefaultHttpxClient(
+            event_hooks={"response": [partial(_on_response, max_bytes=self.cfg.max_reply_bytes)]})
         # api_key as a callable: the SDK reads the key as it builds each request; nothing here keeps it
         self._sdk = _SDK(base_url=self.cfg.base_url, api_key=self._api_key, timeout=self.cfg.timeout_s,
                          max_retries=self.cfg.max_retries, http_client=self._http)
@@ -370,6 +462,7 @@ class ChatClient:
         self._batch_end: float | None = None  # monotonic end of the running complete_many batch
         self._unparsed_in_a_row = 0  # replies under a structured mode that did not parse, consecutively
         self._structured_ignored = False
+        self._tool_calls_named = False
         self.notes: list[str] = []  # things the user should know about this endpoint, said once each
         self._totals = {"calls": 0, "requests": 0, "retries": 0, "failures": 0,
                         "prompt_tokens": 0, "completion_tokens": 0}
@@ -448,18 +541,25 @@ class ChatClient:
             payload["response_format"] = {"type": "json_object"}
         return payload
 
-    def _request(self, payload: dict, budget: _Budget) -> list[Choice]:
-        """One ``chat.completions.create``, the SDK retrying within the budget: the choices, or `_Failure`."""
+    def _request(self, payload: dict, budget: _Budget, retry_statuses: frozenset[int] | None = None) -> list[Choice]:
+        """One ``chat.completions.create``, the SDK retrying within the budget: the choices, or `_Failure`.
+
+        ``retry_statuses``: only these HTTP statuses are retried (None: the SDK's rule, 408/409/429/5xx).
+        """
         if budget.left() <= 0:
             raise _Failure(self._deadline_text(budget), retryable=False)
         sdk = self._sdk.with_options(max_retries=budget.retries_left)
         sdk.before_retry = partial(self._before_retry, budget)
+        sdk.retry_statuses = retry_statuses
         self._count(budget, requests=1)
+        budget.attempt_start = time.monotonic()
         try:
             with sdk.chat.completions.with_streaming_response.create(
                     **payload, timeout=min(self.cfg.timeout_s, budget.left()),
                     extra_headers=self._no_key_headers()) as resp:
                 raw = self._read_body(resp, budget)
+        except _ReplyTooLarge as exc:
+            raise _Failure(self._too_large_text(exc), retryable=False, status=exc.status) from None
         except _WaitPastDeadline as stop:
             if budget.left() <= 0:
                 raise _Failure(self._deadline_text(budget), retryable=False) from None
@@ -497,31 +597,54 @@ class ChatClient:
             raise _WaitPastDeadline(wait, False)
         budget.retries_left -= 1
         self._count(budget, requests=1, retries=1)
+        budget.attempt_start = time.monotonic() + wait
         return wait, min(self.cfg.timeout_s, budget.left() - wait)
 
     def _read_body(self, resp: Any, budget: _Budget) -> bytes:
-        """The body, read by the deadline: httpx's timeouts are per read, so a body that trickles in would
-        never time out; a timer closes the stream at the deadline instead."""
-        closed_by_deadline = threading.Event()
+        """The body, in by ``timeout_s`` after the request was sent and by the deadline, ``max_reply_bytes`` at most.
+
+        httpx's timeouts are per read, so a body that trickles in would never time out; a timer closes the
+        stream at whichever limit comes first instead. The size is counted again after decompression (the
+        hook counted the bytes on the wire): a small gzip body can inflate a thousandfold.
+        """
+        end_of_request = budget.attempt_start + self.cfg.timeout_s
+        closed = threading.Event()
 
         def stop() -> None:
-            closed_by_deadline.set()
+            closed.set()
             resp.http_response.close()
 
-        timer = threading.Timer(max(budget.left(), 0.0), stop)
+        timer = threading.Timer(max(min(end_of_request, budget.deadline) - time.monotonic(), 0.0), stop)
         timer.daemon = True
         timer.start()
+        chunks, size = [], 0
         try:
-            raw = b"".join(resp.iter_bytes())
+            for chunk in resp.iter_bytes():
+                size += len(chunk)
+                if size > self.cfg.max_reply_bytes:
+                    raise _ReplyTooLarge(f"more than {self.cfg.max_reply_bytes} bytes once decompressed",
+                                         resp.http_response.status_code)
+                chunks.append(chunk)
+        except _ReplyTooLarge:
+            raise
         except Exception as exc:  # the transport errors of the SDK's httpx: this layer retries them
-            if not closed_by_deadline.is_set():
+            if not closed.is_set():
                 raise _Failure(self._redact(f"connection error to {_safe_url(self.cfg.base_url)} while reading the "
                                             f"body: {type(exc).__name__}: {exc}"), retryable=True) from None
         finally:
             timer.cancel()
-        if closed_by_deadline.is_set():
+        if closed.is_set() and end_of_request < budget.deadline:
+            raise _Failure(f"timeout after {self.cfg.timeout_s:g}s (the body was still arriving: the server sends it "
+                           "slowly); raise timeout_s if its replies are this slow", retryable=True)
+        if closed.is_set():
             raise _Failure(self._deadline_text(budget, "the body was still arriving"), retryable=False)
-        return raw
+        return b"".join(chunks)
+
+    def _too_large_text(self, exc: _ReplyTooLarge) -> str:
+        status = f"HTTP {exc.status}: " if exc.status >= 400 else ""
+        return (f"{status}the reply is over max_reply_bytes={self.cfg.max_reply_bytes} ({exc.what}); not read further "
+                f"and not retried. A chat reply of max_tokens={self.cfg.max_tokens} is far smaller: check that "
+                f"base_url {_safe_url(self.cfg.base_url)!r} is a chat-completions API, or raise max_reply_bytes")
 
     def _failure(self, exc: BaseException | None) -> _Failure:
         """An `openai.OpenAIError` (or, inside the SDK's retry loop, httpx's error) as a `_Failure`."""
@@ -530,7 +653,8 @@ class ChatClient:
             status, msg = response.status_code, self._redact(_server_message(response))
             if _REFUSED_LOCATION in response.headers:
                 target = _safe_url(response.headers[_REFUSED_LOCATION])
-                return _Failure(f"HTTP {status}: redirected to {target}, another host; not followed (set base_url "
+                other = response.headers.get(_REFUSED_WHY, "another origin")
+                return _Failure(f"HTTP {status}: redirected to {target}, {other}; not followed (set base_url "
                                 "to it if you trust it)", retryable=False, status=status, detail=f"redirected to {target}")
             hint = {401: f" (check the key in ${self.cfg.api_key_env})",
                     403: " (the key lacks access to this model/endpoint)",
@@ -545,15 +669,19 @@ class ChatClient:
         return _Failure(self._redact(f"connection error to {_safe_url(self.cfg.base_url)}: {type(cause).__name__}: "
                                      f"{cause}; is the server running and base_url right?"), retryable=True)
 
+    def _deadline_value(self, name: str) -> float:
+        """The deadline in force under this name (``call_deadline_s`` may be None: 2 x timeout_s)."""
+        return self.cfg.call_deadline if name == "call_deadline_s" else getattr(self.cfg, name)
+
     def _wait_text(self, wait: float, server_asked: bool, budget: _Budget) -> str:
         left, name = max(budget.left(), 0.0), budget.deadline_name
-        why = (f"past the deadline ({left:.1f}s left of {name}={getattr(self.cfg, name):g})" if wait >= left
+        why = (f"past the deadline ({left:.1f}s left of {name}={self._deadline_value(name):g})" if wait >= left
                else f"more than the {SDK_MAX_RETRY_AFTER_S:g}s the openai SDK waits")
         return f"; the next try would start after {wait:.1f}s{' (Retry-After)' if server_asked else ''}, {why}"
 
     def _deadline_text(self, budget: _Budget, what: str = "") -> str:
         name = budget.deadline_name
-        return (f"{name.removesuffix('_s').replace('_', ' ')} of {getattr(self.cfg, name):g}s passed"
+        return (f"{name.removesuffix('_s').replace('_', ' ')} of {self._deadline_value(name):g}s passed"
                 + (f" ({what})" if what else "") + f" after {budget.attempts} attempts; raise {name} or lower max_tokens")
 
     def _send(self, build: Callable[[str], dict], budget: _Budget, structured: bool) -> list[Choice]:
@@ -625,7 +753,7 @@ class ChatClient:
     def _new_budget(self, retries: int | None = None) -> _Budget:
         """A fresh retry budget whose deadline is the call deadline, or the batch's if that comes first."""
         retries = self.cfg.max_retries if retries is None else retries
-        deadline = time.monotonic() + self.cfg.call_deadline_s
+        deadline = time.monotonic() + self.cfg.call_deadline
         if self._batch_end is not None and self._batch_end < deadline:
             return _Budget(retries, deadline=self._batch_end, deadline_name="batch_deadline_s")
         return _Budget(retries, deadline=deadline)
@@ -665,10 +793,14 @@ class ChatClient:
                 return self._result(True, last_content, value, None, budget, t0)
             except ValueError as exc:
                 reason = str(exc)
-                # not JSON at all, or (json_schema mode) JSON off the schema: what an enforcing server never sends
-                off_structure = reason.startswith("invalid JSON") or (
-                    self._mode == "json_schema" and not reason.startswith(("validation:", "model refused", "empty reply")))
-                self._note_parse(structured, ok=False, unparsed=off_structure)
+                if reason.startswith(TOOL_CALLS_REPLY):  # the model chose a tool: no evidence about response_format
+                    self._note_tool_calls(reason)
+                else:
+                    # not JSON at all, or (json_schema mode) JSON off the schema: what an enforcing server never sends
+                    off_structure = reason.startswith("invalid JSON") or (
+                        self._mode == "json_schema" and not reason.startswith(("validation:", "model refused",
+                                                                               "empty reply")))
+                    self._note_parse(structured, ok=False, unparsed=off_structure)
             pending = None
             if not self._spend_retry(budget):
                 used = self.cfg.max_retries
@@ -693,9 +825,29 @@ class ChatClient:
             self.notes.append(note)
         log.warning(note)
 
+    def _note_tool_calls(self, reason: str) -> None:
+        """Say once that the model answers with tool calls, which this client neither sends nor runs."""
+        names = re.match(re.escape(TOOL_CALLS_REPLY) + r" \((.*?)\)", reason)
+        with self._lock:
+            if self._tool_calls_named:
+                return
+            self._tool_calls_named = True
+            note = (f"{_safe_url(self.cfg.base_url)}: model {self.cfg.model!r} answered with tool_calls "
+                    f"({names.group(1) if names else '?'}) instead of text, though this client offers no tools: the "
+                    "server parses the model's output as tool calls (a tool-call parser or chat template is on). "
+                    "Such replies are re-asked like any unusable one; they say nothing about response_format. "
+                    "Turn tool calling off on the server, or tell the model in the prompt not to call tools.")
+            self.notes.append(note)
+        log.warning(note)
+
     @staticmethod
     def _reask(bad_content: str | None, reason: str) -> list[dict]:
-        return [{"role": "assistant", "content": bad_content or ""},
+        """The re-ask turns: the bad reply (its first `REASK_ECHO_CHARS` characters) and why it was unusable."""
+        echo = bad_content or ""
+        if len(echo) > REASK_ECHO_CHARS:
+            echo = echo[:REASK_ECHO_CHARS] + f" [... {len(echo) - REASK_ECHO_CHARS} more characters not repeated]"
+        reason = reason if len(reason) <= 500 else reason[:500] + "..."
+        return [{"role": "assistant", "content": echo},
                 {"role": "user", "content": f"Your previous reply could not be used: {reason}. "
                                             "Reply again with only a single valid JSON object, no other text."}]
 
@@ -780,33 +932,46 @@ class ChatClient:
     def preflight(self) -> None:
         """Check once that the endpoint serves ``cfg.model`` for chat completions; raise `EndpointError` if not.
 
-        One chat call with ``max_tokens=1`` and no retries (`PREFLIGHT_MESSAGES`): any HTTP error is final
-        here, so a mistyped model name that a server answers with a 500 fails in one request instead of a
-        batch of retried ones (a connection reset is tried once more: servers close kept-alive connections
-        after an error). On failure ``GET /models`` is asked, briefly, for the names the server lists.
+        One chat call with ``max_tokens=1`` (`PREFLIGHT_MESSAGES`) under one call's budget: ``max_retries``
+        with backoff, ``Retry-After``, the call deadline and, inside `complete_many`, the batch deadline.
+        Only a busy, rate-limited or unreachable server is retried (`_TRANSIENT_STATUSES`, connection errors,
+        timeouts); any other HTTP error is final, so a mistyped model name that a server answers with a 404
+        or a 500 fails in one request instead of a batch of retried ones. Then ``GET /models`` is asked,
+        briefly, for the names the server lists.
         """
         if self._preflight_done:
             return
         payload = {"model": self.cfg.model, "messages": PREFLIGHT_MESSAGES, "max_tokens": 1}
+        budget = self._new_budget()
         try:
-            try:
-                self._request(payload, self._new_budget(retries=0))
-            except _Failure as fail:
-                if fail.status is not None:
-                    raise
-                self._request(payload, self._new_budget(retries=0))  # a kept-alive connection the server closed
+            while True:
+                try:
+                    self._request(payload, budget, retry_statuses=_TRANSIENT_STATUSES)
+                    break
+                except _Failure as fail:  # a body cut or malformed: asked again like any call's
+                    if fail.status is not None or not fail.retryable or not self._spend_retry(budget):
+                        raise
         except _Failure as fail:
-            served = self._served_models()
+            where, reason = _safe_url(self.cfg.base_url), self._fail_text(fail, budget)
+            if fail.status is None or fail.status in _TRANSIENT_STATUSES:
+                raise EndpointError(f"{where} did not answer the preflight for model {self.cfg.model!r}: {reason}. "
+                                    "The server is unreachable, busy or slow, which says nothing about the model; "
+                                    "try again later, or raise max_retries / call_deadline_s (nothing of this "
+                                    "batch was sent).") from None
+            served = self._served_models(budget)
             listed = f" The server lists: {', '.join(served[:10])}." if served else ""
-            raise EndpointError(f"{_safe_url(self.cfg.base_url)} cannot serve model {self.cfg.model!r} for chat "
-                                f"completions: {fail.reason}.{listed} Check the model name and that base_url ends "
-                                "in /v1 (nothing of this batch was sent).") from None
+            raise EndpointError(f"{where} cannot serve model {self.cfg.model!r} for chat completions: {reason}."
+                                f"{listed} Check the model name and that base_url ends in /v1 (nothing of this "
+                                "batch was sent).") from None
         self._preflight_done = True
 
-    def _served_models(self) -> list[str]:
-        """Model ids from ``GET /models`` (0.5 s at most: some servers build the list slowly), [] when unknown."""
+    def _served_models(self, budget: _Budget) -> list[str]:
+        """Model ids from ``GET /models`` (0.5 s at most, within the deadline: some servers build the list slowly),
+        [] when unknown."""
+        if budget.left() <= 0.05:
+            return []
         try:
-            sdk = self._sdk.with_options(timeout=min(self.cfg.timeout_s, 0.5), max_retries=0)
+            sdk = self._sdk.with_options(timeout=min(self.cfg.timeout_s, 0.5, budget.left()), max_retries=0)
             return [str(m.id) for m in sdk.models.list(extra_headers=self._no_key_headers()).data]
         except Exception:  # only a hint in an error message: any odd answer means "unknown"
             return []
@@ -826,16 +991,23 @@ class ChatClient:
             messages or a bug in ``validate``) gets ``ok=False`` with ``"internal error: ..."``.
 
         Raises:
-            EndpointError: from `preflight`, before anything of the batch is sent, when the endpoint cannot
-                serve the model at all.
+            EndpointError: from `preflight` (run inside the batch deadline), before anything of the batch is
+                sent, when the endpoint cannot serve the model at all.
         """
+        if not batch:
+            return []
+        self._batch_end = time.monotonic() + self.cfg.batch_deadline_s if self.cfg.batch_deadline_s else None
+        try:
+            self.preflight()
+            return self._run_batch(batch, progress, desc, kw)
+        finally:
+            self._batch_end = None
+
+    def _run_batch(self, batch: list[list[dict]], progress: bool, desc: str,
+                   kw: dict[str, Any]) -> list[CallResult | list[CallResult]]:
         from tqdm.auto import tqdm
 
         results: list[Any] = [None] * len(batch)
-        if not batch:
-            return results
-        self.preflight()
-        self._batch_end = time.monotonic() + self.cfg.batch_deadline_s if self.cfg.batch_deadline_s else None
         failures = 0
         pool = ThreadPoolExecutor(max_workers=min(self.cfg.concurrency, len(batch)), thread_name_prefix="llm")
         bar = tqdm(total=len(batch), desc=desc, unit="call", disable=not progress, dynamic_ncols=True)
@@ -859,6 +1031,5 @@ class ChatClient:
             raise
         finally:
             bar.close()
-            self._batch_end = None
         pool.shutdown(wait=True)
         return results
