@@ -89,7 +89,7 @@ def test_csv_extra_cells_and_empty_response(tmp_path):
 def test_parquet_non_string_field(tmp_path):
     path = tmp_path / "bad.parquet"
     pd.DataFrame([{"prompt": "q", "chosen": "a", "rejected": "b"}, {"prompt": "q2", "chosen": "a", "rejected": None}]).to_parquet(path)
-    with pytest.raises(PairError, match=r"bad.parquet: row 2: field 'rejected': missing"):
+    with pytest.raises(PairError, match=r"bad.parquet: row 2: field 'rejected': null"):
         io.read_pairs(path)
 
 

@@ -44,7 +44,7 @@ def test_hh_prompt_mismatch_is_an_error():
         ({"chosen": "\n\nHuman: q\n\nAssistant: a"}, "rejected", "missing"),
         ({"chosen": "\n\nHuman: q\n\nAssistant: a", "rejected": 3}, "rejected", "must be a string, got int"),
         ({"prompt": "q", "chosen": "a", "rejected": "b\udcff"}, "rejected", "undecodable bytes"),
-        ({"prompt": "", "chosen": "a", "rejected": "b"}, "prompt[0].content", "the last prompt message is empty"),
+        ({"prompt": "", "chosen": "a", "rejected": "b"}, "prompt", "empty text"),  # a text prompt is named as such
         ({"prompt": "q", "chosen": "   ", "rejected": "b"}, "chosen", "empty response"),
         ({"chosen": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}],
           "rejected": [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "b"}]},

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from workbench.data import files as io
+from workbench.data.pairs import PairError
 
 TEXT = st.lists(st.sampled_from(list("abc xyz😀é\r\n\t[]{},.\"'") + ["[2, 3, 5]", "\\ud83d", "Human:"]),
                 min_size=1, max_size=12).map("".join).filter(lambda s: s.strip())
@@ -134,3 +135,81 @@ def test_outputs_follow_the_umask_and_read_only_folders_are_named(tmp_path):
         ReviewStore("/sys/review.sqlite")
     with pytest.raises(PermissionError, match=r"/sys/x.json: cannot write here"):
         io.write_json({"a": 1}, "/sys/x.json")
+
+
+# ---- issue #29: inputs that still got through
+
+def _prompt_rows(n, start=0):
+    return [{"prompt": f"question {i}", "chosen": f"answer {i}", "rejected": f"other {i}"} for i in range(start, start + n)]
+
+
+def test_csv_cell_over_the_default_field_limit_keeps_every_row(tmp_path):
+    import pandas as pd
+
+    rows = _prompt_rows(3)
+    rows[1]["chosen"] = "long answer " * 20_000  # 240 KB: over the csv module's default 128 KiB field limit
+    path = tmp_path / "long.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    pairs, report = io.read_pairs(path)
+    assert report.n_ok == 3 and pairs["chosen"].str.len().max() == len(rows[1]["chosen"])
+
+
+def test_a_deeply_nested_row_is_rejected_by_name_and_the_rest_kept(tmp_path):
+    deep = "[" * 100_000 + "]" * 100_000
+    lines = [json.dumps(r) for r in _prompt_rows(3)]
+    path = tmp_path / "deep.jsonl"
+    path.write_text("\n".join([lines[0], '{"prompt": "q", "chosen": ' + deep + ', "rejected": "b"}', *lines[1:]]) + "\n")
+    pairs, report = io.read_pairs(path, strict=False)
+    assert report.n_ok == 3 and [(r["row"], r["field"], r["kind"]) for r in report.rejects] == [(2, "<record>", "nested too deeply")]
+    with pytest.raises(PairError, match=r"deep.jsonl: row 2: field '<record>': nested too deeply"):
+        io.read_pairs(path)
+    array = tmp_path / "deep.json"  # a JSON array: the deep element is rejected, its neighbours kept
+    array.write_text("[" + ",".join([lines[0], deep, *lines[1:]]) + "]")
+    pairs, report = io.read_pairs(array, strict=False)
+    assert report.n_ok == 3 and [(r["row"], r["kind"]) for r in report.rejects] == [(2, "nested too deeply")]
+
+
+@pytest.mark.parametrize("name", ["cut.jsonl.gz", "cut.json.gz", "cut.csv.gz"])
+def test_a_truncated_gzip_keeps_the_complete_rows_and_names_the_row_where_it_ends(tmp_path, name):
+    import pandas as pd
+
+    rows = _prompt_rows(20_000)
+    frame = pd.DataFrame(rows)
+    text = {"cut.jsonl.gz": "".join(json.dumps(r) + "\n" for r in rows), "cut.json.gz": json.dumps(rows),
+            "cut.csv.gz": frame.to_csv(index=False)}[name]
+    whole = gzip.compress(text.encode(), compresslevel=1)
+    path = tmp_path / name
+    path.write_bytes(whole[: len(whole) // 2])  # an interrupted download
+    pairs, report = io.read_pairs(path, strict=False)
+    assert 5_000 < report.n_ok < 15_000 and report.n_ok == len(pairs)
+    assert pairs["chosen"].tolist() == frame["chosen"].tolist()[: report.n_ok]  # every complete row, in order
+    (cut,) = report.rejects
+    assert cut["row"] == report.n_ok + 1 and cut["kind"] == "truncated" and "remove the .gz suffix" not in cut["reason"]
+    with pytest.raises(PairError, match=rf"{name}: row {report.n_ok + 1}: field '<record>': truncated"):
+        io.read_pairs(path)
+
+
+def test_reject_messages_say_what_they_mean(tmp_path):
+    path = tmp_path / "odd.jsonl"
+    many_keys = {**{f"extra_{i:02d}": i for i in range(40)}, "prompt": "q2", "chosen": "a"}
+    path.write_text("\n".join([
+        json.dumps({"prompt": "q1", "chosen": None, "rejected": "b"}),  # null, not missing
+        json.dumps(many_keys),  # missing, with a long key list
+        json.dumps({"prompt": "smile \ud83d", "chosen": "a", "rejected": "b"}),  # a string prompt is 'prompt'
+        '{"prompt": "tab\there", "chosen": "a", "rejected": "b"}',  # a raw control character
+        json.dumps({"prompt": "q5", "chosen": "a", "rejected": "b"}),
+    ]) + "\n")
+    _, report = io.read_pairs(path, strict=False)
+    by_row = {r["row"]: r for r in report.rejects}
+    assert by_row[1]["field"] == "chosen" and by_row[1]["reason"].startswith("null") and "missing" not in by_row[1]["reason"]
+    assert by_row[2]["field"] == "rejected" and by_row[2]["kind"] == "missing"
+    assert by_row[2]["reason"].count("(") == by_row[2]["reason"].count(")") and "more" in by_row[2]["reason"]
+    assert by_row[3]["field"] == "prompt" and "lone surrogate" in by_row[3]["reason"]
+    assert "at at" not in by_row[4]["reason"] and by_row[4]["kind"] == "invalid JSON"
+    assert all(k.count("(") == k.count(")") for k in report.reasons())
+    for name, text in (("empty.jsonl", ""), ("blank.jsonl", "\n\n"), ("empty.csv", ""), ("header.csv", "prompt,chosen,rejected\n"),
+                       ("empty.json", ""), ("empty_array.json", "[]")):
+        (tmp_path / name).write_text(text)
+        with pytest.raises(ValueError, match=rf"{name}: .*no rows.*empty") as err:
+            io.read_pairs(tmp_path / name)
+        assert "keys None" not in str(err.value) and "first 0 rows" not in str(err.value)

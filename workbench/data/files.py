@@ -1,6 +1,9 @@
 """Files and the Hub: reading pair files of every format, the shared data folder, atomic writes of pairs, frames,
 arrays and JSON.
 
+The rows of a local file come from `workbench.data.records` (`iter_records`, `file_format`, re-exported here); this
+module adds the Hub, renaming, the reject file and the writers.
+
 Writes are atomic (temp file + ``os.replace``) so a crash or Ctrl-C never leaves a half-written parquet, manifest
 or config behind. A run folder's named artifacts and report items are `workbench.runs.folder.Run`'s; its durable
 stores (scores, embeddings, tags, judge votes, reviews) are `workbench.runs.stores` and `workbench.curation.review`.
@@ -8,7 +11,6 @@ stores (scores, embeddings, tags, judge votes, reviews) are `workbench.runs.stor
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import gzip
 import io as _io
@@ -24,11 +26,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from workbench.data.pairs import ReadReport, records_to_pairs
+from workbench.data.records import file_format, iter_records, read_bytes
 from workbench.data.schema import ARROW_SCHEMA, PAIR_COLUMNS, PairFrame
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DATA_DIR_ENV = "WORKBENCH_DATA_DIR"
-_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv", ".tsv")
 _GENERIC_STEMS = {"test", "train", "validation", "dev", "dataset", "data"}
 
 
@@ -90,105 +92,11 @@ def shared_data_dir(path: str | os.PathLike | None = None) -> Path:
 
 
 def _open_bytes(path: Path) -> bytes:
-    raw = path.read_bytes()
-    if path.suffix == ".gz":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as e:
-            raise ValueError(f"{path}: not a valid gzip file ({e}); remove the .gz suffix or re-compress it.") from None
-    return raw
-
-
-def _text_lines(path: Path) -> Iterator[str]:
-    """Lines of a text file, ``.gz`` or not, read as they are needed (a 100 GB JSONL never sits in memory);
-    bytes that are not UTF-8 are kept as surrogate escapes."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        # utf-8-sig: a byte-order mark (Windows editors write one) is not part of row 1
-        with opener(path, "rt", encoding="utf-8-sig", errors="surrogateescape") as f:
-            yield from f
-    except (gzip.BadGzipFile, EOFError) as e:
-        raise ValueError(f"{path}: not a valid gzip file ({e}); remove the .gz suffix or re-compress it.") from None
-
-
-def file_format(path: Path) -> str:
-    """``.jsonl`` / ``.json`` / ``.parquet`` / ``.csv`` / ``.tsv`` (a trailing ``.gz`` is allowed)."""
-    suffixes = [s.lower() for s in path.suffixes]
-    if suffixes and suffixes[-1] == ".gz":
-        suffixes = suffixes[:-1]
-    if not suffixes or suffixes[-1] not in _SUFFIXES:
-        raise ValueError(f"{path}: unsupported file type {''.join(path.suffixes)!r}; use one of {list(_SUFFIXES)} (optionally .gz).")
-    return suffixes[-1]
-
-
-def iter_records(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any] | Exception]]:
-    """Yield ``(row, record)`` from a local file; a row that cannot be read yields the exception instead.
-
-    Rows are 1-based: the line number for JSONL, the element number for a JSON array, the data row
-    (header excluded) for CSV/TSV and parquet. JSONL and parquet are read as they are consumed (bounded
-    memory, `workbench.scale.shards.shard_pair_file`); JSON and CSV are read whole. Undecodable bytes are kept as surrogate escapes so
-    the validator can name the field that holds them instead of failing the whole file.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file.")
-    if path.is_dir():
-        raise IsADirectoryError(f"{path}: is a folder; pass one pair file (or shard the files one by one).")
-    kind = file_format(path)
-    if kind == ".parquet":  # streamed in record batches
-        try:
-            batches = pq.ParquetFile(path).iter_batches(batch_size=8192)
-        except (pa.ArrowInvalid, OSError) as e:
-            raise ValueError(f"{path}: not a readable parquet file ({e}).") from None
-        yield from enumerate((rec for batch in batches for rec in batch.to_pylist()), start=1)
-        return
-    if kind == ".jsonl":  # streamed line by line
-        for i, line in enumerate(_text_lines(path), start=1):
-            if not line.strip():
-                continue
-            try:
-                yield i, json.loads(line)
-            except json.JSONDecodeError as e:
-                yield i, ValueError(f"invalid JSON ({e.msg} at column {e.colno})")
-        return
-    text = _open_bytes(path).decode("utf-8-sig", errors="surrogateescape")  # -sig: drop a byte-order mark
-    if kind == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}.") from None
-        if isinstance(data, Mapping):  # {"data": [...]} or a single record
-            lists = [v for v in data.values() if isinstance(v, list)]
-            data = lists[0] if len(lists) == 1 else [data]
-        if not isinstance(data, list):
-            raise ValueError(f"{path}: expected a JSON array of records, got {type(data).__name__}.")
-        yield from enumerate(data, start=1)
-    else:
-        reader = csv.DictReader(_io.StringIO(text, newline=""), delimiter="\t" if kind == ".tsv" else ",")
-        for i, rec in enumerate(reader, start=1):
-            if None in rec:
-                yield i, ValueError(f"{len(rec[None])} more cells than header columns {reader.fieldnames}")
-                continue
-            yield i, _decode_json_cells(rec)
-
-
-def _decode_json_cells(rec: dict[str, Any]) -> dict[str, Any]:
-    """CSV cells that hold a JSON list of chat messages are parsed; everything else stays text.
-
-    A cell like ``[2, 3, 5]`` or ``[]`` is an answer, not a message list: only a non-empty list whose
-    items are all ``{"role", "content"}`` objects becomes a list.
-    """
-    out = {}
-    for k, v in rec.items():
-        if isinstance(v, str) and v.startswith("[{") and v.endswith("}]"):
-            try:
-                parsed = json.loads(v)
-            except json.JSONDecodeError:
-                parsed = None
-            if isinstance(parsed, list) and parsed and all(isinstance(m, dict) and {"role", "content"} <= set(m) for m in parsed):
-                v = parsed
-        out[k] = v
-    return out
+    """The whole file, decompressed when it ends in ``.gz``; a damaged ``.gz`` is an error (for files we wrote)."""
+    data, damage = read_bytes(path)
+    if damage:
+        raise ValueError(f"{path}: {damage}; re-create the file with the step that wrote it.")
+    return data
 
 
 def _renamed(records: Iterable[tuple[int, Any]], columns: Mapping[str, str]) -> Iterator[tuple[int, Any]]:

@@ -47,12 +47,20 @@ class PairError(ValueError):
         super().__init__(f"{where}: row {row}: field {field_name!r}: {problem}")
 
 
-class _RowProblem(Exception):
-    """Raised inside the per-format parsers; turned into a PairError or a reject by the caller."""
+_KIND_END = re.compile(r":|;| \(| \[|, got ")  # where the kind of a problem ends and its particulars begin
 
-    def __init__(self, field_name: str, problem: str):
+
+class _RowProblem(Exception):
+    """Raised inside the per-format parsers; turned into a PairError or a reject by the caller.
+
+    ``kind`` groups rejects in `ReadReport.reasons`: the problem's head, before its particulars (``"missing"`` for
+    ``"missing (keys present: [...])"``), unless given.
+    """
+
+    def __init__(self, field_name: str, problem: str, kind: str | None = None):
         super().__init__(problem)
         self.field, self.problem = field_name, problem
+        self.kind = kind or _KIND_END.split(problem, maxsplit=1)[0].strip()
 
 
 @dataclass
@@ -94,7 +102,8 @@ def split_hh_turns(text: str) -> list[Message]:
     """
     parts = _TURN_RE.split(text)
     if parts[0].strip():
-        raise _RowProblem("chosen", f"dialogue does not start with '\\n\\nHuman:' (starts {parts[0][:40]!r})")
+        raise _RowProblem("chosen", f"dialogue does not start with '\\n\\nHuman:' (starts {parts[0][:40]!r})",
+                          kind="dialogue does not start with Human")
     return [{"role": _ROLE_OF[parts[i]], "content": parts[i + 1].strip()} for i in range(1, len(parts), 2)]
 
 
@@ -139,10 +148,25 @@ def response_has_turn_marker(response: str) -> bool:
 # ---------------------------------------------------------------- per-format parsers
 
 
+def _keys_present(rec: Mapping[str, Any], limit: int = 12) -> str:
+    """``['a', 'b', … 30 more]``: the record's keys, capped so that a wide record keeps the message on one line."""
+    keys = sorted(str(k)[:40] for k in rec)
+    shown = ", ".join(repr(k) for k in keys[:limit])
+    return f"[{shown}{f', … {len(keys) - limit} more' if len(keys) > limit else ''}]"
+
+
+def _require(rec: Mapping[str, Any], key: str) -> Any:
+    """``rec[key]``; a key that is absent and one that holds null are told apart (both are problems)."""
+    if key not in rec:
+        raise _RowProblem(key, f"missing (keys present: {_keys_present(rec)})")
+    if rec[key] is None:
+        raise _RowProblem(key, "null: the field is there but has no value (JSON null, or a CSV row with fewer cells "
+                               "than the header)")
+    return rec[key]
+
+
 def _need_str(rec: Mapping[str, Any], key: str) -> str:
-    if key not in rec or rec[key] is None:
-        raise _RowProblem(key, f"missing (keys present: {sorted(rec)})")
-    value = rec[key]
+    value = _require(rec, key)
     if not isinstance(value, str):
         raise _RowProblem(key, f"must be a string, got {type(value).__name__}")
     return value
@@ -162,7 +186,7 @@ def _messages(value: Any, key: str) -> list[Message]:
         role, content = m["role"], m["content"]
         if role == "human":
             role = "user"
-        if role not in ROLES:
+        if not isinstance(role, str) or role not in ROLES:
             raise _RowProblem(f"{key}[{i}].role", f"unknown role {role!r}; expected one of {sorted(ROLES)}")
         if not isinstance(content, str):
             raise _RowProblem(f"{key}[{i}].content", f"must be a string, got {type(content).__name__}")
@@ -179,10 +203,7 @@ def _from_hh(rec: Mapping[str, Any]) -> tuple[list[Message], str, str]:
 
 
 def _from_conversational(rec: Mapping[str, Any]) -> tuple[list[Message], str, str]:
-    for key in ("chosen", "rejected"):
-        if key not in rec or rec[key] is None:
-            raise _RowProblem(key, f"missing (keys present: {sorted(rec)})")
-    chosen, rejected = _messages(rec["chosen"], "chosen"), _messages(rec["rejected"], "rejected")
+    chosen, rejected = _messages(_require(rec, "chosen"), "chosen"), _messages(_require(rec, "rejected"), "rejected")
     if not chosen or not rejected:
         raise _RowProblem("chosen" if not chosen else "rejected", "empty message list")
     for key, conv in (("chosen", chosen), ("rejected", rejected)):
@@ -201,9 +222,7 @@ def _from_conversational(rec: Mapping[str, Any]) -> tuple[list[Message], str, st
 
 
 def _from_prompt_strings(rec: Mapping[str, Any]) -> tuple[list[Message], str, str]:
-    if "prompt" not in rec or rec["prompt"] is None:
-        raise _RowProblem("prompt", f"missing (keys present: {sorted(rec)})")
-    return _messages(rec["prompt"], "prompt"), _need_str(rec, "chosen"), _need_str(rec, "rejected")
+    return _messages(_require(rec, "prompt"), "prompt"), _need_str(rec, "chosen"), _need_str(rec, "rejected")
 
 
 def _from_llmbar(rec: Mapping[str, Any]) -> tuple[list[Message], str, str]:
@@ -236,9 +255,16 @@ def detect_file_format(sample: Sequence[Any], *, where: str = "records") -> str:
             except ValueError:
                 pass
     if not votes:
-        keys = next((sorted(r) for r in sample if isinstance(r, Mapping)), None)
-        raise ValueError(f"Cannot detect the pair format of {where} from its first {len(sample)} rows (keys {keys}); pass "
-                         f"fmt= one of {sorted(PARSERS)} (or columns= to rename your fields to prompt/chosen/rejected).")
+        fix = f"pass fmt= one of {sorted(PARSERS)} (or columns= to rename your fields to prompt/chosen/rejected)"
+        if not sample:
+            raise ValueError(f"{where}: no rows to read: the file is empty (or holds only a header / blank lines).")
+        first = next((r for r in sample if isinstance(r, Mapping)), None)
+        if first is not None:
+            raise ValueError(f"Cannot detect the pair format of {where} from its first {len(sample)} rows "
+                             f"(keys of the first record: {_keys_present(first)}); {fix}.")
+        bad = next((r for r in sample if isinstance(r, Exception)), None)
+        raise ValueError(f"Cannot detect the pair format of {where}: none of its first {len(sample)} rows is a record "
+                         f"({f'the first problem: {bad}' if bad else f'the first is a {type(sample[0]).__name__}'}); {fix}.")
     return votes.most_common(1)[0][0]
 
 
@@ -255,7 +281,7 @@ def detect_format(rec: Mapping[str, Any]) -> str:
                 ("\n\nHuman:", "Human:")):
             return "hh"
     raise ValueError(
-        f"Cannot detect the pair format from keys {sorted(rec)}; pass fmt= one of {sorted(PARSERS)} "
+        f"Cannot detect the pair format from keys {_keys_present(rec)}; pass fmt= one of {sorted(PARSERS)} "
         "(or columns= to rename your fields to prompt/chosen/rejected)."
     )
 
@@ -275,16 +301,22 @@ def _check_text(value: str, key: str) -> None:
                                "escape, e.g. \\ud83d without its pair); it cannot be written as UTF-8")
 
 
-def validate_pair(prompt: list[Message], chosen: str, rejected: str) -> None:
-    """Content checks shared by all formats: non-empty texts, valid UTF-8, chosen != rejected."""
+def validate_pair(prompt: list[Message], chosen: str, rejected: str, *, prompt_field: str | None = None) -> None:
+    """Content checks shared by all formats: non-empty texts, valid UTF-8, chosen != rejected.
+
+    ``prompt_field`` names the record's field when the prompt was one text there (``"prompt"``, LLMBar's
+    ``"input"``): problems are then reported on it, not on ``prompt[0].content``, which the file does not have.
+    """
     if not prompt:
-        raise _RowProblem("prompt", "empty conversation: no messages before the compared responses")
+        raise _RowProblem(prompt_field or "prompt", "empty conversation: no messages before the compared responses")
     if not any(m["role"] == "user" for m in prompt):
-        raise _RowProblem("prompt", "the conversation has no user message")
+        raise _RowProblem(prompt_field or "prompt", "the conversation has no user message")
     for i, m in enumerate(prompt):
         if _SURROGATE_RE.search(m["content"]):  # undecodable bytes or lone surrogates: named by _check_text
-            _check_text(m["content"], f"prompt[{i}].content")
+            _check_text(m["content"], prompt_field or f"prompt[{i}].content")
     if not prompt[-1]["content"].strip():
+        if prompt_field:
+            raise _RowProblem(prompt_field, "empty text")
         raise _RowProblem(f"prompt[{len(prompt) - 1}].content", "the last prompt message is empty")
     _check_text(chosen, "chosen")
     _check_text(rejected, "rejected")
@@ -296,14 +328,35 @@ def _excerpt(rec: Any, limit: int = 300) -> str:
     """The start of a rejected row, ASCII-escaped (lone surrogates and odd bytes survive being written)."""
     try:
         text = json.dumps(rec, ensure_ascii=True, default=str) if not isinstance(rec, Exception) else ""
-    except (TypeError, ValueError):
-        text = repr(rec).encode("ascii", "backslashreplace").decode()
+    except (TypeError, ValueError, RecursionError):
+        text = repr(rec)[: limit * 4].encode("ascii", "backslashreplace").decode()
     return text[:limit] + ("..." if len(text) > limit else "")
 
 
 def now_iso() -> str:
     """Current UTC time, ISO-8601, second precision (the `label_at` format)."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+_TEXT_PROMPT_FIELD = {"prompt_strings": "prompt", "llmbar": "input"}  # formats whose prompt can be one text field
+
+
+def _parse_row(rec: Any, fmt: str) -> tuple[list[Message], str, str]:
+    """One record -> (prompt, chosen, rejected), checked; every problem is a `_RowProblem` naming the field."""
+    if isinstance(rec, Exception):
+        raise _RowProblem("<record>", str(rec))
+    if not isinstance(rec, Mapping):
+        raise _RowProblem("<record>", f"must be an object/dict, got {type(rec).__name__}")
+    try:
+        prompt, chosen, rejected = PARSERS[fmt](rec)
+    except _RowProblem:
+        raise
+    except (TypeError, ValueError, AttributeError, KeyError, RecursionError) as e:
+        # a value of a shape no parser expects must cost its row only, never the whole file
+        raise _RowProblem("<record>", f"unreadable record ({type(e).__name__}: {e})") from None
+    field_name = _TEXT_PROMPT_FIELD.get(fmt)
+    validate_pair(prompt, chosen, rejected, prompt_field=field_name if isinstance(rec.get(field_name), str) else None)
+    return prompt, chosen, rejected
 
 
 def records_to_pairs(
@@ -341,12 +394,7 @@ def records_to_pairs(
     for row, rec in records:
         report.n_rows += 1
         try:
-            if isinstance(rec, Exception):
-                raise _RowProblem("<record>", str(rec))
-            if not isinstance(rec, Mapping):
-                raise _RowProblem("<record>", f"must be an object/dict, got {type(rec).__name__}")
-            prompt, chosen, rejected = PARSERS[report.fmt](rec)
-            validate_pair(prompt, chosen, rejected)
+            prompt, chosen, rejected = _parse_row(rec, report.fmt)
             pair_id = make_pair_id(prompt, chosen, rejected)
             if pair_id in first_label:
                 same = first_label[pair_id] == chosen
@@ -357,8 +405,7 @@ def records_to_pairs(
         except _RowProblem as p:
             if strict:
                 raise PairError(where, row, p.field, p.problem) from None
-            kind = p.problem.split(":")[0]
-            report.rejects.append({"where": where, "row": row, "field": p.field, "kind": kind, "reason": p.problem,
+            report.rejects.append({"where": where, "row": row, "field": p.field, "kind": p.kind, "reason": p.problem,
                                    "excerpt": _excerpt(rec)})
             continue
         if report.fmt == "hh" and (response_has_turn_marker(chosen) or response_has_turn_marker(rejected)):
