@@ -24,7 +24,6 @@ Not done: streaming, tool calling, images, the legacy ``/completions`` endpoint,
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -34,13 +33,28 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, fields, replace
-from functools import cache, partial
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import openai
 
 from workbench.llm.structured import _short, check_schema, extract_json, schema_validator  # noqa: F401 - re-exported
+from workbench.llm.transport import (
+    REFUSED_LOCATION,
+    REFUSED_WHY,
+    SDK,
+    SDK_BACKOFF_BASE_S,
+    SDK_MAX_RETRY_AFTER_S,
+    TOOL_CALLS_REPLY,
+    Choice,
+    Failure,
+    ReplyTooLarge,
+    WaitPastDeadline,
+    on_response,
+    parse_body,
+    server_message,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,20 +62,15 @@ ENV_BASE_URL = "WORKBENCH_LLM_BASE_URL"
 ENV_MODEL = "WORKBENCH_LLM_MODEL"
 JSON_SCHEMA_MODES = ("auto", "json_schema", "json_object", "none")
 SCHEMA_NAME = "attributes"
-SDK_BACKOFF_BASE_S = 0.5  # openai._constants.INITIAL_RETRY_DELAY: the SDK's first backoff, rescaled to backoff_s
-SDK_MAX_RETRY_AFTER_S = 120.0  # openai._constants.MAX_RETRY_AFTER_DELAY: a longer Retry-After is not retried
 IGNORED_AFTER = 3  # consecutive unparseable replies under a structured mode before the client says it is ignored
 ENFORCING_SERVERS = ("vLLM or SGLang (guided decoding: response_format json_schema is enforced), llama.cpp server "
                      "(--json-schema / a GBNF grammar), Ollama (format=<schema>)")
-TOOL_CALLS_REPLY = "the reply holds tool_calls"
 PREFLIGHT_MESSAGES = [{"role": "user", "content": "ping"}]  # `ChatClient.preflight`'s one-token chat call
 _FALLBACK = {"json_schema": "json_object", "json_object": "none"}
 _RESPONSE_FORMAT_RE = re.compile(r"response_format|json_schema|json_object|structured output|guided_json", re.I)
 _VALIDATION_ERRORS = (ValueError, TypeError, KeyError, AssertionError)
 # A 400 about the `n` parameter: "'n' is not supported", "n must be 1", "Invalid value for n", "number of choices".
 _N_PARAM_RE = re.compile(r"(?<![\w.\-/])['\"`]?n['\"`]?(?![\w.\-/])|num(ber)?[_ ]of[_ ](choices|completions|samples)", re.I)
-_REFUSED_LOCATION = "x-workbench-refused-location"
-_REFUSED_WHY = "x-workbench-refused-why"
 # Statuses the preflight retries: busy, rate-limited or starting. Any other answer (a 500 included: transformers
 # serve answers a wrong model name with one) is the endpoint's final word on the model.
 _TRANSIENT_STATUSES = frozenset({408, 409, 429, 502, 503, 504})
@@ -240,7 +249,6 @@ class CallResult:
     seconds: float
 
 
-Choice = tuple[str | None, str | None, str | None]  # (content, finish_reason, refusal) of one reply choice
 
 
 @dataclass
@@ -257,175 +265,6 @@ class _Budget:
 
     def left(self) -> float:
         return self.deadline - time.monotonic()
-
-
-class _Failure(Exception):
-    """Internal: a failed exchange. ``retryable``: a transient kind (the SDK retried it, or this layer will)."""
-
-    def __init__(self, reason: str, *, retryable: bool, status: int | None = None, detail: str = ""):
-        super().__init__(reason)
-        self.reason, self.retryable, self.status = reason, retryable, status
-        self.detail = detail  # for HTTP errors: the server's message (+ hint), without the "HTTP nnn: " prefix
-        self.fallback = False  # a 400/422 about response_format: try the next structured-output mode
-
-
-class _ReplyTooLarge(Exception):
-    """Raised while a response arrives, as soon as its body is known to pass ``max_reply_bytes``."""
-
-    def __init__(self, what: str, status: int):
-        super().__init__(what)
-        self.what, self.status = what, status
-
-
-class _WaitPastDeadline(Exception):
-    """Raised in the SDK's retry loop, which it ends, when the next wait would cross the call's deadline."""
-
-    def __init__(self, wait: float, server_asked: bool):
-        super().__init__(f"wait {wait:.1f}s")
-        self.wait, self.server_asked = wait, server_asked
-
-
-# --------------------------------------------------------------------------------------------- the SDK
-
-
-class _SDK(openai.OpenAI):
-    """`openai.OpenAI` that shows each retry to `ChatClient` before sleeping for it.
-
-    The SDK has no public hook there. `_calculate_retry_timeout` is where it decides every wait (its backoff or
-    the server's Retry-After) before each retry, with the same signature in openai 1.40, 2.0, 2.54 and 3.54;
-    it is the one override (and `_parse_retry_after_header` the one private helper used).
-    ``before_retry(wait, retry_after) -> (wait, next attempt's timeout)`` may raise to end the retries.
-    ``retry_statuses`` narrows the statuses the SDK retries (`_should_retry`, same signature in those releases).
-    """
-
-    before_retry: Callable[[float, float | None], tuple[float, float]] | None = None  # set on the per-call copy
-    retry_statuses: frozenset[int] | None = None  # set on the per-call copy; None: the SDK's own rule
-
-    def _should_retry(self, response: Any) -> bool:
-        if self.retry_statuses is not None and response.status_code not in self.retry_statuses:
-            return False
-        return super()._should_retry(response)
-
-    def _calculate_retry_timeout(self, remaining_retries: int, options: Any, response_headers: Any = None) -> float:
-        wait = super()._calculate_retry_timeout(remaining_retries, options, response_headers)
-        if self.before_retry is not None:
-            wait, options.timeout = self.before_retry(wait, self._parse_retry_after_header(response_headers))
-        return wait
-
-
-def _on_response(response: Any, *, max_bytes: int) -> None:
-    """httpx response hook, before any of the body is read.
-
-    Caps the body at ``max_bytes`` (`_ReplyTooLarge` at once for a larger ``Content-Length``, else when the
-    running count passes it: nothing more is read); reads error bodies now (the SDK drops them unread before
-    a retry); follows a redirect within the same origin only: without ``Location`` the 3xx reaches the SDK
-    as an error naming where it pointed and what differs.
-    """
-    declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
-        raise _ReplyTooLarge(f"Content-Length {int(declared)}", response.status_code)
-    response.stream = _capped_stream_type(type(response.stream))(response.stream, max_bytes, response.status_code)
-    if response.is_error:
-        response.read()
-    if response.has_redirect_location:
-        here, there = response.url, response.url.join(response.headers["location"])
-        other = _other_origin(here, there)
-        if other:
-            response.headers[_REFUSED_LOCATION] = str(there)
-            response.headers[_REFUSED_WHY] = other
-            del response.headers["location"]
-
-
-def _other_origin(here: Any, there: Any) -> str:
-    """What makes URL ``there`` another origin than ``here``, e.g. ``"another port (8001, not 8000)"``; "" if same."""
-    if there.host != here.host:
-        return "another host"
-    if there.scheme != here.scheme:
-        return f"another scheme ({there.scheme}, not {here.scheme})"
-    ports = [u.port or {"http": 80, "https": 443}.get(u.scheme) for u in (there, here)]
-    return f"another port ({ports[0]}, not {ports[1]})" if ports[0] != ports[1] else ""
-
-
-@cache
-def _capped_stream_type(stream_type: type) -> type:
-    """A byte stream of the SDK's httpx (``httpx2`` from openai 3.x, ``httpx`` before) that stops at a size.
-
-    httpx accepts only its own ``SyncByteStream`` as a response stream; the base is taken from the stream
-    being wrapped so the cap works on either package.
-    """
-    base = next(c for c in stream_type.__mro__ if c.__name__ == "SyncByteStream")
-
-    class CappedStream(base):  # type: ignore[valid-type, misc]
-        def __init__(self, inner: Any, max_bytes: int, status: int):
-            self.inner, self.max_bytes, self.status, self.seen = inner, max_bytes, status, 0
-
-        def __iter__(self) -> Any:
-            for chunk in self.inner:
-                self.seen += len(chunk)
-                if self.seen > self.max_bytes:
-                    raise _ReplyTooLarge(f"more than {self.max_bytes} bytes", self.status)
-                yield chunk
-
-        def close(self) -> None:
-            self.inner.close()
-
-        @property
-        def elapsed(self) -> Any:  # httpx reads the time taken from the stream it wrapped
-            return getattr(self.inner, "elapsed", None)
-
-    return CappedStream
-
-
-def _server_message(response: Any, limit: int = 300) -> str:
-    """The server's error message: ``error.message`` / ``error`` / ``message`` / ``detail`` of JSON, else the text."""
-    try:
-        body = json.loads(response.text)
-    except ValueError:
-        body = response.text
-    body = body.get("error", body) if isinstance(body, dict) else body
-    msg = (body.get("message") or body.get("detail") or json.dumps(body)) if isinstance(body, dict) else body
-    msg = str(msg or response.reason_phrase or "(empty body)").strip().replace("\n", " ")
-    return (msg[:limit] + "...") if len(msg) > limit else msg
-
-
-def _parse_body(raw: bytes) -> tuple[list[Choice], int, int]:
-    """A chat-completions body as (choices, prompt tokens, completion tokens); `_Failure` when it is not one.
-
-    Plain JSON rather than the SDK's models: servers differ (content as a list of parts, tool calls, no
-    ``usage``), and every shape must become a reason, not an exception.
-    """
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        preview = raw[:120].decode("utf-8", "replace").replace("\n", "\\n")
-        raise _Failure(f"malformed response body (not JSON): starts {preview!r}", retryable=True) from None
-    choices = body.get("choices") if isinstance(body, dict) else None
-    if not isinstance(choices, list) or not choices or not all(isinstance(c, dict) for c in choices):
-        got = sorted(body)[:8] if isinstance(body, dict) else type(body).__name__
-        raise _Failure(f"malformed response body: no 'choices' list (got {got})", retryable=True)
-    out: list[Choice] = []
-    for choice in sorted(choices, key=lambda c: _as_int(c.get("index"))):
-        message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
-        content = message.get("content")
-        if isinstance(content, list):  # a list of content parts: keep the text parts, in order
-            texts = [p.get("text") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)]
-            content = "".join(texts) if texts else None
-        refusal = message.get("refusal") if isinstance(message.get("refusal"), str) else None
-        calls = message.get("tool_calls")
-        if not content and isinstance(calls, list) and calls:
-            names = [str((c.get("function") or {}).get("name", "?")) for c in calls if isinstance(c, dict)]
-            refusal = (f"{TOOL_CALLS_REPLY} ({', '.join(names)}) and no text content; this client does not call "
-                       "tools: turn tool use off on the server or in the prompt")
-        out.append((content if isinstance(content, str) else None, choice.get("finish_reason"), refusal))
-    usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
-    return out, _as_int(usage.get("prompt_tokens")), _as_int(usage.get("completion_tokens"))
-
-
-def _as_int(value: Any) -> int:
-    try:
-        return int(value) if value is not None else 0
-    except (TypeError, ValueError):
-        return 0
 
 
 # --------------------------------------------------------------------------------------------- client
@@ -451,9 +290,9 @@ class ChatClient:
     def __init__(self, cfg: EndpointConfig):
         self.cfg = cfg.resolved()
         self._http = openai.DefaultHttpxClient(
-            event_hooks={"response": [partial(_on_response, max_bytes=self.cfg.max_reply_bytes)]})
+            event_hooks={"response": [partial(on_response, max_bytes=self.cfg.max_reply_bytes)]})
         # api_key as a callable: the SDK reads the key as it builds each request; nothing here keeps it
-        self._sdk = _SDK(base_url=self.cfg.base_url, api_key=self._api_key, timeout=self.cfg.timeout_s,
+        self._sdk = SDK(base_url=self.cfg.base_url, api_key=self._api_key, timeout=self.cfg.timeout_s,
                          max_retries=self.cfg.max_retries, http_client=self._http)
         self._lock = threading.Lock()
         self._mode = "json_schema" if self.cfg.json_schema_mode == "auto" else self.cfg.json_schema_mode
@@ -542,12 +381,12 @@ class ChatClient:
         return payload
 
     def _request(self, payload: dict, budget: _Budget, retry_statuses: frozenset[int] | None = None) -> list[Choice]:
-        """One ``chat.completions.create``, the SDK retrying within the budget: the choices, or `_Failure`.
+        """One ``chat.completions.create``, the SDK retrying within the budget: the choices, or `Failure`.
 
         ``retry_statuses``: only these HTTP statuses are retried (None: the SDK's rule, 408/409/429/5xx).
         """
         if budget.left() <= 0:
-            raise _Failure(self._deadline_text(budget), retryable=False)
+            raise Failure(self._deadline_text(budget), retryable=False)
         sdk = self._sdk.with_options(max_retries=budget.retries_left)
         sdk.before_retry = partial(self._before_retry, budget)
         sdk.retry_statuses = retry_statuses
@@ -558,11 +397,11 @@ class ChatClient:
                     **payload, timeout=min(self.cfg.timeout_s, budget.left()),
                     extra_headers=self._no_key_headers()) as resp:
                 raw = self._read_body(resp, budget)
-        except _ReplyTooLarge as exc:
-            raise _Failure(self._too_large_text(exc), retryable=False, status=exc.status) from None
-        except _WaitPastDeadline as stop:
+        except ReplyTooLarge as exc:
+            raise Failure(self._too_large_text(exc), retryable=False, status=exc.status) from None
+        except WaitPastDeadline as stop:
             if budget.left() <= 0:
-                raise _Failure(self._deadline_text(budget), retryable=False) from None
+                raise Failure(self._deadline_text(budget), retryable=False) from None
             fail = self._failure(stop.__context__)
             fail.reason += self._wait_text(stop.wait, stop.server_asked, budget)
             fail.retryable = False
@@ -576,7 +415,7 @@ class ChatClient:
             fail.fallback = fail.status in (400, 422) and "response_format" in payload \
                 and bool(_RESPONSE_FORMAT_RE.search(fail.detail))
             raise fail from None
-        choices, prompt_tokens, completion_tokens = _parse_body(raw)
+        choices, prompt_tokens, completion_tokens = parse_body(raw)
         budget.prompt_tokens += prompt_tokens
         budget.completion_tokens += completion_tokens
         self._count(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
@@ -590,11 +429,11 @@ class ChatClient:
         ``max_retries=budget.retries_left``, so a retry is left here to spend.
         """
         if retry_after is not None and retry_after >= budget.left():
-            raise _WaitPastDeadline(retry_after, True)
+            raise WaitPastDeadline(retry_after, True)
         if retry_after is None:
             wait *= self.cfg.backoff_s / SDK_BACKOFF_BASE_S
         if wait >= budget.left():
-            raise _WaitPastDeadline(wait, False)
+            raise WaitPastDeadline(wait, False)
         budget.retries_left -= 1
         self._count(budget, requests=1, retries=1)
         budget.attempt_start = time.monotonic() + wait
@@ -622,51 +461,51 @@ class ChatClient:
             for chunk in resp.iter_bytes():
                 size += len(chunk)
                 if size > self.cfg.max_reply_bytes:
-                    raise _ReplyTooLarge(f"more than {self.cfg.max_reply_bytes} bytes once decompressed",
+                    raise ReplyTooLarge(f"more than {self.cfg.max_reply_bytes} bytes once decompressed",
                                          resp.http_response.status_code)
                 chunks.append(chunk)
-        except _ReplyTooLarge:
+        except ReplyTooLarge:
             raise
         except Exception as exc:  # the transport errors of the SDK's httpx: this layer retries them
             if not closed.is_set():
-                raise _Failure(self._redact(f"connection error to {_safe_url(self.cfg.base_url)} while reading the "
+                raise Failure(self._redact(f"connection error to {_safe_url(self.cfg.base_url)} while reading the "
                                             f"body: {type(exc).__name__}: {exc}"), retryable=True) from None
         finally:
             timer.cancel()
         if closed.is_set() and end_of_request < budget.deadline:
-            raise _Failure(f"timeout after {self.cfg.timeout_s:g}s (the body was still arriving: the server sends it "
+            raise Failure(f"timeout after {self.cfg.timeout_s:g}s (the body was still arriving: the server sends it "
                            "slowly); raise timeout_s if its replies are this slow", retryable=True)
         if closed.is_set():
-            raise _Failure(self._deadline_text(budget, "the body was still arriving"), retryable=False)
+            raise Failure(self._deadline_text(budget, "the body was still arriving"), retryable=False)
         return b"".join(chunks)
 
-    def _too_large_text(self, exc: _ReplyTooLarge) -> str:
+    def _too_large_text(self, exc: ReplyTooLarge) -> str:
         status = f"HTTP {exc.status}: " if exc.status >= 400 else ""
         return (f"{status}the reply is over max_reply_bytes={self.cfg.max_reply_bytes} ({exc.what}); not read further "
                 f"and not retried. A chat reply of max_tokens={self.cfg.max_tokens} is far smaller: check that "
                 f"base_url {_safe_url(self.cfg.base_url)!r} is a chat-completions API, or raise max_reply_bytes")
 
-    def _failure(self, exc: BaseException | None) -> _Failure:
-        """An `openai.OpenAIError` (or, inside the SDK's retry loop, httpx's error) as a `_Failure`."""
+    def _failure(self, exc: BaseException | None) -> Failure:
+        """An `openai.OpenAIError` (or, inside the SDK's retry loop, httpx's error) as a `Failure`."""
         response = getattr(exc, "response", None)
         if response is not None:
-            status, msg = response.status_code, self._redact(_server_message(response))
-            if _REFUSED_LOCATION in response.headers:
-                target = _safe_url(response.headers[_REFUSED_LOCATION])
-                other = response.headers.get(_REFUSED_WHY, "another origin")
-                return _Failure(f"HTTP {status}: redirected to {target}, {other}; not followed (set base_url "
+            status, msg = response.status_code, self._redact(server_message(response))
+            if REFUSED_LOCATION in response.headers:
+                target = _safe_url(response.headers[REFUSED_LOCATION])
+                other = response.headers.get(REFUSED_WHY, "another origin")
+                return Failure(f"HTTP {status}: redirected to {target}, {other}; not followed (set base_url "
                                 "to it if you trust it)", retryable=False, status=status, detail=f"redirected to {target}")
             hint = {401: f" (check the key in ${self.cfg.api_key_env})",
                     403: " (the key lacks access to this model/endpoint)",
                     404: f" (check base_url {_safe_url(self.cfg.base_url)!r} ends in /v1 and model "
                          f"{self.cfg.model!r} is served)"}.get(status, "")
-            return _Failure(f"HTTP {status}: {msg}{hint}", retryable=status in (408, 409, 429) or status >= 500,
+            return Failure(f"HTTP {status}: {msg}{hint}", retryable=status in (408, 409, 429) or status >= 500,
                             status=status, detail=msg + hint)
         cause = exc.__cause__ if isinstance(exc, openai.APIConnectionError) and exc.__cause__ else exc
         if isinstance(exc, openai.APITimeoutError) or "Timeout" in type(cause).__name__:
-            return _Failure(f"timeout after {self.cfg.timeout_s:g}s ({type(cause).__name__}); raise timeout_s or "
+            return Failure(f"timeout after {self.cfg.timeout_s:g}s ({type(cause).__name__}); raise timeout_s or "
                             "lower max_tokens/concurrency", retryable=True)
-        return _Failure(self._redact(f"connection error to {_safe_url(self.cfg.base_url)}: {type(cause).__name__}: "
+        return Failure(self._redact(f"connection error to {_safe_url(self.cfg.base_url)}: {type(cause).__name__}: "
                                      f"{cause}; is the server running and base_url right?"), retryable=True)
 
     def _deadline_value(self, name: str) -> float:
@@ -690,7 +529,7 @@ class ChatClient:
             mode = self._mode if structured else "none"
             try:
                 return self._request(build(mode), budget)
-            except _Failure as fail:
+            except Failure as fail:
                 if fail.fallback and self.cfg.json_schema_mode == "auto" and mode in _FALLBACK:
                     with self._lock:
                         if self._mode == mode:
@@ -741,7 +580,7 @@ class ChatClient:
                           prompt_tokens=budget.prompt_tokens, completion_tokens=budget.completion_tokens,
                           seconds=time.perf_counter() - t0)
 
-    def _fail_text(self, fail: _Failure, budget: _Budget) -> str:
+    def _fail_text(self, fail: Failure, budget: _Budget) -> str:
         """Final reason for a call that ran out of tries: says how many retries were spent."""
         used = self.cfg.max_retries - budget.retries_left
         if not fail.retryable or not used:
@@ -784,7 +623,7 @@ class ChatClient:
                 try:
                     pending = self._send(lambda mode, convo=convo: self._payload(convo, mode, schema, temperature, seed, 1),
                                          budget, structured)[0]
-                except _Failure as fail:
+                except Failure as fail:
                     return self._result(False, last_content, None, self._fail_text(fail, budget), budget, t0)
             last_content = pending[0]
             try:
@@ -910,7 +749,7 @@ class ChatClient:
         try:
             choices = self._send(lambda mode: self._payload(messages, mode, schema, temp, seed, n), budget,
                                  schema is not None or validate is not None)
-        except _Failure as fail:
+        except Failure as fail:
             if fail.status == 400 and not fail.fallback and _N_PARAM_RE.search(fail.detail):
                 log.warning("server rejected n=%d (%s); falling back to sequential samples", n, fail.reason)
                 self._n_supported = False
@@ -948,10 +787,10 @@ class ChatClient:
                 try:
                     self._request(payload, budget, retry_statuses=_TRANSIENT_STATUSES)
                     break
-                except _Failure as fail:  # a body cut or malformed: asked again like any call's
+                except Failure as fail:  # a body cut or malformed: asked again like any call's
                     if fail.status is not None or not fail.retryable or not self._spend_retry(budget):
                         raise
-        except _Failure as fail:
+        except Failure as fail:
             where, reason = _safe_url(self.cfg.base_url), self._fail_text(fail, budget)
             if fail.status is None or fail.status in _TRANSIENT_STATUSES:
                 raise EndpointError(f"{where} did not answer the preflight for model {self.cfg.model!r}: {reason}. "
