@@ -8,16 +8,24 @@ longer is not retried) and ``x-should-retry``. This layer adds what batch curati
 * one budget per call: ``max_retries`` shared by the SDK's retries, malformed bodies and re-asks;
   ``backoff_s`` scales the SDK's backoff; ``call_deadline_s`` / ``batch_deadline_s`` bound the whole call,
   the SDK's waits included (a wait that would cross the deadline fails the call at once, saying why);
+* limits that hold by default: ``timeout_s`` (60 s) bounds each request with its whole body, the call
+  deadline defaults to ``2 * timeout_s``, ``max_reply_bytes`` (8 MiB) fails a larger reply without reading
+  the rest (`EndpointConfig`); a re-ask repeats at most `REASK_ECHO_CHARS` of the bad reply;
 * structured output: ``response_format`` ``json_schema`` (strict), falling back (``json_schema_mode="auto"``)
   to ``json_object`` and none on a 400/422 about it; replies are always checked here too (`extract_json`,
   `check_schema`, an optional ``validate``) and a bad one is re-asked with the reason; a server that accepts
-  ``response_format`` and ignores it (``transformers serve``) is named once in `ChatClient.notes`;
+  ``response_format`` and ignores it (``transformers serve``) is named once in `ChatClient.notes`, and so
+  is a model that answers with ``tool_calls`` (not counted against ``response_format``);
 * ``n`` sampling, or ``n`` sequential calls (seeds ``seed + i``) where a server rejects ``n`` or returns fewer;
 * `ChatClient.complete_many`: a thread pool with a ``tqdm`` bar, results in input order, after one
-  `ChatClient.preflight` (a 1-token call without retries, so a wrong model name fails the batch at once);
+  `ChatClient.preflight` (a 1-token call inside the batch deadline: a busy server is retried, a wrong model
+  name fails the batch at once);
 * never raising for a failed call (`CallResult` says why), `ChatClient.usage` (requests, retries, tokens,
   failures, estimated cost), the key read from the variable *named* by ``cfg.api_key_env`` as each request
-  is built and redacted from every message (no key: no ``Authorization``), redirects only on the same host.
+  is built and redacted from every message (no key: no ``Authorization``), redirects only within one origin
+  (scheme, host and port; the one that differs is named).
+
+The HTTP details live in `workbench.llm.transport`, the settings in `workbench.llm.endpoint`.
 
 Not done: streaming, tool calling, images, the legacy ``/completions`` endpoint, caching (callers cache).
 """
@@ -32,13 +40,19 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import openai
 
+from workbench.llm.endpoint import (  # noqa: F401 - EndpointConfig and the env names are re-exported
+    ENV_BASE_URL,
+    ENV_MODEL,
+    JSON_SCHEMA_MODES,
+    EndpointConfig,
+    safe_url,
+)
 from workbench.llm.structured import _short, check_schema, extract_json, schema_validator  # noqa: F401 - re-exported
 from workbench.llm.transport import (
     REFUSED_LOCATION,
@@ -58,9 +72,6 @@ from workbench.llm.transport import (
 
 log = logging.getLogger(__name__)
 
-ENV_BASE_URL = "WORKBENCH_LLM_BASE_URL"
-ENV_MODEL = "WORKBENCH_LLM_MODEL"
-JSON_SCHEMA_MODES = ("auto", "json_schema", "json_object", "none")
 SCHEMA_NAME = "attributes"
 IGNORED_AFTER = 3  # consecutive unparseable replies under a structured mode before the client says it is ignored
 ENFORCING_SERVERS = ("vLLM or SGLang (guided decoding: response_format json_schema is enforced), llama.cpp server "
@@ -69,156 +80,17 @@ PREFLIGHT_MESSAGES = [{"role": "user", "content": "ping"}]  # `ChatClient.prefli
 _FALLBACK = {"json_schema": "json_object", "json_object": "none"}
 _RESPONSE_FORMAT_RE = re.compile(r"response_format|json_schema|json_object|structured output|guided_json", re.I)
 _VALIDATION_ERRORS = (ValueError, TypeError, KeyError, AssertionError)
+_NUMBER = (int, float)
 # A 400 about the `n` parameter: "'n' is not supported", "n must be 1", "Invalid value for n", "number of choices".
 _N_PARAM_RE = re.compile(r"(?<![\w.\-/])['\"`]?n['\"`]?(?![\w.\-/])|num(ber)?[_ ]of[_ ](choices|completions|samples)", re.I)
 # Statuses the preflight retries: busy, rate-limited or starting. Any other answer (a 500 included: transformers
 # serve answers a wrong model name with one) is the endpoint's final word on the model.
 _TRANSIENT_STATUSES = frozenset({408, 409, 429, 502, 503, 504})
 REASK_ECHO_CHARS = 2000  # of a bad reply sent back with a re-ask; the rest is left out, and said to be
-_NUMBER = (int, float)
 
 
 class EndpointError(RuntimeError):
     """The endpoint cannot serve this batch at all (wrong model name, not a chat-completions URL, unreachable)."""
-
-
-# --------------------------------------------------------------------------------------------- config
-
-
-def _seconds(v: Any) -> bool:
-    return isinstance(v, _NUMBER) and 0 < v < math.inf
-
-
-_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "timeout_s": (_seconds, "must be a finite number of seconds > 0"),
-    "call_deadline_s": (lambda v: v is None or _seconds(v), "must be a finite number of seconds > 0 or None "
-                        "(None: 2 x timeout_s)"),
-    "max_reply_bytes": (lambda v: isinstance(v, int) and v >= 1024, "must be an int >= 1024 (bytes)"),
-    "batch_deadline_s": (lambda v: v is None or _seconds(v), "must be a finite number of seconds > 0 or None"),
-    "max_retries": (lambda v: isinstance(v, int) and v >= 0, "must be an int >= 0 (0 = no retries)"),
-    "backoff_s": (lambda v: isinstance(v, _NUMBER) and v >= 0, "must be seconds >= 0"),
-    "concurrency": (lambda v: isinstance(v, int) and v >= 1, "must be an int >= 1"),
-    "temperature": (lambda v: isinstance(v, _NUMBER) and 0 <= v <= 2, "must be in [0, 2]"),
-    "max_tokens": (lambda v: isinstance(v, int) and v >= 1, "must be an int >= 1"),
-    "json_schema_mode": (lambda v: v in JSON_SCHEMA_MODES, f"choose one of {', '.join(JSON_SCHEMA_MODES)}"),
-    "price_in_per_1k": (lambda v: isinstance(v, _NUMBER) and v >= 0, "must be USD per 1k tokens >= 0"),
-    "price_out_per_1k": (lambda v: isinstance(v, _NUMBER) and v >= 0, "must be USD per 1k tokens >= 0"),
-}
-
-
-@dataclass(frozen=True)
-class EndpointConfig:
-    """Where and how to call an OpenAI-compatible chat-completions endpoint.
-
-    Attributes:
-        base_url: API root including the version, e.g. ``"http://localhost:8000/v1"``; ``""`` means
-            ``$WORKBENCH_LLM_BASE_URL`` (filled in by `resolved`).
-        model: Model name as the server knows it; ``""`` means ``$WORKBENCH_LLM_MODEL``.
-        api_key_env: NAME of the environment variable holding the API key. The key itself is never
-            stored here. When the variable is unset or empty, no Authorization header is sent (local servers).
-        timeout_s: Longest one HTTP request may take, its whole reply included: the SDK's ``timeout`` bounds
-            connecting and each read; a body still arriving ``timeout_s`` after the request was sent is cut
-            and the request counts as timed out (retried like any timeout).
-        max_retries: Retries after the first attempt (so at most ``max_retries + 1`` attempts per call),
-            shared between the SDK's retries of transport failures and re-asks for invalid replies.
-        backoff_s: First wait of the SDK's exponential backoff: retry ``k`` (0-based) waits about
-            ``backoff_s * 2**k`` (jitter x0.75-1, at most ``16 * backoff_s``) unless the server sent ``Retry-After``.
-        concurrency: Worker threads for `ChatClient.complete_many`.
-        temperature: Default sampling temperature.
-        max_tokens: Completion token limit per request.
-        json_schema_mode: How to ask for structured output: ``"auto"`` (``json_schema`` then
-            ``json_object`` then nothing, as the server allows), ``"json_schema"``, ``"json_object"``
-            or ``"none"`` (prompt-only; replies are still parsed and checked client-side).
-        price_in_per_1k: Optional USD per 1,000 prompt tokens, for the cost estimate.
-        price_out_per_1k: Optional USD per 1,000 completion tokens.
-        call_deadline_s: Wall-clock limit of one logical call, everything included (connecting, waiting,
-            a body that trickles in, retries, backoff and ``Retry-After`` waits, re-asks); None (default):
-            ``2 * timeout_s`` (see `call_deadline`). ``timeout_s`` bounds each request; this bounds the call.
-            A wait that would cross it fails the call at once.
-        batch_deadline_s: Wall-clock limit of one `ChatClient.complete_many` batch (None: none). Items not
-            started by then fail with that reason; running ones stop at it. It covers the preflight too.
-        max_reply_bytes: Largest reply body read (8 MiB; a chat reply of 512 tokens is a few KB). A larger
-            one fails the call, not retried, as soon as it is known (from ``Content-Length`` or while
-            it arrives), without reading the rest.
-    """
-
-    base_url: str = ""
-    model: str = ""
-    api_key_env: str = "WORKBENCH_LLM_API_KEY"
-    timeout_s: float = 60.0
-    max_retries: int = 4
-    backoff_s: float = 1.0
-    concurrency: int = 8
-    temperature: float = 0.0
-    max_tokens: int = 512
-    json_schema_mode: str = "auto"
-    price_in_per_1k: float = 0.0
-    price_out_per_1k: float = 0.0
-    call_deadline_s: float | None = None  # None: 2 x timeout_s, one full-length reply plus room for retries
-    batch_deadline_s: float | None = None
-    max_reply_bytes: int = 8 * 2**20  # 8 MiB: hundreds of times a normal reply, bounded memory per call
-
-    def __post_init__(self) -> None:
-        if self.base_url and not re.match(r"^https?://[^/\s]+", self.base_url):
-            raise ValueError(f"EndpointConfig.base_url={self.base_url!r} is invalid: expected an http(s) URL such as "
-                             "'http://localhost:8000/v1'")
-        # The value of api_key_env is never echoed: it might be a key pasted into the wrong field.
-        if not isinstance(self.api_key_env, str) or self.api_key_env.startswith(("sk-", "sk_")) \
-                or len(self.api_key_env) > 64:
-            raise ValueError("EndpointConfig.api_key_env looks like a key (value not shown): put the key in an "
-                             "environment variable and give that variable's NAME, e.g. 'WORKBENCH_LLM_API_KEY'")
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.api_key_env):
-            raise ValueError("EndpointConfig.api_key_env is invalid (value not shown): give the NAME of an "
-                             "environment variable (letters, digits, _), e.g. 'OPENAI_API_KEY', never the key itself")
-        for name, (ok, rule) in _RULES.items():
-            if not ok(getattr(self, name)):
-                raise ValueError(f"EndpointConfig.{name}={getattr(self, name)!r} is invalid: {rule}")
-
-    @property
-    def call_deadline(self) -> float:
-        """The call deadline in force: ``call_deadline_s``, or ``2 * timeout_s`` when that is None.
-
-        Twice the per-request limit lets a reply that takes the whole ``timeout_s`` arrive and still leaves
-        room for a retry, backoff or a short ``Retry-After``; a server that trickles or hangs holds a call no
-        longer than that.
-        """
-        return self.call_deadline_s if self.call_deadline_s is not None else 2 * self.timeout_s
-
-    def __repr__(self) -> str:
-        shown = ", ".join(f"{f.name}={(_safe_url(v) if f.name == 'base_url' else v)!r}"
-                          for f in fields(self) for v in [getattr(self, f.name)])
-        return f"EndpointConfig({shown})"
-
-    def resolved(self) -> EndpointConfig:
-        """Return a copy with ``base_url``/``model`` filled from the environment where empty.
-
-        Raises:
-            ValueError: When no base URL or model is configured either way, or the env URL is malformed.
-        """
-        base_url = (self.base_url or os.environ.get(ENV_BASE_URL, "")).strip().rstrip("/")
-        model = (self.model or os.environ.get(ENV_MODEL, "")).strip()
-        if not base_url:
-            raise ValueError(
-                f"no LLM endpoint configured: set base_url or ${ENV_BASE_URL} "
-                "(e.g. 'http://localhost:8000/v1' for vLLM, 'http://localhost:11434/v1' for Ollama, "
-                "'https://api.openai.com/v1' for OpenAI)")
-        if not model:
-            raise ValueError(
-                f"no LLM model configured: set model or ${ENV_MODEL} to the model name the server at "
-                f"{_safe_url(base_url)} serves (GET {_safe_url(base_url)}/models lists them)")
-        return replace(self, base_url=base_url, model=model)  # replace() re-runs __post_init__ validation
-
-
-def _safe_url(url: str) -> str:
-    """Drop any ``user:password@`` from a URL so it can be shown."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable url>"
-    if parts.username or parts.password:
-        host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
-        return urlunsplit((parts.scheme, "***@" + host, parts.path, parts.query, parts.fragment))
-    return url
 
 
 # --------------------------------------------------------------------------------------------- results
@@ -307,7 +179,7 @@ class ChatClient:
                         "prompt_tokens": 0, "completion_tokens": 0}
 
     def __repr__(self) -> str:
-        return (f"ChatClient(base_url={_safe_url(self.cfg.base_url)!r}, model={self.cfg.model!r}, "
+        return (f"ChatClient(base_url={safe_url(self.cfg.base_url)!r}, model={self.cfg.model!r}, "
                 f"api_key_env={self.cfg.api_key_env!r}, mode={self._mode!r})")
 
     def __enter__(self) -> ChatClient:
@@ -468,7 +340,7 @@ class ChatClient:
             raise
         except Exception as exc:  # the transport errors of the SDK's httpx: this layer retries them
             if not closed.is_set():
-                raise Failure(self._redact(f"connection error to {_safe_url(self.cfg.base_url)} while reading the "
+                raise Failure(self._redact(f"connection error to {safe_url(self.cfg.base_url)} while reading the "
                                             f"body: {type(exc).__name__}: {exc}"), retryable=True) from None
         finally:
             timer.cancel()
@@ -483,7 +355,7 @@ class ChatClient:
         status = f"HTTP {exc.status}: " if exc.status >= 400 else ""
         return (f"{status}the reply is over max_reply_bytes={self.cfg.max_reply_bytes} ({exc.what}); not read further "
                 f"and not retried. A chat reply of max_tokens={self.cfg.max_tokens} is far smaller: check that "
-                f"base_url {_safe_url(self.cfg.base_url)!r} is a chat-completions API, or raise max_reply_bytes")
+                f"base_url {safe_url(self.cfg.base_url)!r} is a chat-completions API, or raise max_reply_bytes")
 
     def _failure(self, exc: BaseException | None) -> Failure:
         """An `openai.OpenAIError` (or, inside the SDK's retry loop, httpx's error) as a `Failure`."""
@@ -491,13 +363,13 @@ class ChatClient:
         if response is not None:
             status, msg = response.status_code, self._redact(server_message(response))
             if REFUSED_LOCATION in response.headers:
-                target = _safe_url(response.headers[REFUSED_LOCATION])
+                target = safe_url(response.headers[REFUSED_LOCATION])
                 other = response.headers.get(REFUSED_WHY, "another origin")
                 return Failure(f"HTTP {status}: redirected to {target}, {other}; not followed (set base_url "
                                 "to it if you trust it)", retryable=False, status=status, detail=f"redirected to {target}")
             hint = {401: f" (check the key in ${self.cfg.api_key_env})",
                     403: " (the key lacks access to this model/endpoint)",
-                    404: f" (check base_url {_safe_url(self.cfg.base_url)!r} ends in /v1 and model "
+                    404: f" (check base_url {safe_url(self.cfg.base_url)!r} ends in /v1 and model "
                          f"{self.cfg.model!r} is served)"}.get(status, "")
             return Failure(f"HTTP {status}: {msg}{hint}", retryable=status in (408, 409, 429) or status >= 500,
                             status=status, detail=msg + hint)
@@ -505,7 +377,7 @@ class ChatClient:
         if isinstance(exc, openai.APITimeoutError) or "Timeout" in type(cause).__name__:
             return Failure(f"timeout after {self.cfg.timeout_s:g}s ({type(cause).__name__}); raise timeout_s or "
                             "lower max_tokens/concurrency", retryable=True)
-        return Failure(self._redact(f"connection error to {_safe_url(self.cfg.base_url)}: {type(cause).__name__}: "
+        return Failure(self._redact(f"connection error to {safe_url(self.cfg.base_url)}: {type(cause).__name__}: "
                                      f"{cause}; is the server running and base_url right?"), retryable=True)
 
     def _deadline_value(self, name: str) -> float:
@@ -535,7 +407,7 @@ class ChatClient:
                         if self._mode == mode:
                             self._mode = _FALLBACK[mode]
                             log.warning("server at %s rejected response_format %r (%s); using %r from now on",
-                                        _safe_url(self.cfg.base_url), mode, fail.reason, self._mode)
+                                        safe_url(self.cfg.base_url), mode, fail.reason, self._mode)
                     continue  # a capability probe, not a retry: the budget is not charged
                 if fail.fallback:
                     fail.reason += (f" (the server does not support response_format {mode!r}; "
@@ -657,7 +529,7 @@ class ChatClient:
             if self._unparsed_in_a_row < IGNORED_AFTER or self._structured_ignored:
                 return
             self._structured_ignored = True
-            note = (f"{_safe_url(self.cfg.base_url)} accepted response_format {self._mode!r} but {IGNORED_AFTER} replies "
+            note = (f"{safe_url(self.cfg.base_url)} accepted response_format {self._mode!r} but {IGNORED_AFTER} replies "
                     f"in a row were not JSON: the server does not enforce it (model {self.cfg.model!r}). Replies are "
                     f"still checked and re-asked, at extra requests per item. Servers that enforce a schema: "
                     f"{ENFORCING_SERVERS}.")
@@ -671,7 +543,7 @@ class ChatClient:
             if self._tool_calls_named:
                 return
             self._tool_calls_named = True
-            note = (f"{_safe_url(self.cfg.base_url)}: model {self.cfg.model!r} answered with tool_calls "
+            note = (f"{safe_url(self.cfg.base_url)}: model {self.cfg.model!r} answered with tool_calls "
                     f"({names.group(1) if names else '?'}) instead of text, though this client offers no tools: the "
                     "server parses the model's output as tool calls (a tool-call parser or chat template is on). "
                     "Such replies are re-asked like any unusable one; they say nothing about response_format. "
@@ -791,7 +663,7 @@ class ChatClient:
                     if fail.status is not None or not fail.retryable or not self._spend_retry(budget):
                         raise
         except Failure as fail:
-            where, reason = _safe_url(self.cfg.base_url), self._fail_text(fail, budget)
+            where, reason = safe_url(self.cfg.base_url), self._fail_text(fail, budget)
             if fail.status is None or fail.status in _TRANSIENT_STATUSES:
                 raise EndpointError(f"{where} did not answer the preflight for model {self.cfg.model!r}: {reason}. "
                                     "The server is unreachable, busy or slow, which says nothing about the model; "
