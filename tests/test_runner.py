@@ -1,6 +1,7 @@
 """Papermill orchestration: parameters, skipping, --force, failure reporting, kernel, report."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -155,3 +156,54 @@ def test_every_config_typo_fails_before_step_one_runs(pipeline, tmp_path):
     (tmp_path / "typo.yaml").write_text(yaml.safe_dump(cfg))
     with pytest.raises(ValueError, match=r"steps\[1\] \(b\) has unknown key 'paramters' \(did you mean 'parameters'\?\)"):
         load_pipeline_config(tmp_path / "typo.yaml")
+
+
+# ---- issue #29: broken config files get a one-line error naming the file and the line
+
+def _config(tmp_path, text: str, name: str = "pipe.yaml") -> Path:
+    _nb(WRITE_NB, tmp_path / "a.ipynb")
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_malformed_yaml_is_one_line_naming_the_file_and_line(tmp_path, capsys):
+    from workbench.cli import main
+
+    path = _config(tmp_path, "run_name: t\nsteps:\n\t- {name: a, notebook: a.ipynb}\n")  # a tab in the indentation
+    with pytest.raises(ValueError, match=rf"{re.escape(str(path))}, line 3, column 1: invalid YAML: .*tab") as err:
+        load_pipeline_config(path)
+    assert "<unicode string>" not in str(err.value) and "\n" not in str(err.value)
+    assert main(["run", "--config", str(path)]) == 2
+    stderr = capsys.readouterr().err
+    assert stderr.count("\n") == 1 and f"{path}, line 3" in stderr and "Traceback" not in stderr
+    with pytest.raises(ValueError):  # --debug: the traceback
+        main(["--debug", "run", "--config", str(path)])
+
+
+def test_a_duplicated_key_is_refused_naming_file_line_and_key(tmp_path):
+    path = _config(tmp_path, "run_name: t\nparameters:\n  seed: 0\n  smoke: true\n  seed: 1\nsteps: [{name: a, notebook: a.ipynb}]\n")
+    with pytest.raises(ValueError, match=rf"{re.escape(str(path))}, line 5, column 3: duplicate key 'seed' \(first given on line 3\)"):
+        load_pipeline_config(path)
+    merged = _config(tmp_path, "base: &b {seed: 0}\n", "merge.yaml")  # a merge key's values may be overridden: no error
+    merged.write_text("steps:\n  - name: a\n    notebook: a.ipynb\n    parameters:\n      <<: {value: 1}\n      value: 2\n")
+    assert load_pipeline_config(merged).steps[0].parameters == {"value": 2}
+
+
+def test_typos_get_a_did_you_mean_and_the_folders_are_listed_once(tmp_path, monkeypatch):
+    path = _config(tmp_path, "run_name: t\nstesp: []\nsteps: [{name: a, notebook: a.ipynb}]\n")
+    with pytest.raises(ValueError, match=rf"{re.escape(str(path))}, line 2: unknown keys \['stesp'\] \(did you mean 'steps'\?\)"):
+        load_pipeline_config(path)
+    monkeypatch.chdir(io.REPO_ROOT)  # the project folder is also the working folder: name it once
+    path.write_text("steps:\n  - name: a\n    notebook: notebooks/01_prepare_dat.ipynb\n")
+    with pytest.raises(FileNotFoundError, match=rf"{re.escape(str(path))}, line 3: notebook '\S+01_prepare_dat.ipynb' not found") as err:
+        load_pipeline_config(path)
+    assert "did you mean 'notebooks/01_prepare_data.ipynb'?" in str(err.value)
+    assert str(err.value).count(str(io.REPO_ROOT)) == 1
+
+
+def test_a_config_that_is_not_utf8_is_named(tmp_path):
+    path = _config(tmp_path, "")
+    path.write_bytes("run_name: caf\xe9\nsteps: [{name: a, notebook: a.ipynb}]\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=rf"{re.escape(str(path))}, line 1: not UTF-8 text .*save the config as UTF-8"):
+        load_pipeline_config(path)

@@ -23,15 +23,14 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
-
-import yaml
+from typing import Any
 
 from workbench.data import files as io
+from workbench.runs.config_file import LineDict, read_yaml, where
 from workbench.runs.folder import start_run
 from workbench.runs.report import build_report
 
@@ -67,24 +66,37 @@ class StepFailed(RuntimeError):
 
 
 STEP_KEYS = ("name", "notebook", "parameters")
+TOP_KEYS = ("run_name", "runs_dir", "parameters", "steps")
 
 
 def _did_you_mean(word: str, options: Any) -> str:
-    close = difflib.get_close_matches(word, sorted(options), n=1, cutoff=0.6)
+    close = difflib.get_close_matches(str(word), sorted(map(str, options)), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _resolve_notebook(raw: str, config_dir: Path) -> Path:
-    for base in (config_dir, io.REPO_ROOT, Path.cwd()):
+def _resolve_notebook(raw: str, config_dir: Path, at: str) -> Path:
+    """The notebook ``raw`` names, looked for beside the config, in the project, then in the working folder."""
+    bases = list(dict.fromkeys(b.resolve() for b in (config_dir, io.REPO_ROOT, Path.cwd())))  # each folder once
+    for base in bases:
         p = (base / raw).resolve()
         if p.exists():
             return p
-    raise FileNotFoundError(f"notebook {raw!r} not found relative to {config_dir}, {io.REPO_ROOT} or {Path.cwd()}.")
+    hint = ""
+    for base in bases:  # a misspelt name: the closest notebook in the folder it points into
+        folder = (base / raw).parent
+        close = difflib.get_close_matches(Path(raw).name, sorted(p.name for p in folder.glob("*.ipynb")), n=1) if folder.is_dir() else []
+        if close:
+            hint = f" (did you mean {str(Path(raw).with_name(close[0]))!r}?)"
+            break
+    raise FileNotFoundError(f"{at}: notebook {raw!r} not found in {', '.join(map(str, bases))}{hint}.")
 
 
 def load_pipeline_config(path: str | os.PathLike, *, run_name: str | None = None, runs_dir: str | None = None,
                          overrides: Mapping[str, Any] | None = None) -> PipelineConfig:
-    """Read and check a pipeline YAML; errors name the file and the offending key.
+    """Read and check a pipeline YAML; errors are one line naming the file, the line and the offending key.
+
+    A YAML syntax error, a key given twice, a non-UTF-8 file (`workbench.runs.config_file.read_yaml`), an unknown
+    key or a notebook that is not there (with a "did you mean") are all `ValueError` / `FileNotFoundError`.
 
     ``overrides`` (the CLI's ``--set key=value``) win over shared and step parameters, in every
     notebook that declares them.
@@ -92,30 +104,44 @@ def load_pipeline_config(path: str | os.PathLike, *, run_name: str | None = None
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such pipeline config; see configs/demo.yaml for an example.")
-    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: is a folder; pass a pipeline config (.yaml) such as configs/demo.yaml.")
+    raw = read_yaml(path)
+    raw = LineDict() if raw is None else raw
     if not isinstance(raw, dict):
-        raise ValueError(f"{path}: the top level must be a mapping with run_name, steps, ...; got {type(raw).__name__}.")
-    unknown = set(raw) - {"run_name", "runs_dir", "parameters", "steps"}
+        raise ValueError(f"{path}, line 1: the top level must be a mapping with run_name, steps, ...; got {type(raw).__name__}.")
+    unknown = sorted((k for k in raw if k not in TOP_KEYS), key=lambda k: raw.line_of(k))
     if unknown:
-        raise ValueError(f"{path}: unknown keys {sorted(unknown)}; allowed: run_name, runs_dir, parameters, steps.")
+        hints = "".join(_did_you_mean(k, TOP_KEYS) for k in unknown[:1])
+        raise ValueError(f"{where(path, raw, unknown[0])}: unknown keys {unknown}{hints}; allowed: {', '.join(TOP_KEYS)}.")
+    for key in ("run_name", "runs_dir"):
+        if raw.get(key) is not None and not isinstance(raw[key], (str, int)):
+            raise ValueError(f"{where(path, raw, key)}: {key} must be a name, got {type(raw[key]).__name__} {raw[key]!r}.")
+    if raw.get("parameters") is not None and not isinstance(raw["parameters"], dict):
+        raise ValueError(f"{where(path, raw, 'parameters')}: parameters must be a mapping of name: value, "
+                         f"got {type(raw['parameters']).__name__}.")
     steps_raw = raw.get("steps") or []
     if not isinstance(steps_raw, list) or not steps_raw:
-        raise ValueError(f"{path}: 'steps' must be a non-empty list of {{name, notebook, parameters}}.")
+        raise ValueError(f"{where(path, raw, 'steps')}: 'steps' must be a non-empty list of {{name, notebook, parameters}}.")
     steps = []
     for i, s in enumerate(steps_raw):
         if not isinstance(s, dict) or "notebook" not in s:
-            raise ValueError(f"{path}: steps[{i}] needs a 'notebook' key, got {s!r}.")
-        for key in sorted(set(s) - set(STEP_KEYS)):
-            raise ValueError(f"{path}: steps[{i}] ({s.get('name', s['notebook'])}) has unknown key {key!r}"
+            raise ValueError(f"{where(path, s if isinstance(s, dict) else raw, 'steps')}: steps[{i}] needs a 'notebook' "
+                             f"key, got {s!r}.")
+        for key in sorted(set(s) - set(STEP_KEYS), key=str):
+            raise ValueError(f"{where(path, s, key)}: steps[{i}] ({s.get('name', s['notebook'])}) has unknown key {key!r}"
                              f"{_did_you_mean(key, STEP_KEYS)}; allowed: {list(STEP_KEYS)}.")
         params = s.get("parameters") or {}
         if not isinstance(params, dict):
-            raise ValueError(f"{path}: steps[{i}].parameters must be a mapping, got {type(params).__name__}.")
-        nb = _resolve_notebook(str(s["notebook"]), path.parent)
+            raise ValueError(f"{where(path, s, 'parameters')}: steps[{i}].parameters must be a mapping, got {type(params).__name__}.")
+        if not isinstance(s["notebook"], str) or isinstance(s.get("name"), (list, dict)):
+            raise ValueError(f"{where(path, s, 'notebook')}: steps[{i}] needs a notebook path and a name as text, "
+                             f"got notebook {s['notebook']!r}, name {s.get('name')!r}.")
+        nb = _resolve_notebook(s["notebook"], path.parent, where(path, s, "notebook"))
         steps.append(StepSpec(name=str(s.get("name") or nb.stem), notebook=nb, parameters=params))
-    names = [s.name for s in steps]
-    if len(set(names)) != len(names):
-        raise ValueError(f"{path}: step names must be unique, got {names}.")
+        if [t.name for t in steps].count(steps[-1].name) > 1:
+            raise ValueError(f"{where(path, s)}: step names must be unique, {steps[-1].name!r} is given twice; "
+                             f"got {[t.name for t in steps]}.")
     return PipelineConfig(
         run_name=str(run_name or raw.get("run_name") or path.stem),
         runs_dir=Path(runs_dir or raw.get("runs_dir") or "runs"),
@@ -246,7 +272,8 @@ def run_pipeline(cfg: PipelineConfig, *, force: bool = False, log: Callable[[str
                 papermill.execute_notebook(str(step.notebook), str(out_nb), parameters=params, kernel_name=kernel,
                                            progress_bar=progress_bar, cwd=str(step.notebook.parent))
             except Exception as err:  # PapermillExecutionError (a cell raised) and kernel start-up failures
-                state[step.name].update(status="failed", seconds=time.time() - t0, error=f"{getattr(err, 'ename', type(err).__name__)}: {getattr(err, 'evalue', err)}")
+                error = f"{getattr(err, 'ename', type(err).__name__)}: {getattr(err, 'evalue', err)}"
+                state[step.name].update(status="failed", seconds=time.time() - t0, error=error)
                 io.write_json(state, state_path)
                 build_report(run.path)
                 raise StepFailed(_describe_failure(step, err, out_nb)) from None
