@@ -665,10 +665,10 @@ class ChatClient:
         except Failure as fail:
             where, reason = safe_url(self.cfg.base_url), self._fail_text(fail, budget)
             if fail.status is None or fail.status in _TRANSIENT_STATUSES:
+                retry = "" if budget.left() <= 0 else " try again later, or raise max_retries;"
                 raise EndpointError(f"{where} did not answer the preflight for model {self.cfg.model!r}: {reason}. "
-                                    "The server is unreachable, busy or slow, which says nothing about the model; "
-                                    "try again later, or raise max_retries / call_deadline_s (nothing of this "
-                                    "batch was sent).") from None
+                                    "The server is unreachable, busy or slow, which says nothing about the model "
+                                    f"name;{retry} nothing of this batch was sent.") from None
             served = self._served_models(budget)
             listed = f" The server lists: {', '.join(served[:10])}." if served else ""
             raise EndpointError(f"{where} cannot serve model {self.cfg.model!r} for chat completions: {reason}."
