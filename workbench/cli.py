@@ -77,14 +77,37 @@ def _ints(text: str) -> tuple[int, ...]:
 EXPERIMENT_FIELDS = ("noise_models", "noise_rate", "noise_concentration", "seeds", "n_cross_prompt", "n_truncated",
                      "n_padded", "gold_fraction", "seed_size", "labels_per_iteration", "iterations", "oracle_error_rate",
                      "judge_error_rate", "head_epochs", "cleanlab_folds", "min_clean_accuracy")
+TEACHER_FIELDS = ("noise_models", "noise_rate", "noise_concentration", "seeds", "seed_size", "labels_per_iteration",
+                  "iterations", "oracle_error_rate", "judge_error_rate", "agreement", "null_models", "budgets",
+                  "budget_seeds", "pool_sizes")
+
+
+def _given(args: argparse.Namespace, fields: tuple[str, ...], truth: str) -> dict:
+    """The options set on the command line that belong to ``truth``'s config; an option of the other truth is an
+    error naming it (a silently ignored option would run an experiment the user did not ask for)."""
+    known = set(EXPERIMENT_FIELDS) | set(TEACHER_FIELDS)
+    stray = [k for k, v in vars(args).items() if k in known - set(fields) and v is not None]
+    if stray:
+        flags = ", ".join("--" + k.replace("_", "-").replace("noise-models", "noise").replace("null-models", "null-noise")
+                          for k in stray)
+        raise SystemExit(f"workbench experiment: {flags} do not apply to --truth {truth}.")
+    return {k: v for k, v in vars(args).items() if k in fields and v is not None}
 
 
 def _cmd_experiment(args: argparse.Namespace) -> int:
-    from workbench.curation import experiment as ce
+    from workbench.data.noise import load_plugins
     from workbench.runs.folder import start_run
 
-    given = {k: v for k, v in vars(args).items() if k in EXPERIMENT_FIELDS and v is not None}
-    cfg = ce.ExperimentConfig(**given)  # unset options keep the dataclass defaults
+    added = load_plugins(args.plugin)
+    if added:
+        print(f"noise models from plugins: {', '.join(added)}")
+    if args.truth == "teacher":
+        return _teacher_experiment(args)
+    from workbench.curation import experiment as ce
+
+    cfg = ce.ExperimentConfig(**_given(args, EXPERIMENT_FIELDS, "constructed"))  # unset options keep the defaults
+    if args.smoke:
+        cfg = ce.smoke_config(cfg)
     res = ce.run_experiment(cfg, args.out, data_dir=args.data_dir, finetune=args.finetune)
     ce.save_outputs(start_run(args.out), res, cfg)
     cols = ["noise", "schedule", "condition", "test_accuracy_mean", "ci_low", "ci_high", "train_pairs", "human_labels"]
@@ -95,6 +118,25 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
     print("\n" + "\n".join(ce.conclusions(res, cfg)))
     print(f"\ntables and figures: {Path(args.out).resolve()}")
     return 0
+
+
+def _teacher_experiment(args: argparse.Namespace) -> int:
+    from workbench.curation import teacher_experiment as te
+    from workbench.runs.folder import start_run
+
+    if args.finetune:
+        raise SystemExit("workbench experiment: --finetune applies to --truth constructed only.")
+    cfg = te.TeacherExperimentConfig(**_given(args, TEACHER_FIELDS, "teacher"))
+    if args.smoke:
+        cfg = te.smoke_config(cfg)
+    res = te.run_teacher_experiment(cfg, args.out, data_dir=args.data_dir)
+    out = te.save_outputs(start_run(args.out, cfg, step="teacher_experiment"), res, cfg)
+    for name in ("gate", "full_pool", "ablation", "null_control"):
+        print(f"\n{name}:\n" + out["tables"][name].round(3).to_string(index=False))
+    print("\n" + "\n".join(te.conclusions(res, cfg)))
+    print(f"\ntimings: {res.timings}\ntables and figures: {Path(args.out).resolve()}")
+    return 0 if res.gate_passed or args.smoke else 3
+
 
 def _cmd_synth(args: argparse.Namespace) -> int:
     from workbench.data.synthetic import SyntheticConfig, write_synthetic_pool
@@ -194,30 +236,46 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--show", type=int, default=20, help="print this many rejects")
     chk.add_argument("--allow-rejects", action="store_true", help="exit 0 even when rows were rejected")
     chk.set_defaults(func=_cmd_check_data)
-    exp = sub.add_parser("experiment", help="the curation-vs-scale ablation against injected label noise (no notebook)")
+    exp = sub.add_parser("experiment", help="curation against a known truth: constructed pairs or a teacher RM (no notebook)")
+    exp.add_argument("--truth", choices=["constructed", "teacher"], default="constructed",
+                     help="constructed: pairs whose label is true by construction (workbench.curation.experiment); "
+                          "teacher: a reward model fine-tuned on HH-RLHF human labels is the truth, labels sampled "
+                          "from it (workbench.curation.teacher_experiment; exit 3 when the dynamic-range gate fails)")
     exp.add_argument("--out", default="runs/experiment", help="folder for models, tables and figures")
     exp.add_argument("--data-dir", default=None, help="shared data folder (default: <repo>/../shared/data)")
-    # Unset options keep `ExperimentConfig`'s defaults: the help names the field, the config class holds the value.
-    for name, kind, text in (("noise", _names, "noise models, comma-separated: length, cluster, symmetric"),
+    exp.add_argument("--plugin", action="append", default=[], metavar="FILE",
+                     help="a Python file that registers noise models (workbench.data.noise.register_noise_model); "
+                          "repeatable; then name them in --noise")
+    exp.add_argument("--smoke", action="store_true", help="a tiny version (tests, a first look): minutes")
+    # Unset options keep the config's defaults: the help names the field, the config class holds the value.
+    for name, kind, text in (("noise", _names, "noise models, comma-separated: length, cluster, symmetric, none or a "
+                                                "registered one"),
                              ("noise-rate", float, "share of pool labels flipped"),
                              ("noise-concentration", float, "length / cluster: share of the flips on the targeted pairs"),
                              ("seeds", _ints, "comma-separated seeds"),
-                             ("n-cross-prompt", int, "known-truth pairs of each kind"), ("n-truncated", int, ""),
-                             ("n-padded", int, ""), ("cleanlab-folds", int, "folds of the out-of-fold RM probabilities"),
-                             ("gold-fraction", float, "the gold split's share (the test split keeps 0.15)"),
+                             ("n-cross-prompt", int, "constructed: known-truth pairs of each kind"),
+                             ("n-truncated", int, "constructed"), ("n-padded", int, "constructed"),
+                             ("cleanlab-folds", int, "constructed: folds of the out-of-fold RM probabilities"),
+                             ("gold-fraction", float, "constructed: the gold split's share (the test split keeps 0.15)"),
                              ("seed-size", int, "human labels in Stage-1 round 0"),
                              ("labels-per-iteration", int, "human labels per retrieval round"),
                              ("iterations", int, "retrieval rounds"),
                              ("oracle-error-rate", float, "simulated people's error rate"),
-                             ("judge-error-rate", float, ">= 0: a simulated LLM judge in Stage 2; < 0: none"),
-                             ("head-epochs", int, "fast-head epochs"),
-                             ("min-clean-accuracy", float, "refuse to run when a clean-label RM is below this")):
-        field = "noise_models" if name == "noise" else name.replace("-", "_")
+                             ("judge-error-rate", float, "simulated LLM judge's error rate (constructed: < 0 = none)"),
+                             ("head-epochs", int, "constructed: fast-head epochs"),
+                             ("min-clean-accuracy", float, "constructed: refuse to run when a clean-label RM is below this"),
+                             ("agreement", float, "teacher: share of annotator labels agreeing with the teacher"),
+                             ("null-noise", _names, "teacher: the null control's noise models (none, symmetric)"),
+                             ("budgets", _ints, "teacher: review budgets of the budget curve"),
+                             ("budget-seeds", int, "teacher: seeds of the budget curve"),
+                             ("pool-sizes", _ints, "teacher: pool sizes of the learning curves")):
+        field = {"noise": "noise_models", "null-noise": "null_models"}.get(name, name.replace("-", "_"))
+        owner = "TeacherExperimentConfig" if text.startswith("teacher") else "ExperimentConfig"
         exp.add_argument(f"--{name}", type=kind, default=None, dest=field,
-                         help=f"{text} (default: ExperimentConfig.{field})".lstrip())
+                         help=f"{text} (default: {owner}.{field})".lstrip())
     exp.add_argument("--finetune", action="store_true",
-                     help="also fine-tune the MiniLM RM on raw + human labels, cleanlab and curated (first noise model, "
-                          "first seed): minutes per condition on a CPU")
+                     help="constructed: also fine-tune the MiniLM RM on raw + human labels, cleanlab and curated (first "
+                          "noise model, first seed): minutes per condition on a CPU")
     exp.set_defaults(func=_cmd_experiment)
     syn = sub.add_parser("synth", help="write a synthetic pool (real HH shapes and words) as parquet shards, for scale tests")
     syn.add_argument("--n", type=int, required=True, help="number of pairs")

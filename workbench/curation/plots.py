@@ -279,3 +279,72 @@ def scale_stage_costs(summary: pd.DataFrame, *, title: str = "Cost per pair by s
     cost = summary[stages].sum() / max(int(summary["pairs"].sum()), 1) * 1e6
     frame = pd.DataFrame({"stage": [c[:-2] for c in stages], "microseconds per pair": cost.to_numpy()})
     return px.bar(frame, x="stage", y="microseconds per pair", title=title, text_auto=".0f")
+
+
+def _band(fig: go.Figure, x: Any, lo: Any, hi: Any, colour: str, name: str, **where: Any) -> None:
+    """A shaded 95% CI band under a line (legend entry shared with the line)."""
+    fig.add_trace(go.Scatter(x=list(x) + list(x)[::-1], y=list(hi) + list(lo)[::-1], fill="toself", fillcolor=colour,
+                             opacity=0.18, line={"width": 0}, hoverinfo="skip", showlegend=False, legendgroup=name),
+                  **where)
+
+
+COLOURS = px.colors.qualitative.D3
+
+
+def learning_curves(curve: pd.DataFrame, *, title: str = "") -> go.Figure:
+    """Test accuracy against pool pairs (log scale) per condition: mean over seeds with its 95% CI band.
+    ``curve``: columns condition, pool_pairs, test_accuracy_mean, ci_low, ci_high."""
+    fig = go.Figure()
+    for k, (name, g) in enumerate(curve.groupby("condition", sort=False)):
+        g = g.sort_values("pool_pairs")
+        colour = COLOURS[k % len(COLOURS)]
+        _band(fig, g["pool_pairs"], g["ci_low"], g["ci_high"], colour, name)
+        fig.add_trace(go.Scatter(x=g["pool_pairs"], y=g["test_accuracy_mean"], mode="lines+markers", name=name,
+                                 line={"color": colour}, legendgroup=name))
+    fig.update_xaxes(type="log", title_text="pool pairs (log scale)")
+    fig.update_layout(title=title or "Learning curves: test accuracy against the teacher (mean, 95% CI over seeds)",
+                      yaxis_title="test accuracy", height=480)
+    return fig
+
+
+def ablation_bars(ablation: pd.DataFrame) -> go.Figure:
+    """The paper's ablation, additively: each step's mean test accuracy with its 95% CI; the hover text carries the
+    paired difference to the step before. ``ablation``: step, test_accuracy_mean, ci_low, ci_high, diff_mean."""
+    fig = go.Figure(go.Bar(
+        x=ablation["step"], y=ablation["test_accuracy_mean"], marker_color="#4c78a8",
+        error_y={"type": "data", "symmetric": False, "array": ablation["ci_high"] - ablation["test_accuracy_mean"],
+                 "arrayminus": ablation["test_accuracy_mean"] - ablation["ci_low"]},
+        text=[("" if pd.isna(d) else f"{d:+.3f}") for d in ablation["diff_mean"]], textposition="outside",
+        hovertemplate="%{x}: %{y:.3f}<br>vs step before: %{text}<extra></extra>"))
+    lo = float(ablation["ci_low"].min())
+    fig.update_layout(title="Ablation, step by step (bar: mean, 95% CI; label: paired difference to the step before)",
+                      yaxis={"range": [max(0.0, lo - 0.05), min(1.0, float(ablation["ci_high"].max()) + 0.05)],
+                             "title": "test accuracy"}, height=450)
+    return fig
+
+
+def budget_curves(budget: pd.DataFrame) -> go.Figure:
+    """Test accuracy against the number of human reviews, one line per queue (mean, 95% CI band)."""
+    fig = go.Figure()
+    for k, (name, g) in enumerate(budget.groupby("condition", sort=False)):
+        g = g.sort_values("budget")
+        colour = COLOURS[k % len(COLOURS)]
+        _band(fig, g["budget"], g["ci_low"], g["ci_high"], colour, name)
+        fig.add_trace(go.Scatter(x=g["budget"], y=g["test_accuracy_mean"], mode="lines+markers", name=name,
+                                 line={"color": colour}, legendgroup=name))
+    fig.update_xaxes(type="log", title_text="human reviews (log scale)")
+    fig.update_layout(title="Review budget: test accuracy against reviews spent (mean, 95% CI over seeds)",
+                      yaxis_title="test accuracy", height=450)
+    return fig
+
+
+def teacher_margins(pairs: PairFrame) -> go.Figure:
+    """The teacher-margin distribution per split (in units of the pool's RMS margin): easy pairs sit on the right."""
+    import numpy as np
+
+    scale = float(np.sqrt(np.mean(pairs.loc[pairs["split"] == "train", "teacher_margin"] ** 2))) or 1.0
+    frame = pd.DataFrame({"margin / RMS": pairs["teacher_margin"] / scale, "split": pairs["split"]})
+    fig = px.histogram(frame, x="margin / RMS", color="split", histnorm="probability", barmode="overlay", nbins=60,
+                       title="Teacher margins per split (units of the pool's RMS margin)")
+    fig.update_traces(opacity=0.6)
+    return fig

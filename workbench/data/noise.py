@@ -10,20 +10,34 @@ Three noise models (`NOISE_MODELS`), each seeded, each flipping ``rate`` of the 
 * ``cluster`` — a bad annotator batch: ``concentration`` of the flips fall in a few topics (``groups``: e.g.
   embedding clusters or task categories; ``bad_groups`` of them picked by the seed), the rest spread elsewhere.
 
-Systematic noise (length, cluster) is what real preference data has, and what error clusters are for.
+Systematic noise (length, cluster) is what real preference data has, and what error clusters are for. ``none``
+flips nothing (the teacher testbed's Bradley-Terry labels alone).
+
+Your own noise model: a function ``fn(pairs, seed, **context) -> bool mask of the labels to flip`` (``context`` holds
+``rate``, ``concentration``, ``bad_groups`` and ``groups``; take what you need, accept the rest as ``**_``),
+registered by name with `register_noise_model`. Put the registration in a Python file and load it with
+`load_plugins` (the CLI's ``--plugin FILE``, notebook 08's ``plugins`` parameter): no edit of the package needed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import importlib.util
+import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from workbench.data.schema import PairFrame
 
-NOISE_MODELS = ("symmetric", "length", "cluster")
+NoiseModel = Callable[..., np.ndarray]
+"""``fn(pairs, seed, **context) -> (n,) bool``: which labels flip (pairs carry their *true* labels)."""
+
+_REGISTRY: dict[str, NoiseModel] = {}  # name -> function
+NOISE_MODELS: tuple[str, ...] = ()  # the registered names (built-ins first); updated by register_noise_model
+PLUGIN_ENV = "WORKBENCH_PLUGINS"  # os.pathsep-separated Python files loaded by load_plugins()
 
 
 @dataclass(frozen=True)
@@ -36,8 +50,9 @@ class NoiseConfig:
     bad_groups: int = 2  # cluster: how many groups the bad batch covers
 
     def __post_init__(self) -> None:
-        if self.model not in NOISE_MODELS:
-            raise ValueError(f"noise model must be one of {list(NOISE_MODELS)}, got {self.model!r}.")
+        if self.model not in _REGISTRY:
+            raise ValueError(f"noise model must be one of {list(_REGISTRY)}, got {self.model!r}; register your own with "
+                             "workbench.data.noise.register_noise_model (CLI: --plugin FILE).")
         if not 0.0 <= self.rate < 0.5:
             raise ValueError(f"noise rate must be in [0, 0.5), got {self.rate}; at 0.5 the labels carry no signal.")
         if not 0.0 <= self.concentration <= 1.0:
@@ -88,20 +103,86 @@ def flip_labels(pairs: PairFrame, flip: np.ndarray) -> PairFrame:
     return out
 
 
+def _symmetric(pairs: PairFrame, seed: int, *, rate: float, **_) -> np.ndarray:
+    return targeted_flips(len(pairs), rate, np.ones(len(pairs), bool), 1.0, seed)
+
+
+def _length(pairs: PairFrame, seed: int, *, rate: float, concentration: float, **_) -> np.ndarray:
+    return targeted_flips(len(pairs), rate, shorter_wins(pairs), concentration, seed)
+
+
+def _cluster(pairs: PairFrame, seed: int, *, rate: float, concentration: float, bad_groups: int,
+             groups: Sequence | None = None, **_) -> np.ndarray:
+    if groups is None or len(groups) != len(pairs):
+        raise ValueError("noise model 'cluster' needs groups: one topic / cluster label per pair.")
+    return targeted_flips(len(pairs), rate, bad_batch(groups, bad_groups, seed), concentration, seed)
+
+
+def _none(pairs: PairFrame, seed: int, **_) -> np.ndarray:
+    return np.zeros(len(pairs), bool)
+
+
+def register_noise_model(name: str, fn: NoiseModel, *, replace: bool = False) -> None:
+    """Make ``fn`` usable as ``NoiseConfig(model=name)`` (CLI ``--noise name``, notebook ``noise_models``).
+
+    ``fn(pairs, seed, **context)`` gets the pairs with their true labels and returns a bool mask of the labels to
+    flip; ``context``: ``rate``, ``concentration``, ``bad_groups``, ``groups`` (topic per pair).
+
+    Example: ``register_noise_model("long_prompts", lambda pairs, seed, rate, **_: ...)``.
+    """
+    global NOISE_MODELS
+    if not name or not isinstance(name, str):
+        raise ValueError(f"a noise model needs a non-empty name, got {name!r}.")
+    if name in _REGISTRY and not replace:
+        raise ValueError(f"noise model {name!r} is already registered; pass replace=True to override it.")
+    if not callable(fn):
+        raise TypeError(f"noise model {name!r}: expected a function (pairs, seed, **context) -> bool mask, got {fn!r}.")
+    _REGISTRY[name] = fn
+    NOISE_MODELS = tuple(_REGISTRY)
+
+
+for _name, _fn in (("symmetric", _symmetric), ("length", _length), ("cluster", _cluster), ("none", _none)):
+    register_noise_model(_name, _fn)
+
+
+def load_plugins(paths: Sequence[str | os.PathLike] = ()) -> list[str]:
+    """Run each Python file in ``paths`` (and in ``$WORKBENCH_PLUGINS``) once, so the noise models it registers can
+    be named; returns the noise models that are new. A missing file is an error naming it."""
+    before = set(_REGISTRY)
+    env = [p for p in os.environ.get(PLUGIN_ENV, "").split(os.pathsep) if p.strip()]
+    for path in [*paths, *env]:
+        path = Path(path).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"plugin file {path} does not exist (from --plugin / ${PLUGIN_ENV}).")
+        spec = importlib.util.spec_from_file_location(f"workbench_plugin_{abs(hash(str(path.resolve())))}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    return [n for n in _REGISTRY if n not in before]
+
+
+def noise_flips(pairs: PairFrame, cfg: NoiseConfig, *, seed: int, groups: Sequence | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """(flip, target) masks of ``cfg.model`` on ``pairs`` (true labels): which labels flip, and which pairs the model
+    targets (length: shorter wins; cluster: the bad batch; others: every pair)."""
+    fn = _REGISTRY[cfg.model]
+    flip = np.asarray(fn(pairs, seed, rate=cfg.rate, concentration=cfg.concentration, bad_groups=cfg.bad_groups,
+                         groups=groups), dtype=bool)
+    if flip.shape != (len(pairs),):
+        raise ValueError(f"noise model {cfg.model!r} returned a mask of shape {flip.shape}; expected ({len(pairs)},).")
+    if cfg.model == "length":
+        target = shorter_wins(pairs)
+    elif cfg.model == "cluster":
+        target = bad_batch(groups, cfg.bad_groups, seed)
+    else:
+        target = np.ones(len(pairs), bool)
+    return flip, target
+
+
 def inject_noise(pairs: PairFrame, cfg: NoiseConfig, *, seed: int, groups: Sequence | None = None) -> PairFrame:
     """``pairs`` (labels taken as true) with ``cfg.rate`` of them flipped by ``cfg.model``; adds ``noise_injected``
     (this pair's label was flipped), ``label_is_true`` and ``noise_target`` (the pair was in the targeted group).
     ``groups`` (one label per pair: a topic or cluster) is needed by the ``cluster`` model."""
-    if cfg.model == "symmetric":
-        target = np.ones(len(pairs), bool)
-    elif cfg.model == "length":
-        target = shorter_wins(pairs)
-    else:
-        if groups is None or len(groups) != len(pairs):
-            raise ValueError("noise model 'cluster' needs groups: one topic / cluster label per pair.")
-        target = bad_batch(groups, cfg.bad_groups, seed)
-    concentration = 1.0 if cfg.model == "symmetric" else cfg.concentration
-    flip = targeted_flips(len(pairs), cfg.rate, target, concentration, seed)
+    flip, target = noise_flips(pairs, cfg, seed=seed, groups=groups)
     return flip_labels(pairs, flip).assign(noise_target=target)
 
 

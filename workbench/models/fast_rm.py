@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from workbench.data.schema import Message, last_user_message
 from workbench.models.device import fingerprint_model, resolve_device, resolved_dtype
 from workbench.models.embedding import embed_texts, load_embedder
-from workbench.models.loss import bt_loss
+from workbench.models.loss import preference_loss
 
 MARKER = "workbench_rm.json"
 
@@ -45,6 +45,8 @@ class HeadConfig:
     learning_rate: float = 1e-3
     weight_decay: float = 1e-4
     dropout: float = 0.1
+    loss: str = "bt"  # bt | smoothing | rdpo | sympo (workbench.models.loss.preference_loss)
+    eps: float = 0.0  # the robust losses' assumed flip rate
     seed: int = 0
 
 
@@ -72,6 +74,11 @@ def text_stats(responses: Sequence[str]) -> torch.Tensor:
 
 def _features(e_prompt: torch.Tensor, e_response: torch.Tensor, stats: torch.Tensor) -> torch.Tensor:
     return torch.cat([e_prompt, e_response, e_prompt * e_response, (e_prompt - e_response).abs(), stats], dim=-1)
+
+
+def head_inputs(e_prompt: torch.Tensor, e_response: torch.Tensor, responses: Sequence[str]) -> torch.Tensor:
+    """The head's input rows from precomputed embeddings of the prompts and responses (and the responses' text)."""
+    return _features(e_prompt.float(), e_response.float(), text_stats(responses))
 
 
 class EmbeddingHeadRM:
@@ -160,28 +167,45 @@ def train_embedding_head(train_prompts: Sequence[list[Message]], train_chosen: S
     Returns:
         The RM (best epoch) and one history row per epoch (loss, pairs/s, eval metrics).
     """
-    torch.manual_seed(cfg.seed)
-    np.random.seed(cfg.seed)
     dim = load_embedder(embedder_name).get_embedding_dimension()
     rm = EmbeddingHeadRM(_head(dim, cfg), embedder_name=embedder_name, dim=dim, head_cfg=cfg, cache=cache)
     prompts, n = list(train_prompts), len(train_chosen)
     # One call for both sides: each prompt text is embedded once (embed_texts dedups within a call).
     feats = rm.features(prompts * 2, list(train_chosen) + list(train_rejected), progress=progress)
-    f_c, f_r = feats[:n], feats[n:]
+    history = fit_head(rm, feats[:n], feats[n:], cfg, eval_fn=eval_fn, progress=progress)
+    return rm, history
+
+
+def new_head(dim: int, cfg: HeadConfig) -> nn.Module:
+    """A freshly initialised head for ``dim``-dimensional embeddings (seeded by ``cfg.seed``)."""
+    torch.manual_seed(cfg.seed)
+    return _head(dim, cfg)
+
+
+def fit_head(rm: Any, f_chosen: torch.Tensor, f_rejected: torch.Tensor, cfg: HeadConfig, *, eval_fn: Any = None,
+             progress: bool = True) -> list[dict]:
+    """Train ``rm.head`` in place on precomputed features of (chosen, rejected) with ``cfg.loss``; keep the epoch
+    with the best ``eval_fn(rm)["gold_accuracy"]`` (the last without ``eval_fn``). Returns one history row per epoch.
+
+    Split from `train_embedding_head` so callers whose features are already in memory (the teacher testbed's
+    student, which trains hundreds of times on the same candidates) skip the text cache."""
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
     opt = torch.optim.AdamW(rm.head.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed)
     history, best, best_state = [], -1.0, None
     for epoch in tqdm(range(1, cfg.epochs + 1), desc="training head", unit="epoch", disable=not progress):
         rm.head.train()
         t0, losses = time.perf_counter(), []
-        for idx in torch.randperm(len(f_c), generator=gen).split(cfg.batch_size):
-            loss = bt_loss(rm.head(f_c[idx]).squeeze(-1), rm.head(f_r[idx]).squeeze(-1))
+        for idx in torch.randperm(len(f_chosen), generator=gen).split(cfg.batch_size):
+            margin = rm.head(f_chosen[idx]).squeeze(-1) - rm.head(f_rejected[idx]).squeeze(-1)
+            loss = preference_loss(margin, cfg.loss, cfg.eps)
             opt.zero_grad()
             loss.backward()
             opt.step()
             losses.append(loss.item())
         rm.head.eval()
-        row = {"epoch": epoch, "loss": float(np.mean(losses)), "pairs_per_second": len(f_c) / (time.perf_counter() - t0)}
+        row = {"epoch": epoch, "loss": float(np.mean(losses)), "pairs_per_second": len(f_chosen) / (time.perf_counter() - t0)}
         if eval_fn is not None:
             row.update(eval_fn(rm))
         history.append(row)
@@ -190,4 +214,4 @@ def train_embedding_head(train_prompts: Sequence[list[Message]], train_chosen: S
             best, best_state = score, {k: v.clone() for k, v in rm.head.state_dict().items()}
     rm.head.load_state_dict(best_state)
     rm.refresh_fingerprint()
-    return rm, history
+    return history

@@ -1,0 +1,750 @@
+"""Does curation help when data matters? Learning curves, the paper's ablation, review budgets, robust losses and
+a null control on the teacher testbed (`workbench.curation.testbed`, ``--truth teacher``).
+
+The truth is the teacher's ordering; the pool's labels are Bradley-Terry samples from the teacher (``agreement``
+of them agree with it) with a systematic noise model on top (`workbench.data.noise`: ``length``, ``cluster``;
+``symmetric`` and ``none`` for the null control). The student is the workbench's fast RM (an MLP head over frozen
+MiniLM embeddings, `workbench.models.fast_rm`), trained on in-memory candidate features: the experiment trains it
+hundreds of times, so features are computed once per candidate and pairs are index arrays.
+
+The curation chain runs the package's own parts on those arrays: Stage 1's retrieval
+(`workbench.curation.retrieval.retrieve_for_gold`, the paper's adaptive k), the simulated reviewer and judge
+(`workbench.curation.review.OracleReviewer`, `workbench.curation.pipeline.make_judge`) and Stage 2's keep / drop rule
+(`workbench.curation.stage2.consistency_decisions`). The loop around them (`stage1_chain`) mirrors
+`workbench.curation.stage1.run_stage1` without its text cache and SQLite review log, which the experiment does not
+need (nothing here is a person's decision) and cannot afford at hundreds of runs.
+
+**The dynamic-range gate** (`gate`) is measured before any comparison: the clean learning curve must still gain
+``gate_gain_per_doubling`` per doubling of pool pairs between 5,000 and 50,000, gold only must sit
+``gate_gold_gap`` below the clean ceiling, and the raw pool under each systematic noise model ``gate_noise_gap``
+below clean. A run that fails it is told that its comparisons cannot discriminate.
+
+Conditions (every human-informed one gets the gold split; those that review get the same budget):
+
+* ``clean``: the pool with the teacher's labels (+ gold): the ceiling.  ``raw``: the noisy pool alone (the floor).
+* ``gold only``.  ``raw + human labels``: Stage-1 (error-driven) reviews applied to the pool (+ gold).
+* ``label smoothing`` / ``rDPO`` / ``SymPO``: the raw pool (+ gold) under a robust loss (`preference_loss`), its
+  ``eps`` chosen on gold; no review.
+* ``random review``, ``curated`` (error-driven retrieval), ``curated, disagreement queue``: Stage 1 with that queue,
+  then Stage 2 (gold RM + Stage-1 RM + simulated judge), + gold.  ``judge only``: Stage 2 with no Stage-1 RM.
+
+Entry points: `run_teacher_experiment`, notebook ``08b_teacher_testbed`` and ``workbench experiment --truth teacher``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from workbench.curation import pipeline, stage2
+from workbench.curation.retrieval import NeighborIndex, RetrievalConfig, retrieve_for_gold
+from workbench.curation.review import OracleReviewer
+from workbench.curation.testbed import Testbed, TestbedConfig, beta_for_agreement, build_testbed, margin_scale
+from workbench.data.noise import NoiseConfig, noise_flips
+from workbench.models import fast_rm
+from workbench.models.embedding import embed_texts, embedder_key
+
+ROBUST = {"label smoothing": "smoothing", "rDPO": "rdpo", "SymPO": "sympo"}
+BASELINES = ("gold only", "raw + human labels", "random review", *ROBUST)
+CURATED = ("curated", "curated, disagreement queue")
+ABLATION = ("seed (gold RM)", "+ Stage 2, LLM judge only", "+ human review, random pairs", "+ error-driven retrieval",
+            "+ disagreement queue")
+QUEUES = {"random review": "random", "curated": "puller", "curated, disagreement queue": "disagreement"}
+
+
+@dataclass(frozen=True)
+class TeacherExperimentConfig:
+    """Everything that shapes the teacher-truth experiment; the defaults are the recorded full run."""
+
+    testbed: TestbedConfig = field(default_factory=TestbedConfig)
+    agreement: float = 0.75  # share of annotator labels agreeing with the teacher (Bradley-Terry beta solved for it)
+    noise_models: tuple[str, ...] = ("length", "cluster")  # systematic, on top of BT labels; the first is the headline
+    null_models: tuple[str, ...] = ("none", "symmetric")  # the null control: BT alone, BT + symmetric flips
+    noise_rate: float = 0.2
+    noise_concentration: float = 0.8
+    cluster_groups: int = 8
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    pool_sizes: tuple[int, ...] = ()  # () = doublings from 1,000, then the full pool
+    seed_size: int = 200  # Stage-1 round 0: random pool pairs reviewed
+    labels_per_iteration: int = 200
+    iterations: int = 4  # -> 1,000 reviews, the default budget
+    budgets: tuple[int, ...] = (100, 250, 500, 1000, 2000)
+    budget_seeds: int = 3  # the budget curve's seeds (the first ones of ``seeds``)
+    oracle_error_rate: float = 0.1  # the simulated people
+    judge_error_rate: float = 0.25  # the simulated LLM judge of Stage 2
+    eps_grid: tuple[float, ...] = (0.1, 0.2, 0.3)  # robust losses: eps chosen on gold
+    embedder: str = ""  # the student's frozen embedder ("" = the offline MiniLM)
+    student_hidden: int = 128
+    student_epochs: int = 8
+    stage1_epochs: int = 15  # Stage-1 and gold RMs: small sets, best epoch on gold
+    batch_size: int = 512
+    learning_rate: float = 2e-3
+    gate_gain_per_doubling: float = 0.02
+    gate_gold_gap: float = 0.08
+    gate_noise_gap: float = 0.05
+
+    def __post_init__(self) -> None:
+        for model in (*self.noise_models, *self.null_models):
+            NoiseConfig(model=model, rate=self.noise_rate, concentration=self.noise_concentration)  # validates
+        if not self.noise_models:
+            raise ValueError("noise_models is empty: the headline needs a systematic noise model (length, cluster).")
+        if not self.seeds:
+            raise ValueError("seeds is empty; give at least one (five for confidence intervals).")
+        if not 0.5 < self.agreement < 1.0:
+            raise ValueError(f"agreement must be in (0.5, 1), got {self.agreement}.")
+        if self.iterations < 1 or self.seed_size < 1:
+            raise ValueError("iterations and seed_size must be >= 1.")
+
+    @property
+    def budget(self) -> int:
+        return self.seed_size + self.iterations * self.labels_per_iteration
+
+    def head(self, *, epochs: int | None = None, seed: int = 0, loss: str = "bt", eps: float = 0.0) -> fast_rm.HeadConfig:
+        return fast_rm.HeadConfig(hidden=self.student_hidden, epochs=epochs or self.student_epochs,
+                                  batch_size=self.batch_size, learning_rate=self.learning_rate, loss=loss, eps=eps,
+                                  seed=seed)
+
+
+def smoke_config(cfg: TeacherExperimentConfig = TeacherExperimentConfig()) -> TeacherExperimentConfig:
+    """A tiny version for tests and papermill smoke runs (minutes with a tiny teacher; the gate is not meaningful)."""
+    from workbench.curation.testbed import TeacherConfig
+
+    tb = TestbedConfig(teacher=TeacherConfig(train_pairs=48, heldout_pairs=32), pool_prompts=60, gold_prompts=20,
+                       test_prompts=12, pairs_per_prompt=20, gold_pairs_per_prompt=6)
+    return replace(cfg, testbed=tb, seeds=(0, 1), pool_sizes=(300, 600), seed_size=20, labels_per_iteration=20,
+                   iterations=2, budgets=(30, 60), budget_seeds=1, eps_grid=(0.2,), student_epochs=3, stage1_epochs=3,
+                   noise_models=cfg.noise_models[:1], null_models=cfg.null_models[:1], cluster_groups=4)
+
+
+# ---------------------------------------------------------------- the student on arrays
+
+
+@dataclass
+class Arrays:
+    """The testbed as the student sees it: features per candidate, pairs as (winner, loser) candidate rows."""
+
+    feats: torch.Tensor  # (candidates, 4 * dim + 3) head inputs
+    win: np.ndarray  # (pairs,) candidate row of the teacher's preferred response
+    lose: np.ndarray
+    pair_ids: np.ndarray
+    vec: np.ndarray  # (pairs, dim) retrieval vectors: mean of prompt, and both responses' embeddings (label-free)
+    split: np.ndarray
+    cand_host: np.ndarray
+    cand_reward: np.ndarray  # the teacher's reward per candidate (best-of-N)
+    dim: int
+
+    def idx(self, split: str) -> np.ndarray:
+        return np.flatnonzero(self.split == split)
+
+
+def student_arrays(tb: Testbed, embedder: str = "", *, progress: bool = True) -> Arrays:
+    """Embed every candidate's last user turn and response once (cached beside the testbed) and build the arrays."""
+    c, p = tb.candidates, tb.pairs
+    path = tb.folder / f"student-{embedder_key(embedder)}.npz"
+    if path.exists():
+        z = np.load(path)
+        e_p, e_r = z["prompt"], z["response"]
+    else:
+        e_p = embed_texts(list(c["prompt_text"]), model_name=embedder, progress=progress)
+        e_r = embed_texts(list(c["response"]), model_name=embedder, progress=progress)
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, prompt=e_p, response=e_r)
+        tmp.replace(path)
+    feats = fast_rm.head_inputs(torch.from_numpy(e_p), torch.from_numpy(e_r), list(c["response"]))
+    win, lose = p["cand_chosen"].to_numpy(), p["cand_rejected"].to_numpy()
+    vec = e_p[win] + e_r[win] + e_r[lose]
+    vec = vec / np.linalg.norm(vec, axis=1, keepdims=True)
+    return Arrays(feats=feats, win=win, lose=lose, pair_ids=p["pair_id"].to_numpy(), vec=vec.astype(np.float32),
+                  split=p["split"].to_numpy(), cand_host=c["host"].to_numpy(), cand_reward=c["teacher_reward"].to_numpy(),
+                  dim=e_p.shape[1])
+
+
+def train_student(A: Arrays, idx: np.ndarray, agree: np.ndarray, head: fast_rm.HeadConfig, *,
+                  select_on: np.ndarray | None = None) -> np.ndarray:
+    """Train a fresh head on pairs ``idx`` labelled ``agree`` (True: the teacher's winner is chosen); with
+    ``select_on`` (pair rows with true labels) keep the epoch best on them. Returns the reward of every candidate."""
+    rm = fast_rm.EmbeddingHeadRM(fast_rm.new_head(A.dim, head), embedder_name="", dim=A.dim, head_cfg=head)
+    chosen, rejected = np.where(agree, A.win[idx], A.lose[idx]), np.where(agree, A.lose[idx], A.win[idx])
+    eval_fn = None
+    if select_on is not None and len(select_on):
+        fw, fl = A.feats[A.win[select_on]], A.feats[A.lose[select_on]]
+        eval_fn = lambda rm: {"gold_accuracy": float((rm.score_features(fw) > rm.score_features(fl)).mean())}  # noqa: E731
+    fast_rm.fit_head(rm, A.feats[chosen], A.feats[rejected], head, eval_fn=eval_fn, progress=False)
+    return rm.score_features(A.feats)
+
+
+def accuracy(r: np.ndarray, A: Arrays, idx: np.ndarray) -> float:
+    """Share of pairs ``idx`` the rewards order as the teacher does (a tie counts as wrong)."""
+    return float((r[A.win[idx]] > r[A.lose[idx]]).mean())
+
+
+def p_label(r: np.ndarray, A: Arrays, idx: np.ndarray, agree: np.ndarray) -> np.ndarray:
+    """``p = sigmoid(r_chosen - r_rejected)`` under each pair's current label."""
+    m = (r[A.win[idx]] - r[A.lose[idx]]).astype(np.float64)
+    return 1 / (1 + np.exp(-np.where(agree, m, -m)))
+
+
+def best_of_n(r: np.ndarray, A: Arrays) -> float:
+    """Best-of-N on test prompts: the teacher's reward of the student's pick among each test host's candidates,
+    as a share of the way from the candidates' mean (0) to the teacher's best (1); averaged over hosts."""
+    test = np.flatnonzero(pd.Series(A.cand_host).str.startswith("test:").to_numpy())
+    frame = pd.DataFrame({"host": A.cand_host[test], "r": r[test], "t": A.cand_reward[test]})
+    out = []
+    for _, g in frame.groupby("host", sort=False):
+        t = g["t"].to_numpy()
+        spread = t.max() - t.mean()
+        if spread > 0:
+            out.append((t[int(np.argmax(g["r"].to_numpy()))] - t.mean()) / spread)
+    return float(np.mean(out))
+
+
+# ---------------------------------------------------------------- labels
+
+
+def noisy_labels(tb: Testbed, A: Arrays, cfg: TeacherExperimentConfig, noise: str, seed: int, beta: float,
+                 scale: float, groups: np.ndarray) -> np.ndarray:
+    """``agree`` per pool pair: a Bradley-Terry draw from the teacher, then ``noise``'s flips on top."""
+    pool = tb.pairs[A.split == "train"].reset_index(drop=True)
+    p_agree = 1 / (1 + np.exp(-beta * pool["teacher_margin"].to_numpy() / scale))
+    bt_agree = np.random.default_rng([seed, 7919]).random(len(pool)) < p_agree
+    flip, _ = noise_flips(pool, NoiseConfig(model=noise, rate=cfg.noise_rate, concentration=cfg.noise_concentration),
+                          seed=seed, groups=groups)
+    return bt_agree ^ flip
+
+
+def topic_groups(A: Arrays, k: int, seed: int = 0) -> np.ndarray:
+    """k-means topics of the pool's pair vectors: the units a bad annotator batch covers (cluster noise)."""
+    from sklearn.cluster import KMeans
+
+    pool = A.vec[A.idx("train")]
+    return KMeans(n_clusters=min(k, len(pool)), n_init=2, random_state=seed).fit_predict(pool)
+
+
+# ---------------------------------------------------------------- the curation chain on arrays
+
+
+def budget_split(budget: int, iterations: int) -> tuple[int, int]:
+    """(seed round size, per retrieval round) for a review budget: a fifth at random first, the rest in rounds."""
+    seed = max(1, budget // 5)
+    return seed, max(1, (budget - seed) // iterations)
+
+
+def _review(pos: np.ndarray, pool: np.ndarray, A: Arrays, labels: np.ndarray, reviewed: np.ndarray, who: Any) -> None:
+    """``who`` (a simulated reviewer) decides pool positions ``pos``; their labels become its answer, in place."""
+    if not len(pos):
+        return
+    frame = pd.DataFrame({"pair_id": A.pair_ids[pool[pos]], "label_is_true": labels[pos]})
+    flip = np.array([d.decision == "flip" for d in who.decide(frame)])
+    labels[pos] = labels[pos] ^ flip
+    reviewed[pos] = True
+
+
+@dataclass
+class Chain:
+    """What one curation chain produced: the training pairs and labels, and how its queues and filter did."""
+
+    idx: np.ndarray
+    agree: np.ndarray
+    reviewed: int
+    queue_noise_share: float = float("nan")  # share of wrong labels among the retrieval rounds' queues
+    pool_noise_share: float = float("nan")
+    kept: int = 0
+    kept_label_accuracy: float = float("nan")
+
+
+def stage1_chain(A: Arrays, pool: np.ndarray, agree: np.ndarray, gold: np.ndarray, cfg: TeacherExperimentConfig,
+                 seed: int, *, budget: int, queue: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, dict]:
+    """Stage 1 on arrays: a random seed round, then rounds of train (best epoch on gold) -> score gold -> retrieve
+    (`retrieve_for_gold`) -> rank (``puller``: the paper's order; ``disagreement``: the round RM's lowest ``p``)
+    -> review. ``queue="random"`` spends the whole budget at random. Returns (labels after review, reviewed mask,
+    rewards of the Stage-1 RM best on gold, queue stats)."""
+    people = OracleReviewer(error_rate=cfg.oracle_error_rate, seed=seed)
+    labels, reviewed = agree.copy(), np.zeros(len(pool), bool)
+    budget = min(budget, len(pool))
+    order = np.random.default_rng([seed, 17, budget]).permutation(len(pool))
+    seed_n, per_round = budget_split(budget, cfg.iterations)
+    head = cfg.head(epochs=cfg.stage1_epochs, seed=seed)
+    stats = {"queued": 0, "queued_wrong": 0}
+    if queue == "random":
+        _review(order[:budget], pool, A, labels, reviewed, people)
+    else:
+        _review(order[:seed_n], pool, A, labels, reviewed, people)
+        ids = A.pair_ids[pool]
+        pos_of = {pid: i for i, pid in enumerate(ids)}
+        index = NeighborIndex(A.vec[pool], RetrievalConfig(index="exact"))
+        for it in range(cfg.iterations):
+            r = train_student(A, pool[reviewed], labels[reviewed], head, select_on=gold)
+            gold_p = p_label(r, A, gold, np.ones(len(gold), bool))
+            cands = retrieve_for_gold(A.pair_ids[gold], gold_p, A.vec[gold], ids, A.vec[pool],
+                                      RetrievalConfig(index="exact"), index=index, exclude=set(ids[reviewed]))
+            pos = cands["pair_id"].map(pos_of).to_numpy(int)
+            if queue == "disagreement":
+                pos = pos[np.argsort(p_label(r, A, pool[pos], labels[pos]), kind="stable")]
+            room = budget - int(reviewed.sum()) if it == cfg.iterations - 1 else per_round
+            pos = pos[:max(room, 0)]
+            stats["queued"] += len(pos)
+            stats["queued_wrong"] += int((~labels[pos]).sum())
+            _review(pos, pool, A, labels, reviewed, people)
+    r = train_student(A, pool[reviewed], labels[reviewed], head, select_on=gold) if reviewed.any() else None
+    return labels, reviewed, r, stats
+
+
+def stage2_chain(A: Arrays, pool: np.ndarray, labels: np.ndarray, reviewed: np.ndarray, gold: np.ndarray,
+                 r_stage1: np.ndarray | None, r_gold: np.ndarray, cfg: TeacherExperimentConfig, seed: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Stage 2 on arrays: the paper's rule (`stage2.consistency_decisions`) with the gold RM, the Stage-1 RM (none:
+    every pair is unsure) and the simulated judge on the pairs the Stage-1 RM is not confident about; reviewed pairs
+    keep the people's labels. Returns (pool positions kept, their labels)."""
+    open_ = np.flatnonzero(~reviewed)
+    rows = pool[open_]
+    p1 = p_label(r_stage1, A, rows, labels[open_]) if r_stage1 is not None else np.full(len(rows), np.nan)
+    pg = p_label(r_gold, A, rows, labels[open_])
+    judge = pipeline.make_judge(pipeline.JudgeSetup(kind="simulated", error_rate=cfg.judge_error_rate), seed=seed)
+    ask = ~(p1 > 0.5)
+    verdict = np.full(len(rows), None, dtype=object)
+    if ask.any():
+        frame = pd.DataFrame({"pair_id": A.pair_ids[rows[ask]], "label_is_true": labels[open_][ask]})
+        verdict[ask] = ["chosen" if d.decision == "keep" else "rejected" for d in judge.decide(frame)]
+    dec = stage2.consistency_decisions(A.pair_ids[rows], p1, pg, verdict, stage2.Stage2Config())
+    keep = open_[(dec["stage2_decision"] == "keep").to_numpy()]
+    pos = np.concatenate([np.flatnonzero(reviewed), keep])
+    return pos, labels[pos]
+
+
+def gold_rm(A: Arrays, gold: np.ndarray, cfg: TeacherExperimentConfig, seed: int) -> np.ndarray:
+    """The gold RM: trained on 80% of gold, best epoch on the other 20% (Stage 2's ``gold_holdout``)."""
+    order = np.random.default_rng([seed, 29]).permutation(len(gold))
+    cut = int(len(gold) * 0.8)
+    return train_student(A, gold[order[:cut]], np.ones(cut, bool), cfg.head(epochs=cfg.stage1_epochs, seed=seed),
+                         select_on=gold[order[cut:]])
+
+
+def curate(A: Arrays, pool: np.ndarray, agree: np.ndarray, gold: np.ndarray, cfg: TeacherExperimentConfig, seed: int,
+           *, queue: str, budget: int, r_gold: np.ndarray) -> Chain:
+    """Stage 1 (``queue``: random / puller / disagreement; ``none``: no review) then Stage 2; the chain's training
+    pairs are the kept pool pairs plus gold."""
+    if queue == "none":
+        labels, reviewed, r1, stats = agree.copy(), np.zeros(len(pool), bool), None, {"queued": 0, "queued_wrong": 0}
+    else:
+        labels, reviewed, r1, stats = stage1_chain(A, pool, agree, gold, cfg, seed, budget=budget, queue=queue)
+    pos, lab = stage2_chain(A, pool, labels, reviewed, gold, r1, r_gold, cfg, seed)
+    return Chain(idx=np.concatenate([pool[pos], gold]), agree=np.concatenate([lab, np.ones(len(gold), bool)]),
+                 reviewed=int(reviewed.sum()),
+                 queue_noise_share=stats["queued_wrong"] / stats["queued"] if stats["queued"] else float("nan"),
+                 pool_noise_share=float((~agree).mean()), kept=len(pos), kept_label_accuracy=float(lab.mean()))
+
+
+# ---------------------------------------------------------------- conditions
+
+
+@dataclass
+class Context:
+    """Per (noise, seed): the testbed arrays, the pool's labels and the gold RM, shared by every condition."""
+
+    A: Arrays
+    cfg: TeacherExperimentConfig
+    noise: str
+    seed: int
+    pool: np.ndarray  # pool pair rows, in a seeded order (a prefix of it is a smaller pool)
+    agree: np.ndarray  # labels of ``pool`` (same order)
+    gold: np.ndarray
+    test: np.ndarray
+    r_gold: np.ndarray
+    eps: dict[str, float] = field(default_factory=dict)  # robust loss -> eps chosen on gold
+
+
+def _fit(ctx: Context, idx: np.ndarray, agree: np.ndarray, *, loss: str = "bt", eps: float = 0.0) -> np.ndarray:
+    return train_student(ctx.A, idx, agree, ctx.cfg.head(seed=ctx.seed, loss=loss, eps=eps))
+
+
+def choose_eps(ctx: Context, loss: str) -> float:
+    """The robust loss's eps: the grid value whose model, trained on the raw pool, is best on gold (same
+    information as curation: the gold split)."""
+    scores = {e: accuracy(_fit(ctx, ctx.pool, ctx.agree, loss=loss, eps=e), ctx.A, ctx.gold) for e in ctx.cfg.eps_grid}
+    return max(scores, key=scores.get)
+
+
+def condition(ctx: Context, name: str, n: int | None = None, *, budget: int | None = None) -> dict[str, Any]:
+    """Train condition ``name`` on the first ``n`` pool pairs (all by default); test accuracy, best-of-N and what
+    it trained on."""
+    A, cfg, gold = ctx.A, ctx.cfg, ctx.gold
+    n = len(ctx.pool) if n is None else min(n, len(ctx.pool))
+    pool, agree = ctx.pool[:n], ctx.agree[:n]
+    budget = cfg.budget if budget is None else budget
+    chain = None
+    if name == "clean":
+        idx, lab = np.concatenate([pool, gold]), np.ones(n + len(gold), bool)
+    elif name == "raw":
+        idx, lab = pool, agree
+    elif name == "gold only" or name == ABLATION[0]:
+        idx, lab = gold, np.ones(len(gold), bool)
+    elif name in ROBUST:
+        idx, lab = np.concatenate([pool, gold]), np.concatenate([agree, np.ones(len(gold), bool)])
+    elif name == "raw + human labels":
+        labels, reviewed, _, _ = stage1_chain(A, pool, agree, gold, cfg, ctx.seed, budget=budget, queue="puller")
+        idx, lab = np.concatenate([pool, gold]), np.concatenate([labels, np.ones(len(gold), bool)])
+        chain = Chain(idx=idx, agree=lab, reviewed=int(reviewed.sum()))
+    else:
+        queue = {"+ Stage 2, LLM judge only": "none", "+ human review, random pairs": "random",
+                 "+ error-driven retrieval": "puller", "+ disagreement queue": "disagreement", **QUEUES}[name]
+        chain = curate(A, pool, agree, gold, cfg, ctx.seed, queue=queue, budget=budget, r_gold=ctx.r_gold)
+        idx, lab = chain.idx, chain.agree
+    loss = ROBUST.get(name, "bt")
+    r = _fit(ctx, idx, lab, loss=loss, eps=ctx.eps.get(name, 0.0) if loss != "bt" else 0.0)
+    human = 0 if name == "raw" else len(gold) + (chain.reviewed if chain else 0)
+    out = {"noise": ctx.noise, "seed": ctx.seed, "condition": name, "pool_pairs": n, "budget": budget,
+           "train_pairs": len(idx), "train_label_accuracy": float(lab.mean()), "human_labels": human,
+           "test_accuracy": accuracy(r, A, ctx.test), "best_of_n": best_of_n(r, A)}
+    if loss != "bt":
+        out["eps"] = ctx.eps.get(name)
+    if chain is not None:
+        out.update(queue_noise_share=chain.queue_noise_share, pool_noise_share=chain.pool_noise_share)
+    return out
+
+
+def make_context(tb: Testbed, A: Arrays, cfg: TeacherExperimentConfig, noise: str, seed: int, *, beta: float,
+                 scale: float, groups: np.ndarray) -> Context:
+    agree = noisy_labels(tb, A, cfg, noise, seed, beta, scale, groups)
+    pool = A.idx("train")
+    order = np.random.default_rng([seed, 101]).permutation(len(pool))
+    gold = A.idx("gold")
+    return Context(A=A, cfg=cfg, noise=noise, seed=seed, pool=pool[order], agree=agree[order], gold=gold,
+                   test=A.idx("test"), r_gold=gold_rm(A, gold, cfg, seed))
+
+
+# ---------------------------------------------------------------- statistics and the gate
+
+
+def mean_ci(values: Any) -> tuple[float, float, float]:
+    """Mean and 95% t-interval over seeds (the mean itself with one seed)."""
+    from scipy import stats
+
+    v = np.asarray(values, float)
+    m = float(v.mean())
+    if len(v) < 2:
+        return m, m, m
+    half = float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
+    return m, m - half, m + half
+
+
+def summarize(rows: pd.DataFrame, by: list[str], value: str = "test_accuracy") -> pd.DataFrame:
+    """Mean and 95% CI of ``value`` over seeds per group ``by``."""
+    out = []
+    for key, g in rows.groupby(by, sort=False):
+        m, lo, hi = mean_ci(g[value].to_numpy())
+        key = key if isinstance(key, tuple) else (key,)
+        out.append({**dict(zip(by, key)), f"{value}_mean": m, "ci_low": lo, "ci_high": hi, "seeds": g["seed"].nunique(),
+                    **({"best_of_n_mean": g["best_of_n"].mean()} if "best_of_n" in g and value != "best_of_n" else {})})
+    return pd.DataFrame(out)
+
+
+def paired(rows: pd.DataFrame, a: str, b: str, *, where: dict | None = None) -> dict[str, Any]:
+    """``a`` minus ``b`` test accuracy, paired by seed, with its 95% t-interval."""
+    sel = rows
+    for k, v in (where or {}).items():
+        sel = sel[sel[k] == v]
+    acc = sel.pivot_table(index="seed", columns="condition", values="test_accuracy")
+    m, lo, hi = mean_ci((acc[a] - acc[b]).to_numpy())
+    return {"a": a, "b": b, "diff_mean": m, "ci_low": lo, "ci_high": hi, "seeds": len(acc),
+            "verdict": "better" if lo > 0 else ("worse" if hi < 0 else "no separation")}
+
+
+def gain_per_doubling(sizes: np.ndarray, acc: np.ndarray, lo: int = 5_000, hi: int = 50_000) -> float:
+    """Least-squares slope of accuracy against log2(pool pairs) over the sizes spanning [lo, hi] (the nearest size at
+    or below ``lo`` through the nearest at or above ``hi``). Example: 0.70, 0.72, 0.74 at 4k, 8k, 16k -> 0.02."""
+    sizes, acc = np.asarray(sizes, float), np.asarray(acc, float)
+    first = sizes[sizes <= lo].max() if (sizes <= lo).any() else sizes.min()
+    last = sizes[sizes >= hi].min() if (sizes >= hi).any() else sizes.max()
+    keep = (sizes >= first) & (sizes <= last)
+    if keep.sum() < 2:
+        return float("nan")
+    return float(np.polyfit(np.log2(sizes[keep]), acc[keep], 1)[0])
+
+
+def gate(curve: pd.DataFrame, full: pd.DataFrame, cfg: TeacherExperimentConfig) -> pd.DataFrame:
+    """The dynamic-range gate: one row per check with its value, bar and verdict.
+
+    ``curve``: mean test accuracy per (condition, pool_pairs) of the headline noise model (needs ``clean``);
+    ``full``: mean test accuracy per (noise, condition) at the full pool (needs ``clean``, ``raw``, ``gold only``).
+    """
+    clean = curve[curve["condition"] == "clean"].sort_values("pool_pairs")
+    slope = gain_per_doubling(clean["pool_pairs"].to_numpy(), clean["test_accuracy_mean"].to_numpy())
+    f = full.set_index(["noise", "condition"])["test_accuracy_mean"]
+    head = cfg.noise_models[0]
+    ceiling = f[(head, "clean")]
+    rows = [{"check": "clean curve: gain per doubling, 5k-50k pool pairs", "value": slope,
+             "bar": cfg.gate_gain_per_doubling, "passed": bool(slope >= cfg.gate_gain_per_doubling)},
+            {"check": "clean ceiling minus gold only", "value": ceiling - f[(head, "gold only")],
+             "bar": cfg.gate_gold_gap, "passed": bool(ceiling - f[(head, "gold only")] >= cfg.gate_gold_gap)}]
+    for noise in cfg.noise_models:
+        gap = f[(noise, "clean")] - f[(noise, "raw")]
+        rows.append({"check": f"clean minus raw, {noise} noise, full pool", "value": gap, "bar": cfg.gate_noise_gap,
+                     "passed": bool(gap >= cfg.gate_noise_gap)})
+    return pd.DataFrame(rows)
+
+
+GATE_FAILED = ("The testbed fails the dynamic-range gate ({failed}): at these settings the comparison below cannot "
+               "discriminate between curation methods. Change the testbed (teacher, candidates, agreement, student, "
+               "noise), not the gate.")
+
+
+def crossing_factor(curve: pd.DataFrame, method: str, base: str = "raw") -> pd.DataFrame:
+    """For each pool size N: the k at which ``base`` at k*N matches ``method`` at N (log-linear interpolation of
+    ``base``'s curve); NaN where ``base`` never reaches it within the measured sizes."""
+    b = curve[curve["condition"] == base].sort_values("pool_pairs")
+    m = curve[curve["condition"] == method].sort_values("pool_pairs")
+    xs, ys = np.log2(b["pool_pairs"].to_numpy(float)), b["test_accuracy_mean"].to_numpy()
+    rows = []
+    for n, acc in zip(m["pool_pairs"], m["test_accuracy_mean"]):
+        k = float("nan")
+        for i in range(len(xs) - 1):
+            if ys[i] <= acc <= ys[i + 1] and ys[i + 1] > ys[i]:
+                k = 2 ** (xs[i] + (acc - ys[i]) / (ys[i + 1] - ys[i]) * (xs[i + 1] - xs[i])) / n
+                break
+        if acc <= ys[0]:
+            k = float(b["pool_pairs"].iloc[0]) / n if acc == ys[0] else float("nan")
+        rows.append({"pool_pairs": int(n), "method": method, "method_accuracy": acc, "k": k})
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------- the whole experiment
+
+
+@dataclass
+class TeacherResult:
+    testbed: dict[str, Any]  # sizes, teacher report, beta, agreement measured
+    margins: pd.DataFrame  # the teacher-margin distribution per split
+    full: pd.DataFrame  # per (noise, seed, condition) at the full pool
+    curve: pd.DataFrame  # per (seed, condition, pool_pairs), headline noise
+    budget: pd.DataFrame  # per (seed, condition, budget), headline noise
+    gate: pd.DataFrame
+    timings: dict[str, float]
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def gate_passed(self) -> bool:
+        return bool(self.gate["passed"].all())
+
+
+def pool_sizes(cfg: TeacherExperimentConfig, n_pool: int) -> list[int]:
+    if cfg.pool_sizes:
+        return sorted({min(s, n_pool) for s in cfg.pool_sizes})
+    sizes, s = [], 1000
+    while s < n_pool:
+        sizes.append(s)
+        s *= 2
+    return [*sizes, n_pool]
+
+
+def config_key(cfg: TeacherExperimentConfig) -> str:
+    return hashlib.sha256(json.dumps(asdict(cfg), sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+def _cached_rows(path: Path, make: Any, *args: Any) -> list[dict]:
+    """One (noise, seed) block of rows, ``make(*args)``: read from ``path`` when a previous run finished it, else
+    computed and written (atomically), so an interrupted experiment resumes where it stopped."""
+    if path.exists():
+        return json.loads(path.read_text())
+    rows = make(*args)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(rows, default=float))
+    tmp.replace(path)
+    return rows
+
+
+def run_teacher_experiment(cfg: TeacherExperimentConfig = TeacherExperimentConfig(), run_dir: str | Path = "runs/teacher",
+                           *, data_dir: str | None = None, cache_root: str | Path | None = None,
+                           progress: bool = True) -> TeacherResult:
+    """Build (or load) the testbed, then: every noise model's full-pool conditions (the gate, the ablation, the null
+    control), the headline noise model's learning curves and review-budget curve. Blocks of rows are saved under
+    ``<run_dir>/teacher_experiment/<config_key>/`` as they finish; a rerun resumes.
+
+    Example: ``res = run_teacher_experiment(); res.gate``.
+    """
+    from workbench.curation.testbed import margin_report
+
+    t0 = time.time()
+    tb = build_testbed(cfg.testbed, data_dir=data_dir, cache_root=cache_root, progress=progress)
+    t_build = time.time() - t0
+    A = student_arrays(tb, cfg.embedder, progress=progress)
+    t_arrays = time.time() - t0 - t_build
+    work = Path(run_dir) / "teacher_experiment" / config_key(cfg)
+    work.mkdir(parents=True, exist_ok=True)
+    pool_margins = tb.pairs.loc[A.split == "train", "teacher_margin"].to_numpy()
+    scale = margin_scale(pool_margins)
+    beta = beta_for_agreement(pool_margins, cfg.agreement, scale=scale)
+    groups = topic_groups(A, cfg.cluster_groups)
+    head, n_pool = cfg.noise_models[0], len(A.idx("train"))
+    sizes = pool_sizes(cfg, n_pool)
+    full_conditions = ("clean", "raw", *BASELINES, *CURATED, ABLATION[1])
+    null_conditions = ("clean", "raw", *ROBUST, "curated")
+    jobs = [(noise, seed) for noise in (*cfg.noise_models, *cfg.null_models) for seed in cfg.seeds]
+    full_rows, curve_rows, budget_rows, agreement_seen = [], [], [], []
+    bar = tqdm(total=len(jobs), desc="teacher experiment", unit="run", disable=not progress)
+    t_exp = time.time()
+    for noise, seed in jobs:
+        ctx = make_context(tb, A, cfg, noise, seed, beta=beta, scale=scale, groups=groups)
+        agreement_seen.append(float(ctx.agree.mean()))
+
+        names = full_conditions if noise in cfg.noise_models else null_conditions
+        full_rows += _cached_rows(work / f"full_{noise}_seed{seed}.json", _full_block, ctx, names)
+        if noise == head:
+            ctx.eps.update({r["condition"]: r["eps"] for r in full_rows
+                            if r["noise"] == noise and r["seed"] == seed and "eps" in r})
+            best = best_baseline(pd.DataFrame([r for r in full_rows if r["noise"] == head]))
+            names = tuple(dict.fromkeys(("clean", "raw", "raw + human labels", "curated", best)))
+            curve_rows += _cached_rows(work / f"curve_{noise}_seed{seed}_{best.replace(' ', '_')}.json",
+                                       _curve_block, ctx, names, sizes)
+            if seed in cfg.seeds[: cfg.budget_seeds]:
+                budget_rows += _cached_rows(work / f"budget_{noise}_seed{seed}.json", _budget_block, ctx)
+        bar.update()
+    bar.close()
+    full = pd.DataFrame(full_rows)
+    curve = pd.DataFrame(curve_rows)
+    full_mean = summarize(full, ["noise", "condition"])
+    curve_mean = summarize(curve, ["condition", "pool_pairs"])
+    report = {"pairs": tb.pairs.groupby("split").size().to_dict(), "candidates_per_prompt": cfg.testbed.candidates_per_prompt,
+              "beta": beta, "margin_scale": scale, "agreement_target": cfg.agreement,
+              "agreement_measured": float(np.mean(agreement_seen)), "testbed_key": tb.key, "pool_sizes": sizes,
+              **{k: v for k, v in tb.teacher.items() if k != "config"}}
+    timings = {"testbed_seconds": round(t_build, 1), "student_features_seconds": round(t_arrays, 1),
+               "experiment_seconds": round(time.time() - t_exp, 1), "total_seconds": round(time.time() - t0, 1)}
+    return TeacherResult(testbed=report, margins=margin_report(tb.pairs), full=full, curve=curve,
+                         budget=pd.DataFrame(budget_rows), gate=gate(curve_mean, full_mean, cfg), timings=timings,
+                         config=asdict(cfg))
+
+
+def _full_block(ctx: Context, names: tuple[str, ...]) -> list[dict]:
+    ctx.eps.update({name: choose_eps(ctx, loss) for name, loss in ROBUST.items() if name in names})
+    return [condition(ctx, name) for name in names]
+
+
+def _curve_block(ctx: Context, names: tuple[str, ...], sizes: list[int]) -> list[dict]:
+    return [condition(ctx, name, n) for n in sizes for name in names]
+
+
+def _budget_block(ctx: Context) -> list[dict]:
+    return [condition(ctx, name, budget=b) for b in ctx.cfg.budgets for name in QUEUES]
+
+
+def best_baseline(full: pd.DataFrame) -> str:
+    """The baseline with the highest mean test accuracy at the full pool (for the learning curves)."""
+    means = full[full["condition"].isin([b for b in BASELINES if b != "gold only"])].groupby("condition")["test_accuracy"].mean()
+    return str(means.idxmax())
+
+
+# ---------------------------------------------------------------- tables, figures, conclusions
+
+
+def ablation_table(full: pd.DataFrame, noise: str) -> pd.DataFrame:
+    """The paper's ablation, additively, at the full pool: each step's mean and CI, and its paired difference (CI) to
+    the step before."""
+    steps = dict(zip(ABLATION, ("gold only", ABLATION[1], "random review", "curated", "curated, disagreement queue")))
+    rows = full[full["noise"] == noise].replace({"condition": {v: k for k, v in steps.items()}})
+    out = []
+    for k, step in enumerate(ABLATION):
+        m, lo, hi = mean_ci(rows.loc[rows["condition"] == step, "test_accuracy"])
+        d = paired(rows, step, ABLATION[k - 1]) if k else {"diff_mean": np.nan, "ci_low": np.nan, "ci_high": np.nan,
+                                                           "verdict": ""}
+        out.append({"step": step, "condition": steps[step], "test_accuracy_mean": m, "ci_low": lo, "ci_high": hi,
+                    "diff_mean": d["diff_mean"], "diff_ci_low": d["ci_low"], "diff_ci_high": d["ci_high"],
+                    "vs_step_before": d["verdict"]})
+    return pd.DataFrame(out)
+
+
+def null_control(full: pd.DataFrame, cfg: TeacherExperimentConfig) -> pd.DataFrame:
+    """Under Bradley-Terry sampling alone and BT + symmetric flips: curated minus the best robust loss (paired).
+    Curation beating them here would be suspicious (random flips should not need review)."""
+    rows = []
+    for noise in cfg.null_models:
+        sel = full[full["noise"] == noise]
+        best = sel[sel["condition"].isin(ROBUST)].groupby("condition")["test_accuracy"].mean().idxmax()
+        rows.append({"noise": noise, "best_robust_loss": best, **paired(sel, "curated", best)})
+    return pd.DataFrame(rows)
+
+
+def tables(res: TeacherResult, cfg: TeacherExperimentConfig) -> dict[str, pd.DataFrame]:
+    """Every table of the report, computed from the per-seed rows."""
+    head = cfg.noise_models[0]
+    curve_mean = summarize(res.curve, ["condition", "pool_pairs"])
+    out = {"gate": res.gate, "margins": res.margins,
+           "full_pool": summarize(res.full, ["noise", "condition"]),
+           "curve": curve_mean,
+           "ablation": ablation_table(res.full, head),
+           "versus_best_baseline": pd.DataFrame([
+               {"noise": n, **paired(res.full, c, best_baseline(res.full[res.full["noise"] == n]), where={"noise": n})}
+               for n in cfg.noise_models for c in CURATED]),
+           "null_control": null_control(res.full, cfg) if cfg.null_models else pd.DataFrame(),
+           "crossing": pd.concat([crossing_factor(curve_mean, m) for m in ("curated", *[
+               c for c in curve_mean["condition"].unique() if c not in ("clean", "raw", "curated")])], ignore_index=True)}
+    if len(res.budget):
+        out["budget"] = summarize(res.budget, ["condition", "budget"])
+    return out
+
+
+def conclusions(res: TeacherResult, cfg: TeacherExperimentConfig) -> list[str]:
+    """What the run found, in sentences computed from its numbers."""
+    t, tb = tables(res, cfg), res.testbed
+    lines = [f"Testbed: {tb['pairs'].get('train', 0):,} pool / {tb['pairs'].get('gold', 0):,} gold / "
+             f"{tb['pairs'].get('test', 0):,} test pairs; teacher = MiniLM fine-tuned on {tb['teacher_train_pairs']:,} "
+             f"HH-RLHF human labels ({tb['teacher_heldout_accuracy']:.3f} on {tb['teacher_heldout_pairs']} held-out "
+             f"human labels). Annotator labels: Bradley-Terry with beta {tb['beta']:.2f} "
+             f"({tb['agreement_measured']:.1%} agree with the teacher), then noise at rate {cfg.noise_rate}; reviewer "
+             f"error {cfg.oracle_error_rate}, judge error {cfg.judge_error_rate}, {cfg.budget} reviews, "
+             f"{len(cfg.seeds)} seeds."]
+    failed = [r.check for r in res.gate.itertuples() if not r.passed]
+    gate_txt = "; ".join(f"{r.check}: {r.value:+.3f} (bar {r.bar:.2f}, {'pass' if r.passed else 'FAIL'})"
+                         for r in res.gate.itertuples())
+    lines.append(("Gate passed: " if not failed else GATE_FAILED.format(failed=", ".join(failed)) + " Gate: ") + gate_txt
+                 + ".")
+    for r in t["versus_best_baseline"].itertuples():
+        lines.append(f"{r.noise} noise, full pool: {r.a} vs the best baseline ({r.b}): {r.diff_mean:+.3f} "
+                     f"[95% CI {r.ci_low:+.3f}, {r.ci_high:+.3f}] -> {r.verdict}.")
+    for r in t["ablation"].itertuples():
+        if r.vs_step_before:
+            lines.append(f"Ablation ({cfg.noise_models[0]}): {r.step}: {r.test_accuracy_mean:.3f}, {r.diff_mean:+.3f} "
+                         f"[{r.diff_ci_low:+.3f}, {r.diff_ci_high:+.3f}] vs the step before ({r.vs_step_before}).")
+    for r in t["null_control"].itertuples():
+        flag = " -- curation beats a robust loss on random flips: look for a leak before trusting other rows" \
+            if r.verdict == "better" else ""
+        lines.append(f"Null control, {r.noise}: curated minus {r.best_robust_loss}: {r.diff_mean:+.3f} "
+                     f"[{r.ci_low:+.3f}, {r.ci_high:+.3f}] ({r.verdict}){flag}.")
+    cross = t["crossing"][t["crossing"]["method"] == "curated"]
+    full_k = cross["k"].iloc[-1] if len(cross) else np.nan
+    lines.append(f"Curated at the full pool matches raw at {full_k:.2f}x the pool." if np.isfinite(full_k) else
+                 "Curated at the full pool is never matched by raw within the measured sizes (k undefined: raw's "
+                 "curve stays below it)." if len(cross) and cross["method_accuracy"].iloc[-1] > t["curve"].query(
+                     "condition == 'raw'")["test_accuracy_mean"].max() else
+                 "Curated never reaches raw's accuracy at any measured size: no k.")
+    return lines
+
+
+def save_outputs(run: Any, res: TeacherResult, cfg: TeacherExperimentConfig, *, step: str = "") -> dict[str, Any]:
+    """Every table and figure into ``run`` (the notebook and the CLI write the same report); returns the figures."""
+    from workbench.curation import plots
+
+    t = tables(res, cfg)
+    cond = (f"teacher truth; BT agreement {cfg.agreement}, {cfg.noise_models[0]} noise at {cfg.noise_rate}, reviewer "
+            f"error {cfg.oracle_error_rate}, {cfg.budget} reviews, {len(cfg.seeds)} seeds")
+    for name, table in {**t, "full_per_seed": res.full, "curve_per_seed": res.curve}.items():
+        run.save_table(table, f"teacher_{name}", title=f"Teacher testbed: {name.replace('_', ' ')}", step=step,
+                       index=False, caption=cond)
+    figures = {"learning_curves": plots.learning_curves(t["curve"]), "ablation": plots.ablation_bars(t["ablation"])}
+    if "budget" in t:
+        figures["budget"] = plots.budget_curves(t["budget"])
+    for name, fig in figures.items():
+        run.save_figure(fig, f"teacher_{name}", title=f"Teacher testbed: {name.replace('_', ' ')}", step=step,
+                        caption=cond)
+    metrics = {**{k: v for k, v in res.testbed.items() if not isinstance(v, (dict, list))}, **res.timings,
+               "gate_passed": res.gate_passed}
+    run.save_metrics(metrics, "teacher_metrics", title="Teacher testbed at a glance", step=step)
+    return {**figures, "tables": t, "metrics": metrics}

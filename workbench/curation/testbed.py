@@ -1,0 +1,351 @@
+"""A known-truth testbed where data matters: a teacher reward model as the truth (the ``teacher`` truth source).
+
+The constructed-pairs truth (`workbench.data.demo`) is learnable from a few dozen pairs, so every curation method
+reaches its ceiling and none can be told apart. This testbed follows the synthetic gold-RM setups of Gao, Schulman &
+Hilton 2023 (arXiv 2210.10760: a gold RM labels every comparison, proxies learn from its labels) and Sun, Shen & Ton
+2024 (arXiv 2411.04991: gold-RM labels sampled by Bradley-Terry with an annotation-quality knob, MLP students on
+frozen embeddings, tens of thousands of pairs):
+
+1. **The teacher** is the MiniLM fine-tuned on *real human labels* (HH-RLHF conversations set aside for it; its
+   held-out accuracy against those labels is reported for context). It is built once per fingerprint of the data
+   files and `TeacherConfig` and cached durably (`teacher_dir`).
+2. **Candidates**: every host conversation gets its own two responses plus the two responses of each of its
+   ``neighbours`` most similar conversations of the same split (by the last user turn): plausible, on-topic-ish
+   answers that are not trivially wrong. Splits are assigned to *conversations* before neighbours are found, so no
+   response text crosses from the pool to gold or test.
+3. **Pairs**: ``pairs_per_prompt`` of each host's candidate pairs; ``chosen`` is the teacher's preferred response and
+   ``teacher_margin`` (>= 0) how strongly it prefers it. The truth for every metric is the teacher's ordering.
+4. **Labels** (`bt_labels`): an annotator's label is sampled by Bradley-Terry, ``P(agree) = sigmoid(beta * margin /
+   scale)`` with ``scale`` the RMS teacher margin of the pool and ``beta`` solved (`beta_for_agreement`) so that
+   ``agreement`` of the pool's labels agree with the teacher in expectation (real annotators agree 60-75%; Coste et
+   al. arXiv 2310.02743). Systematic noise (`workbench.data.noise`) goes on top.
+
+The student that learns from these labels is the workbench's fast RM on *frozen* embeddings
+(`workbench.models.fast_rm`): it never sees the teacher's fine-tuned encoder, so it cannot copy it.
+
+Not here: the experiments on the testbed (`workbench.curation.teacher_experiment`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from workbench.data import files as io
+from workbench.data.demo import HH_CONSTRUCTION_FILES
+from workbench.data.schema import PairFrame, last_user_message, make_pair_id, prompt_key
+from workbench.models import scoring, training
+from workbench.models.embedding import embed_texts
+
+HH_FILES = tuple(dict.fromkeys(("helpful-base", "harmless-base", *HH_CONSTRUCTION_FILES)))
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    """The teacher: the offline MiniLM fine-tuned on HH-RLHF human labels (conversations used for nothing else)."""
+
+    train_pairs: int = 2000  # human-labelled pairs it learns from
+    heldout_pairs: int = 500  # its accuracy against held-out human labels (context, not a gate)
+    max_length: int = 256  # tokens per (conversation, response), for training and for scoring candidates
+    epochs: float = 1.0
+    learning_rate: float = 5e-5
+    batch_size: int = 16
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TestbedConfig:
+    """Sizes of the teacher testbed; the defaults give 56,000 pool, 1,000 gold and 5,600 test pairs."""
+
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    pool_prompts: int = 2000  # host conversations whose candidate pairs form the pool
+    gold_prompts: int = 250
+    test_prompts: int = 200
+    pairs_per_prompt: int = 28  # pool and test: of the C(candidates, 2) pairs of a host, this many at random
+    gold_pairs_per_prompt: int = 4  # gold is spread over more conversations (what a verified set should be)
+    neighbours: int = 4  # conversations whose two responses join each host's own two: 2 + 2 * 4 = 10 candidates
+    bon_neighbours: int = 7  # test hosts also get the responses of neighbours 5..7: 16 candidates for best-of-16
+    #                          (test *pairs* come from the first 10 only, the pool's distribution)
+    data_seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("pool_prompts", "gold_prompts", "test_prompts", "pairs_per_prompt", "gold_pairs_per_prompt",
+                     "neighbours"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"TestbedConfig.{name} must be >= 1, got {getattr(self, name)}.")
+        most = (2 + 2 * self.neighbours) * (1 + 2 * self.neighbours) // 2
+        if self.bon_neighbours < self.neighbours:
+            raise ValueError(f"bon_neighbours ({self.bon_neighbours}) must be >= neighbours ({self.neighbours}).")
+        if self.pairs_per_prompt > most or self.gold_pairs_per_prompt > most:
+            raise ValueError(f"pairs_per_prompt / gold_pairs_per_prompt must be <= {most} (all pairs of "
+                             f"{2 + 2 * self.neighbours} candidates).")
+
+    @property
+    def candidates_per_prompt(self) -> int:
+        return 2 + 2 * self.neighbours
+
+
+@dataclass
+class Testbed:
+    """The built testbed: pairs with the teacher's ordering, the teacher's own report, and where it is cached."""
+
+    pairs: PairFrame  # chosen = the teacher's preferred response; teacher_margin >= 0; split train / gold / test;
+    #                   cand_chosen / cand_rejected: rows of ``candidates``
+    candidates: pd.DataFrame  # split, host, prompt_text (last user turn), response, from, teacher_reward
+    teacher: dict[str, Any]  # held-out accuracy on human labels, training time, model folder
+    folder: Path
+    key: str
+
+
+# ---------------------------------------------------------------- Bradley-Terry labels
+
+
+def margin_scale(margins: np.ndarray) -> float:
+    """The RMS teacher margin: the unit ``beta`` is expressed in (so ``beta`` does not depend on the teacher's scale)."""
+    m = np.asarray(margins, float)
+    return float(np.sqrt(np.mean(m**2))) or 1.0
+
+
+def agreement_probability(margins: np.ndarray, beta: float, scale: float) -> np.ndarray:
+    """``P(annotator agrees with the teacher) = sigmoid(beta * |margin| / scale)`` per pair."""
+    return 1.0 / (1.0 + np.exp(-beta * np.abs(np.asarray(margins, float)) / scale))
+
+
+def beta_for_agreement(margins: np.ndarray, agreement: float, *, scale: float | None = None) -> float:
+    """The ``beta`` whose expected agreement over ``margins`` equals ``agreement`` (bisection; it is monotone).
+
+    Example: margins all equal to the scale and agreement sigmoid(1) = 0.731 -> beta = 1.
+    """
+    if not 0.5 < agreement < 1.0:
+        raise ValueError(f"agreement must be in (0.5, 1), got {agreement}.")
+    scale = margin_scale(margins) if scale is None else scale
+    lo, hi = 0.0, 1.0
+    while agreement_probability(margins, hi, scale).mean() < agreement:
+        hi *= 2
+        if hi > 1e6:
+            raise ValueError("margins are all ~0: no beta reaches the agreement target.")
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if agreement_probability(margins, mid, scale).mean() < agreement else (lo, mid)
+    return (lo + hi) / 2
+
+
+def bt_labels(pairs: PairFrame, *, beta: float, scale: float, seed: int) -> PairFrame:
+    """Annotator labels sampled from the teacher by Bradley-Terry: each pair is flipped (``noise_injected``) with
+    probability ``1 - sigmoid(beta * margin / scale)``; ``label_is_true`` is False where the label disagrees with the
+    teacher. The systematic noise models go on top of these labels."""
+    from workbench.data.noise import flip_labels
+
+    p_agree = agreement_probability(pairs["teacher_margin"].to_numpy(), beta, scale)
+    flip = np.random.default_rng([seed, 7919]).random(len(pairs)) >= p_agree
+    return flip_labels(pairs, flip)
+
+
+# ---------------------------------------------------------------- building: conversations, teacher, candidates
+
+
+def _conversations(data_dir: Path) -> PairFrame:
+    """Every HH-RLHF conversation of the shared files once (duplicated conversations and ties dropped)."""
+    parts = [io.read_pairs(data_dir / "hh_rlhf" / name / "test.jsonl.gz", strict=False, source=f"hh-rlhf/{name}")[0]
+             for name in HH_FILES]
+    convs = pd.concat(parts, ignore_index=True)
+    convs = convs[convs["chosen"].str.strip() != convs["rejected"].str.strip()]
+    convs = convs.assign(prompt_key=convs["prompt"].map(prompt_key)).drop_duplicates("prompt_key")
+    return convs.reset_index(drop=True)
+
+
+def _files_digest(data_dir: Path) -> str:
+    h = hashlib.sha256()
+    for name in HH_FILES:
+        h.update((data_dir / "hh_rlhf" / name / "test.jsonl.gz").read_bytes())
+    return h.hexdigest()[:16]
+
+
+def testbed_key(cfg: TestbedConfig, data_dir: Path) -> str:
+    """Fingerprint of the data files and every setting that shapes the testbed: a changed one builds a new one."""
+    payload = json.dumps({"data": _files_digest(data_dir), "cfg": asdict(cfg)}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def teacher_key(cfg: TestbedConfig, data_dir: Path) -> str:
+    payload = json.dumps({"data": _files_digest(data_dir), "teacher": asdict(cfg.teacher), "seed": cfg.data_seed},
+                         sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def default_cache_root() -> Path:
+    """Where built teachers and testbeds live: beside the fetched data in the user cache (shared by every run)."""
+    return io.cache_dir().parent / "testbeds"
+
+
+def _split_conversations(convs: PairFrame, cfg: TestbedConfig) -> dict[str, PairFrame]:
+    """Disjoint conversation sets: the teacher's (train + held-out), then pool / gold / test hosts and donors."""
+    rng = np.random.default_rng(cfg.data_seed)
+    order = convs.iloc[rng.permutation(len(convs))].reset_index(drop=True)
+    t = cfg.teacher
+    teacher = order.iloc[: t.train_pairs + t.heldout_pairs]
+    rest = order.iloc[len(teacher):].reset_index(drop=True)
+    hosts = {"train": cfg.pool_prompts, "gold": cfg.gold_prompts, "test": cfg.test_prompts}
+    # each split gets donors in proportion to its hosts (at least as many as there are hosts)
+    total = sum(hosts.values())
+    if total * 2 > len(rest):
+        raise ValueError(f"the testbed needs {total * 2} conversations besides the teacher's {len(teacher)} (hosts and "
+                         f"as many donors); the shared HH-RLHF files hold {len(convs)}. Lower pool_prompts or the "
+                         "teacher's pairs.")
+    out, start = {}, 0
+    for split, n in hosts.items():
+        size = int(len(rest) * n / total) if split != "test" else len(rest) - start
+        out[split] = rest.iloc[start:start + size].reset_index(drop=True)
+        start += size
+    out["teacher_train"] = teacher.iloc[: t.train_pairs].reset_index(drop=True)
+    out["teacher_heldout"] = teacher.iloc[t.train_pairs:].reset_index(drop=True)
+    return out
+
+
+def build_teacher(convs: dict[str, PairFrame], cfg: TestbedConfig, folder: Path, *, progress: bool = True
+                  ) -> dict[str, Any]:
+    """Fine-tune the teacher on human labels (or reuse the one in ``folder``); return its report."""
+    report_path = folder / "teacher.json"
+    if report_path.exists() and (folder / "model").exists():
+        return io.read_json(report_path)
+    t = cfg.teacher
+    rcfg = training.RMTrainConfig(kind="finetune", epochs=t.epochs, max_length=t.max_length, batch_size=t.batch_size,
+                                  learning_rate=t.learning_rate, eval_steps=10_000, seed=t.seed)
+    result = training.train_reward_model(convs["teacher_train"], None, cfg=rcfg, output_dir=folder / "work",
+                                         progress=progress)
+    model_dir = folder / "model"
+    if model_dir.exists():
+        shutil.rmtree(model_dir)
+    shutil.move(str(result.model_dir), str(model_dir))
+    rm = scoring.load_reward_model(model_dir)
+    held = convs["teacher_heldout"]
+    scores = scoring.score_pairs(rm, held, cfg=scoring.ScoreConfig(max_length=t.max_length), progress=progress)
+    words = held["chosen"].str.split().str.len() > held["rejected"].str.split().str.len()
+    report = {"teacher_heldout_accuracy": float((scores["margin"] > 0).mean()), "teacher_heldout_pairs": len(held),
+              "heldout_longer_wins": float(words.mean()), "teacher_train_pairs": len(convs["teacher_train"]),
+              "train_seconds": result.metrics.get("train_seconds"), "model_dir": str(model_dir)}
+    io.write_json(report, report_path)
+    shutil.rmtree(folder / "work", ignore_errors=True)
+    return report
+
+
+def candidates(convs: PairFrame, n_hosts: int, neighbours: int, *, progress: bool = True) -> pd.DataFrame:
+    """``(host, response)`` candidates: each of the first ``n_hosts`` conversations with its own two responses and
+    the two of each of its ``neighbours`` nearest conversations (cosine of the last user turn's MiniLM embedding)."""
+    emb = embed_texts([last_user_message(p) for p in convs["prompt"]], progress=progress)
+    sims = emb[:n_hosts] @ emb.T
+    np.fill_diagonal(sims[:, :n_hosts], -np.inf)
+    near = np.argsort(-sims, axis=1)[:, :neighbours]
+    rows = []
+    for h in range(n_hosts):
+        donors = [h, *near[h].tolist()]
+        seen: set[str] = set()
+        for rank, d in enumerate(donors):
+            for side in ("chosen", "rejected"):
+                text = convs.at[d, side]
+                if text.strip() in seen:  # a repeated text would make a pair of two identical responses
+                    continue
+                seen.add(text.strip())
+                rows.append({"host": h, "response": text, "from": "own" if rank == 0 else f"neighbour {rank}",
+                             "neighbour_rank": rank, "human_side": side})
+    return pd.DataFrame(rows)
+
+
+def _pairs_of(split: str, hosts: PairFrame, cands: pd.DataFrame, per_prompt: int, max_rank: int, seed: int) -> PairFrame:
+    """``per_prompt`` random pairs per host among its candidates of neighbour rank <= ``max_rank``, oriented by the
+    teacher (chosen = higher reward). ``cands`` is indexed by global candidate row."""
+    rng = np.random.default_rng([seed, len(hosts), per_prompt])
+    rows = []
+    for h, group in cands[cands["neighbour_rank"] <= max_rank].groupby("host", sort=True):
+        idx = group.index.to_numpy()
+        all_pairs = [(a, b) for i, a in enumerate(idx) for b in idx[i + 1:]]
+        host = hosts.iloc[h]
+        for k in rng.permutation(len(all_pairs))[:per_prompt]:
+            a, b = all_pairs[k]
+            win, lose = (a, b) if cands.at[a, "teacher_reward"] >= cands.at[b, "teacher_reward"] else (b, a)
+            rows.append({"prompt": host["prompt"], "chosen": cands.at[win, "response"],
+                         "rejected": cands.at[lose, "response"],
+                         "teacher_margin": float(cands.at[win, "teacher_reward"] - cands.at[lose, "teacher_reward"]),
+                         "cand_chosen": int(win), "cand_rejected": int(lose),
+                         "chosen_from": cands.at[win, "from"], "rejected_from": cands.at[lose, "from"],
+                         "host": f"{split}:{h}", "origin": f"{host['source']}:{host['source_row']}"})
+    out = pd.DataFrame(rows)
+    out["pair_id"] = [make_pair_id(p, c, r) for p, c, r in zip(out["prompt"], out["chosen"], out["rejected"])]
+    return out.assign(source="testbed/teacher", split=split, label_state="original", label_by="teacher",
+                      label_at="", label_known_true=True, construction="teacher")
+
+
+def build_testbed(cfg: TestbedConfig = TestbedConfig(), *, data_dir: str | Path | None = None,
+                  cache_root: str | Path | None = None, progress: bool = True) -> Testbed:
+    """Build (or load) the teacher testbed: teacher, candidates, teacher rewards and pairs, cached under
+    ``cache_root/<key>`` (the teacher under ``cache_root/teacher-<key>``, shared by testbeds that differ only in
+    their pairs). A second call with the same data and config reads the parquet file and trains nothing.
+
+    Example: ``tb = build_testbed(); tb.pairs.groupby("split").size()``.
+    """
+    data_dir = io.shared_data_dir(data_dir)
+    root = Path(cache_root) if cache_root is not None else default_cache_root()
+    key = testbed_key(cfg, data_dir)
+    folder = root / key
+    pairs_path = folder / "pairs.parquet"
+    teacher_folder = root / f"teacher-{teacher_key(cfg, data_dir)}"
+    cands_path = folder / "candidates.parquet"
+    if pairs_path.exists():
+        return Testbed(pairs=pd.read_parquet(pairs_path), candidates=pd.read_parquet(cands_path),
+                       teacher=io.read_json(folder / "teacher.json"), folder=folder, key=key)
+    convs = _conversations(data_dir)
+    sets = _split_conversations(convs, cfg)
+    report = build_teacher(sets, cfg, teacher_folder, progress=progress)
+    teacher = scoring.load_reward_model(report["model_dir"])
+    score_cfg = scoring.ScoreConfig(max_length=cfg.teacher.max_length)
+    parts, all_cands = [], []
+    offset = 0
+    for split, n_hosts, per in (("train", cfg.pool_prompts, cfg.pairs_per_prompt),
+                                ("gold", cfg.gold_prompts, cfg.gold_pairs_per_prompt),
+                                ("test", cfg.test_prompts, cfg.pairs_per_prompt)):
+        convs_s = sets[split]
+        cands = candidates(convs_s, n_hosts, cfg.bon_neighbours if split == "test" else cfg.neighbours,
+                           progress=progress)
+        prompts = [convs_s.at[h, "prompt"] for h in cands["host"]]
+        rewards, _ = teacher.score_sides(prompts, list(cands["response"]), score_cfg, progress=progress)
+        cands = cands.assign(teacher_reward=rewards.astype(np.float64), split=split,
+                             prompt_text=[last_user_message(p) for p in prompts])
+        cands.index = np.arange(offset, offset + len(cands))
+        offset += len(cands)
+        parts.append(_pairs_of(split, convs_s.iloc[:n_hosts], cands, per, cfg.neighbours, cfg.data_seed))
+        all_cands.append(cands)
+    pairs = pd.concat(parts, ignore_index=True).drop_duplicates("pair_id").reset_index(drop=True)
+    cand_frame = pd.concat(all_cands)
+    cand_frame = cand_frame.assign(host=cand_frame["split"] + ":" + cand_frame["host"].astype(str)).reset_index(drop=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    io.write_json({**report, "testbed_key": key, "config": asdict(cfg)}, folder / "teacher.json")
+    cand_frame.to_parquet(cands_path)
+    tmp = pairs_path.with_suffix(".tmp")
+    pairs.to_parquet(tmp)
+    tmp.replace(pairs_path)  # the pairs file appears whole or not at all (written last): its presence means "built"
+    return Testbed(pairs=pairs, candidates=cand_frame, teacher=io.read_json(folder / "teacher.json"), folder=folder,
+                   key=key)
+
+
+def margin_report(pairs: PairFrame) -> pd.DataFrame:
+    """The teacher-margin distribution per split, in units of the pool's RMS margin, and how many pairs are easy
+    (an off-topic neighbour response against the host's own, or a margin above 2 RMS)."""
+    scale = margin_scale(pairs.loc[pairs["split"] == "train", "teacher_margin"].to_numpy())
+    rows = []
+    for split, g in pairs.groupby("split", sort=False):
+        m = g["teacher_margin"].to_numpy() / scale
+        own = (g["chosen_from"] == "own") & (g["rejected_from"] == "own")
+        mixed = (g["chosen_from"] == "own") != (g["rejected_from"] == "own")
+        rows.append({"split": split, "pairs": len(g), "prompts": g["host"].nunique(),
+                     **{f"margin_q{int(q * 100)}": float(np.quantile(m, q)) for q in (0.1, 0.25, 0.5, 0.75, 0.9)},
+                     "share_margin_over_2rms": float((m > 2).mean()), "share_margin_under_0.25rms": float((m < 0.25).mean()),
+                     "share_own_vs_own": float(own.mean()), "share_own_vs_neighbour": float(mixed.mean()),
+                     "own_wins_vs_neighbour": float(((g["chosen_from"] == "own") & mixed).sum() / max(mixed.sum(), 1))})
+    return pd.DataFrame(rows)
