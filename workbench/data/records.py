@@ -183,6 +183,8 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[int, Any]]:
 def _json_rows(path: Path, text: str, damage: str | None) -> Iterator[tuple[int, Any]]:
     """Elements of a JSON array (or of the one list in ``{"data": [...]}``, or a single record)."""
     if not text.strip():
+        if damage:
+            yield 1, ValueError(_damage_problem(path, damage))
         return
     try:
         data = json.loads(text)
@@ -211,49 +213,73 @@ def _skip_space(text: str, at: int) -> int:
     return at
 
 
-def _element_end(text: str, at: int) -> int:
-    """Index of the ``,`` or closing bracket that ends the array element starting at ``at`` (``len(text)`` if none).
+def _element_end(text: str, at: int, stop: int) -> int:
+    """Index of the ``,`` or closing bracket that ends the array element starting at ``at`` (``stop`` if none before it).
 
     Only strings and brackets are looked at, so an element that is not valid JSON (or too deep to parse) still has an
-    end; its rows neighbours are then read normally.
+    end, and the rows after it are read normally.
     """
     depth = 0
-    for m in _JSON_TOKEN.finditer(text, at):
+    for m in _JSON_TOKEN.finditer(text, at, stop):
         token = m.group()
         if token in "[{":
             depth += 1
         elif token in "]}":
             depth -= 1
             if depth < 0:
-                return m.start()
+                if token == "]":  # only "]" closes the array; a stray "}" is part of the bad element
+                    return m.start()
+                depth = 0
         elif token == "," and depth == 0:
             return m.start()
-    return len(text)
+    return stop
+
+
+def _next_element_line(text: str, at: int) -> int | None:
+    """Where the next element starts when elements begin lines at one indentation, as ``json.dump`` writes them
+    (``None`` when the element at ``at`` shares its line or none follows). An unclosed quote or bracket in one element
+    then costs that element only: it cannot reach past the next element's line."""
+    indent = text[text.rfind("\n", 0, at) + 1:at]
+    if indent.strip():
+        return None
+    m = re.compile("\n" + re.escape(indent) + r"(?=[{\[])").search(text, at)
+    return m.end() if m else None
 
 
 def _json_array_rows(path: Path, text: str, start: int, damage: str | None) -> Iterator[tuple[int, Any]]:
     """The elements of the array opening at ``text[start]``, each parsed on its own (the slow path, for a bad file)."""
     decoder, at, row = json.JSONDecoder(), _skip_space(text, start + 1), 0
+    truncated = _damage_problem(path, damage or "the file ends before the JSON array is closed")
     if text[at:at + 1] == "]":
         return
     while True:
         row += 1
         at = _skip_space(text, at)
         if at >= len(text):
-            yield row, ValueError(_damage_problem(path, damage or "the file ends before the JSON array is closed"))
+            yield row, ValueError(truncated)
             return
         try:
             value, end = decoder.raw_decode(text, at)
             end = _skip_space(text, end)
             if end < len(text) and text[end] not in ",]":
-                value, end = ValueError("invalid JSON (expected ',' or ']' after the row)"), _element_end(text, end)
+                value, end = ValueError("invalid JSON (expected ',' or ']' after the row)"), _element_end(text, end, len(text))
+                # (what follows the row's value, up to the next "," or the closing "]", is part of this row)
         except (ValueError, RecursionError) as e:
-            value, end = _json_problem(e), _element_end(text, at)
+            value, resume = _json_problem(e), _next_element_line(text, at)
+            end = _element_end(text, at, resume or len(text))
+            if resume is not None and end >= resume:  # the element never closed: go on at the next element's line
+                yield row, value
+                at = resume
+                continue
         if end >= len(text):  # the array never closes: this row is where the file stops
             complete = isinstance(value, Mapping)
             if complete:
                 yield row, value
-            yield row + complete, ValueError(_damage_problem(path, damage or "the file ends before the JSON array is closed"))
+            elif not damage:  # a plain file: it was cut here, or this row leaves a quote or bracket open
+                yield row, ValueError(_damage_problem(path, f"the file ends before the JSON array is closed, or this row "
+                                                            f"leaves a quote or bracket open ({value})"))
+                return
+            yield row + complete, ValueError(truncated)
             return
         yield row, value
         if text[end] != ",":

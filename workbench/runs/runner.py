@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.data import files as io
-from workbench.runs.config_file import LineDict, read_yaml, where
+from workbench.runs.config_file import read_yaml, where
 from workbench.runs.folder import start_run
 from workbench.runs.report import build_report
 
@@ -107,7 +107,8 @@ def load_pipeline_config(path: str | os.PathLike, *, run_name: str | None = None
     if path.is_dir():
         raise IsADirectoryError(f"{path}: is a folder; pass a pipeline config (.yaml) such as configs/demo.yaml.")
     raw = read_yaml(path)
-    raw = LineDict() if raw is None else raw
+    if raw is None:
+        raise ValueError(f"{path}, line 1: the config is empty; it needs at least steps: [...] (see configs/demo.yaml).")
     if not isinstance(raw, dict):
         raise ValueError(f"{path}, line 1: the top level must be a mapping with run_name, steps, ...; got {type(raw).__name__}.")
     unknown = sorted((k for k in raw if k not in TOP_KEYS), key=lambda k: raw.line_of(k))
@@ -115,7 +116,7 @@ def load_pipeline_config(path: str | os.PathLike, *, run_name: str | None = None
         hints = "".join(_did_you_mean(k, TOP_KEYS) for k in unknown[:1])
         raise ValueError(f"{where(path, raw, unknown[0])}: unknown keys {unknown}{hints}; allowed: {', '.join(TOP_KEYS)}.")
     for key in ("run_name", "runs_dir"):
-        if raw.get(key) is not None and not isinstance(raw[key], (str, int)):
+        if isinstance(raw.get(key), (list, dict)):
             raise ValueError(f"{where(path, raw, key)}: {key} must be a name, got {type(raw[key]).__name__} {raw[key]!r}.")
     if raw.get("parameters") is not None and not isinstance(raw["parameters"], dict):
         raise ValueError(f"{where(path, raw, 'parameters')}: parameters must be a mapping of name: value, "
