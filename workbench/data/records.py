@@ -52,7 +52,7 @@ class _GzipStream(_io.RawIOBase):
 
     def __init__(self, path: Path):
         self.path, self.damage = path, None
-        self._file = open(path, "rb")  # noqa: SIM115 - closed by close()
+        self._file = open(path, "rb")  # closed by close()
         self._inflate = zlib.decompressobj(wbits=31)  # 31: expect a gzip header and trailer
         self._in, self._out, self._at = b"", b"", 0
         self._in_member = self._done = self._more_out = False
@@ -121,7 +121,7 @@ def _text_lines(path: Path) -> Iterator[str]:
     """Lines of a text file, ``.gz`` or not, read as they are needed (a 100 GB JSONL never sits in memory); bytes that
     are not UTF-8 are kept as surrogate escapes. A damaged ``.gz`` ends with `_Damaged` after its last line."""
     gz = path.suffix.lower() == ".gz"
-    raw = _GzipStream(path) if gz else open(path, "rb")  # noqa: SIM115 - closed by the wrapper below
+    raw = _GzipStream(path) if gz else open(path, "rb")  # closed by the wrapper below
     # utf-8-sig: a byte-order mark (Windows editors write one) is not part of row 1
     with _io.TextIOWrapper(_io.BufferedReader(raw) if gz else raw, encoding="utf-8-sig", errors="surrogateescape") as f:
         yield from f
