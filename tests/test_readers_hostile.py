@@ -213,3 +213,17 @@ def test_reject_messages_say_what_they_mean(tmp_path):
         with pytest.raises(ValueError, match=rf"{name}: .*no rows.*empty") as err:
             io.read_pairs(tmp_path / name)
         assert "keys None" not in str(err.value) and "first 0 rows" not in str(err.value)
+
+
+@pytest.mark.parametrize("name", ["trailer.jsonl.gz", "trailer.json.gz", "trailer.csv.gz"])
+def test_a_gzip_cut_in_its_trailer_keeps_every_row_and_is_still_reported(tmp_path, name):
+    """All the data decompresses, only the checksum is gone: every row is kept, the damage is reported after them."""
+    rows = [json.dumps(r) for r in _prompt_rows(3)]
+    text = {"trailer.jsonl.gz": "\n".join(rows) + "\n",
+            "trailer.json.gz": "[\n" + ",\n".join([*rows, '{"prompt": "q", "chosen": }']) + "\n]\n",  # + a broken element
+            "trailer.csv.gz": "prompt,chosen,rejected\n" + "".join(f"question {i},answer {i},other {i}\n" for i in range(3))}[name]
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(text.encode())[:-4])
+    pairs, report = io.read_pairs(path, strict=False)
+    truncated = [r["row"] for r in report.rejects if r["kind"] == "truncated"]
+    assert len(pairs) == 3 and truncated == [report.n_rows] and report.n_rows == (5 if name == "trailer.json.gz" else 4)

@@ -251,6 +251,8 @@ def _json_array_rows(path: Path, text: str, start: int, damage: str | None) -> I
     decoder, at, row = json.JSONDecoder(), _skip_space(text, start + 1), 0
     truncated = _damage_problem(path, damage or "the file ends before the JSON array is closed")
     if text[at:at + 1] == "]":
+        if damage:  # whole up to the closing bracket, but the gzip stream still ends badly after it
+            yield 1, ValueError(truncated)
         return
     while True:
         row += 1
@@ -283,6 +285,8 @@ def _json_array_rows(path: Path, text: str, start: int, damage: str | None) -> I
             return
         yield row, value
         if text[end] != ",":
+            if damage:
+                yield row + 1, ValueError(truncated)
             return
         at = end + 1
 
