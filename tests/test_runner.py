@@ -207,3 +207,10 @@ def test_a_config_that_is_not_utf8_is_named(tmp_path):
     path.write_bytes("run_name: caf\xe9\nsteps: [{name: a, notebook: a.ipynb}]\n".encode("latin-1"))
     with pytest.raises(ValueError, match=rf"{re.escape(str(path))}, line 1: not UTF-8 text .*save the config as UTF-8"):
         load_pipeline_config(path)
+
+
+def test_a_set_value_that_is_not_yaml_is_one_line():
+    from workbench.cli import main
+
+    with pytest.raises(SystemExit, match=r"--set 'x=\[unclosed': the value is not valid YAML"):
+        main(["run", "--config", str(Path(__file__).parents[1] / "configs" / "smoke.yaml"), "--set", "x=[unclosed"])

@@ -21,7 +21,11 @@ def _parse_set(items: list[str]) -> dict:
         if "=" not in item:
             raise SystemExit(f"--set expects key=value, got {item!r}")
         key, value = item.split("=", 1)
-        out[key] = yaml.safe_load(value)  # "true" -> True, "3" -> 3, "[a, b]" -> list
+        try:
+            out[key] = yaml.safe_load(value)  # "true" -> True, "3" -> 3, "[a, b]" -> list
+        except yaml.YAMLError as err:
+            first = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise SystemExit(f"--set {item!r}: the value is not valid YAML ({first}); quote it, e.g. key='a: b'.") from None
     return out
 
 

@@ -51,7 +51,7 @@ from workbench.curation.review import OracleReviewer
 from workbench.curation.testbed import Testbed, TestbedConfig, beta_for_agreement, build_testbed, margin_scale
 from workbench.data.noise import NoiseConfig, noise_flips
 from workbench.models import fast_rm
-from workbench.models.embedding import embed_texts, embedder_key
+from workbench.models.embedding import embed_texts, embedder_key, frozen_pair_states
 
 ROBUST = {"label smoothing": "smoothing", "rDPO": "rdpo", "SymPO": "sympo"}
 BASELINES = ("gold only", "raw + human labels", "random review", *ROBUST)
@@ -82,7 +82,9 @@ class TeacherExperimentConfig:
     oracle_error_rate: float = 0.1  # the simulated people
     judge_error_rate: float = 0.25  # the simulated LLM judge of Stage 2
     eps_grid: tuple[float, ...] = (0.1, 0.2, 0.3)  # robust losses: eps chosen on gold
-    embedder: str = ""  # the student's frozen embedder ("" = the offline MiniLM)
+    embedder: str = ""  # the student's frozen encoder ("" = the offline MiniLM)
+    student_view: str = "joint"  # joint: the frozen encoder's CLS + mean states of (conversation, response) read
+    #                               together; separate: the pipeline's fast RM inputs (prompt and response embedded apart)
     student_hidden: int = 128
     student_epochs: int = 8
     stage1_epochs: int = 15  # Stage-1 and gold RMs: small sets, best epoch on gold
@@ -101,6 +103,8 @@ class TeacherExperimentConfig:
             raise ValueError("seeds is empty; give at least one (five for confidence intervals).")
         if not 0.5 < self.agreement < 1.0:
             raise ValueError(f"agreement must be in (0.5, 1), got {self.agreement}.")
+        if self.student_view not in ("joint", "separate"):
+            raise ValueError(f"student_view must be 'joint' or 'separate', got {self.student_view!r}.")
         if self.iterations < 1 or self.seed_size < 1:
             raise ValueError("iterations and seed_size must be >= 1.")
 
@@ -146,8 +150,13 @@ class Arrays:
         return np.flatnonzero(self.split == split)
 
 
-def student_arrays(tb: Testbed, embedder: str = "", *, progress: bool = True) -> Arrays:
-    """Embed every candidate's last user turn and response once (cached beside the testbed) and build the arrays."""
+def student_arrays(tb: Testbed, embedder: str = "", view: str = "joint", *, progress: bool = True) -> Arrays:
+    """Every candidate's frozen features, computed once (cached beside the testbed), and the pair index arrays.
+
+    ``separate``: the pipeline's fast-RM inputs (last user turn and response embedded apart). ``joint``: the frozen
+    pretrained encoder's CLS and mean states of the whole (conversation, response) input, as the teacher reads it but
+    without its fine-tuning (`frozen_pair_states`). Retrieval vectors are label-free in both: the mean of the last user
+    turn's and both responses' sentence embeddings."""
     c, p = tb.candidates, tb.pairs
     path = tb.folder / f"student-{embedder_key(embedder)}.npz"
     if path.exists():
@@ -156,10 +165,21 @@ def student_arrays(tb: Testbed, embedder: str = "", *, progress: bool = True) ->
     else:
         e_p = embed_texts(list(c["prompt_text"]), model_name=embedder, progress=progress)
         e_r = embed_texts(list(c["response"]), model_name=embedder, progress=progress)
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, prompt=e_p, response=e_r)
-        tmp.replace(path)
-    feats = fast_rm.head_inputs(torch.from_numpy(e_p), torch.from_numpy(e_r), list(c["response"]))
+        _save_npz(path, prompt=e_p, response=e_r)
+    if view == "separate":
+        feats = fast_rm.head_inputs(torch.from_numpy(e_p), torch.from_numpy(e_r), list(c["response"]))
+    else:
+        joint = tb.folder / f"student-joint-{embedder_key(embedder)}.npz"
+        if joint.exists():
+            z = np.load(joint)
+            cls, mean = z["cls"], z["mean"]
+        else:
+            prompt_of = dict(zip(p["host"], p["prompt"]))
+            cls, mean = frozen_pair_states([prompt_of[h] for h in c["host"]], list(c["response"]),
+                                           max_length=tb.teacher["config"]["teacher"]["max_length"], model_path=embedder,
+                                           progress=progress)
+            _save_npz(joint, cls=cls, mean=mean)
+        feats = torch.cat([torch.from_numpy(cls), torch.from_numpy(mean), fast_rm.text_stats(list(c["response"]))], 1)
     win, lose = p["cand_chosen"].to_numpy(), p["cand_rejected"].to_numpy()
     vec = e_p[win] + e_r[win] + e_r[lose]
     vec = vec / np.linalg.norm(vec, axis=1, keepdims=True)
@@ -168,11 +188,18 @@ def student_arrays(tb: Testbed, embedder: str = "", *, progress: bool = True) ->
                   dim=e_p.shape[1])
 
 
+def _save_npz(path: Path, **arrays: np.ndarray) -> None:
+    tmp = path.with_name(path.stem + ".tmp.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(path)  # whole or absent
+
+
 def train_student(A: Arrays, idx: np.ndarray, agree: np.ndarray, head: fast_rm.HeadConfig, *,
                   select_on: np.ndarray | None = None) -> np.ndarray:
     """Train a fresh head on pairs ``idx`` labelled ``agree`` (True: the teacher's winner is chosen); with
     ``select_on`` (pair rows with true labels) keep the epoch best on them. Returns the reward of every candidate."""
-    rm = fast_rm.EmbeddingHeadRM(fast_rm.new_head(A.dim, head), embedder_name="", dim=A.dim, head_cfg=head)
+    head_module = fast_rm.new_head(A.dim, head, in_features=A.feats.shape[1])
+    rm = fast_rm.EmbeddingHeadRM(head_module, embedder_name="", dim=A.dim, head_cfg=head)
     chosen, rejected = np.where(agree, A.win[idx], A.lose[idx]), np.where(agree, A.lose[idx], A.win[idx])
     eval_fn = None
     if select_on is not None and len(select_on):
@@ -575,7 +602,7 @@ def run_teacher_experiment(cfg: TeacherExperimentConfig = TeacherExperimentConfi
     t0 = time.time()
     tb = build_testbed(cfg.testbed, data_dir=data_dir, cache_root=cache_root, progress=progress)
     t_build = time.time() - t0
-    A = student_arrays(tb, cfg.embedder, progress=progress)
+    A = student_arrays(tb, cfg.embedder, cfg.student_view, progress=progress)
     t_arrays = time.time() - t0 - t_build
     work = Path(run_dir) / "teacher_experiment" / config_key(cfg)
     work.mkdir(parents=True, exist_ok=True)

@@ -50,10 +50,11 @@ class HeadConfig:
     seed: int = 0
 
 
-def _head(dim: int, cfg: HeadConfig) -> nn.Module:
+def _head(dim: int, cfg: HeadConfig, in_features: int | None = None) -> nn.Module:
+    width = in_features or 4 * dim + N_STATS
     if cfg.hidden <= 0:
-        return nn.Linear(4 * dim + N_STATS, 1)
-    return nn.Sequential(nn.Linear(4 * dim + N_STATS, cfg.hidden), nn.GELU(), nn.Dropout(cfg.dropout), nn.Linear(cfg.hidden, 1))
+        return nn.Linear(width, 1)
+    return nn.Sequential(nn.Linear(width, cfg.hidden), nn.GELU(), nn.Dropout(cfg.dropout), nn.Linear(cfg.hidden, 1))
 
 
 N_STATS = 3
@@ -176,10 +177,11 @@ def train_embedding_head(train_prompts: Sequence[list[Message]], train_chosen: S
     return rm, history
 
 
-def new_head(dim: int, cfg: HeadConfig) -> nn.Module:
-    """A freshly initialised head for ``dim``-dimensional embeddings (seeded by ``cfg.seed``)."""
+def new_head(dim: int, cfg: HeadConfig, *, in_features: int | None = None) -> nn.Module:
+    """A freshly initialised head for ``dim``-dimensional embeddings (seeded by ``cfg.seed``); ``in_features``
+    overrides the input width for other feature layouts (the teacher testbed's joint view)."""
     torch.manual_seed(cfg.seed)
-    return _head(dim, cfg)
+    return _head(dim, cfg, in_features)
 
 
 def fit_head(rm: Any, f_chosen: torch.Tensor, f_rejected: torch.Tensor, cfg: HeadConfig, *, eval_fn: Any = None,
