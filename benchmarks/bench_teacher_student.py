@@ -38,7 +38,7 @@ def main() -> None:
     agree = np.ones(len(idx), bool)
     head = cfg.head()
     # the baseline's cache: every prompt and response vector, keyed as embed_texts keys them
-    z = np.load(tb.folder / f"student-{embedder_key(cfg.embedder)}.npz")  # written by student_arrays above
+    z = np.load(tb.candidates_folder / f"student-{embedder_key(cfg.embedder)}.npz")  # written by student_arrays above
     c = tb.candidates
     e_p, e_r = z["prompt"], z["response"]
     cache = MemoryEmbeddingCache()

@@ -166,6 +166,7 @@ def test_the_teacher_cache_is_reused_and_invalidated_by_a_changed_config(shared_
     assert tb.teacher_key(other, shared_data) == tb.teacher_key(cfg, shared_data)
     built = tb.build_testbed(other, data_dir=shared_data, cache_root=cache_root, progress=False)
     assert built.folder != first.folder and teacher_json.stat().st_mtime_ns == stamp
+    assert built.candidates_folder == first.candidates_folder  # candidates and teacher rewards reused, not rescored
     retaught = tb.TestbedConfig(**{**cfg.__dict__, "teacher": tb.TeacherConfig(**{**cfg.teacher.__dict__,
                                                                                   "learning_rate": 1e-4})})
     assert tb.teacher_key(retaught, shared_data) != tb.teacher_key(cfg, shared_data)
@@ -207,7 +208,8 @@ def test_a_custom_noise_model_runs_end_to_end_from_the_cli(shared_data, cache_ro
     assert human["raw"] == 0
     assert (full["test_accuracy"].between(0, 1)).all() and full["best_of_n"].notna().all()
     curve = pd.read_csv(out / "tables" / "teacher_curve.csv")
-    assert set(curve["pool_pairs"]) == {300, 600} and {"clean", "raw", "curated"} <= set(curve["condition"])
+    full_pool = int(ev.loc[ev["condition"] == "clean", "pool_pairs"].iloc[0])
+    assert set(curve["pool_pairs"]) == {300, 600, full_pool} and {"clean", "raw", "curated"} <= set(curve["condition"])
     assert (out / "figures" / "teacher_learning_curves.html").exists()
     metrics = json.loads((out / "metrics" / "teacher_metrics.json").read_text())
     assert metrics["agreement_measured"] == pytest.approx(0.75, abs=0.05) and "gate_passed" in metrics

@@ -83,7 +83,7 @@ EXPERIMENT_FIELDS = ("noise_models", "noise_rate", "noise_concentration", "seeds
                      "judge_error_rate", "head_epochs", "cleanlab_folds", "min_clean_accuracy")
 TEACHER_FIELDS = ("noise_models", "noise_rate", "noise_concentration", "seeds", "seed_size", "labels_per_iteration",
                   "iterations", "oracle_error_rate", "judge_error_rate", "agreement", "null_models", "budgets",
-                  "budget_seeds", "pool_sizes")
+                  "secondary_seeds", "pool_sizes")
 
 
 def _given(args: argparse.Namespace, fields: tuple[str, ...], truth: str) -> dict:
@@ -271,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
                              ("agreement", float, "teacher: share of annotator labels agreeing with the teacher"),
                              ("null-noise", _names, "teacher: the null control's noise models (none, symmetric)"),
                              ("budgets", _ints, "teacher: review budgets of the budget curve"),
-                             ("budget-seeds", int, "teacher: seeds of the budget curve"),
+                             ("secondary-seeds", int, "teacher: seeds of the other noise models and the budget curve"),
                              ("pool-sizes", _ints, "teacher: pool sizes of the learning curves")):
         field = {"noise": "noise_models", "null-noise": "null_models"}.get(name, name.replace("-", "_"))
         owner = "TeacherExperimentConfig" if text.startswith("teacher") else "ExperimentConfig"

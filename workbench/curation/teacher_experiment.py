@@ -72,23 +72,25 @@ class TeacherExperimentConfig:
     noise_rate: float = 0.2
     noise_concentration: float = 0.8
     cluster_groups: int = 8
-    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)  # the headline noise model: full pool, learning curves
+    secondary_seeds: int = 3  # the other noise models (gate, null control) and the budget curve: the first seeds
     pool_sizes: tuple[int, ...] = ()  # () = doublings from 1,000, then the full pool
     seed_size: int = 200  # Stage-1 round 0: random pool pairs reviewed
     labels_per_iteration: int = 200
     iterations: int = 4  # -> 1,000 reviews, the default budget
     budgets: tuple[int, ...] = (100, 250, 500, 1000, 2000)
-    budget_seeds: int = 3  # the budget curve's seeds (the first ones of ``seeds``)
     oracle_error_rate: float = 0.1  # the simulated people
     judge_error_rate: float = 0.25  # the simulated LLM judge of Stage 2
-    eps_grid: tuple[float, ...] = (0.1, 0.2, 0.3)  # robust losses: eps chosen on gold
+    eps_grid: tuple[float, ...] = (0.1, 0.25)  # label smoothing, rDPO: eps chosen on gold (SymPO has none)
     embedder: str = ""  # the student's frozen encoder ("" = the offline MiniLM)
-    student_view: str = "joint"  # joint: the frozen encoder's CLS + mean states of (conversation, response) read
-    #                               together; separate: the pipeline's fast RM inputs (prompt and response embedded apart)
+    student_view: str = "separate"  # separate: the pipeline's fast-RM inputs (prompt and response embedded apart);
+    #                                  joint: the frozen encoder's CLS + mean states of (conversation, response) read
+    #                                  together (learns the teacher faster and saturates by 16k pairs: RESULTS.md)
     student_hidden: int = 128
     student_epochs: int = 8
     stage1_epochs: int = 15  # Stage-1 and gold RMs: small sets, best epoch on gold
     batch_size: int = 512
+    student_bf16: bool = True  # bf16 autocast for the student's head (native on this CPU; ~2x faster)
     learning_rate: float = 2e-3
     gate_gain_per_doubling: float = 0.02
     gate_gold_gap: float = 0.08
@@ -115,7 +117,7 @@ class TeacherExperimentConfig:
     def head(self, *, epochs: int | None = None, seed: int = 0, loss: str = "bt", eps: float = 0.0) -> fast_rm.HeadConfig:
         return fast_rm.HeadConfig(hidden=self.student_hidden, epochs=epochs or self.student_epochs,
                                   batch_size=self.batch_size, learning_rate=self.learning_rate, loss=loss, eps=eps,
-                                  seed=seed)
+                                  bf16=self.student_bf16, seed=seed)
 
 
 def smoke_config(cfg: TeacherExperimentConfig = TeacherExperimentConfig()) -> TeacherExperimentConfig:
@@ -125,7 +127,7 @@ def smoke_config(cfg: TeacherExperimentConfig = TeacherExperimentConfig()) -> Te
     tb = TestbedConfig(teacher=TeacherConfig(train_pairs=48, heldout_pairs=32), pool_prompts=60, gold_prompts=20,
                        test_prompts=12, pairs_per_prompt=20, gold_pairs_per_prompt=6)
     return replace(cfg, testbed=tb, seeds=(0, 1), pool_sizes=(300, 600), seed_size=20, labels_per_iteration=20,
-                   iterations=2, budgets=(30, 60), budget_seeds=1, eps_grid=(0.2,), student_epochs=3, stage1_epochs=3,
+                   iterations=2, budgets=(30, 60), secondary_seeds=1, eps_grid=(0.2,), student_epochs=3, stage1_epochs=3,
                    noise_models=cfg.noise_models[:1], null_models=cfg.null_models[:1], cluster_groups=4)
 
 
@@ -158,7 +160,7 @@ def student_arrays(tb: Testbed, embedder: str = "", view: str = "joint", *, prog
     without its fine-tuning (`frozen_pair_states`). Retrieval vectors are label-free in both: the mean of the last user
     turn's and both responses' sentence embeddings."""
     c, p = tb.candidates, tb.pairs
-    path = tb.folder / f"student-{embedder_key(embedder)}.npz"
+    path = tb.candidates_folder / f"student-{embedder_key(embedder)}.npz"
     if path.exists():
         z = np.load(path)
         e_p, e_r = z["prompt"], z["response"]
@@ -169,7 +171,7 @@ def student_arrays(tb: Testbed, embedder: str = "", view: str = "joint", *, prog
     if view == "separate":
         feats = fast_rm.head_inputs(torch.from_numpy(e_p), torch.from_numpy(e_r), list(c["response"]))
     else:
-        joint = tb.folder / f"student-joint-{embedder_key(embedder)}.npz"
+        joint = tb.candidates_folder / f"student-joint-{embedder_key(embedder)}.npz"
         if joint.exists():
             z = np.load(joint)
             cls, mean = z["cls"], z["mean"]
@@ -238,14 +240,15 @@ def best_of_n(r: np.ndarray, A: Arrays) -> float:
 
 
 def noisy_labels(tb: Testbed, A: Arrays, cfg: TeacherExperimentConfig, noise: str, seed: int, beta: float,
-                 scale: float, groups: np.ndarray) -> np.ndarray:
-    """``agree`` per pool pair: a Bradley-Terry draw from the teacher, then ``noise``'s flips on top."""
+                 scale: float, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(``agree`` per pool pair, the Bradley-Terry draw alone): a BT draw from the teacher, then ``noise``'s flips
+    on top."""
     pool = tb.pairs[A.split == "train"].reset_index(drop=True)
     p_agree = 1 / (1 + np.exp(-beta * pool["teacher_margin"].to_numpy() / scale))
     bt_agree = np.random.default_rng([seed, 7919]).random(len(pool)) < p_agree
     flip, _ = noise_flips(pool, NoiseConfig(model=noise, rate=cfg.noise_rate, concentration=cfg.noise_concentration),
                           seed=seed, groups=groups)
-    return bt_agree ^ flip
+    return bt_agree ^ flip, bt_agree
 
 
 def topic_groups(A: Arrays, k: int, seed: int = 0) -> np.ndarray:
@@ -356,13 +359,16 @@ def gold_rm(A: Arrays, gold: np.ndarray, cfg: TeacherExperimentConfig, seed: int
 
 
 def curate(A: Arrays, pool: np.ndarray, agree: np.ndarray, gold: np.ndarray, cfg: TeacherExperimentConfig, seed: int,
-           *, queue: str, budget: int, r_gold: np.ndarray) -> Chain:
+           *, queue: str, budget: int, r_gold: np.ndarray, memo: dict | None = None) -> Chain:
     """Stage 1 (``queue``: random / puller / disagreement; ``none``: no review) then Stage 2; the chain's training
     pairs are the kept pool pairs plus gold."""
     if queue == "none":
         labels, reviewed, r1, stats = agree.copy(), np.zeros(len(pool), bool), None, {"queued": 0, "queued_wrong": 0}
     else:
-        labels, reviewed, r1, stats = stage1_chain(A, pool, agree, gold, cfg, seed, budget=budget, queue=queue)
+        labels, reviewed, r1, stats = memo[(len(pool), budget, queue)] if memo is not None and (len(pool), budget, queue) in memo \
+            else stage1_chain(A, pool, agree, gold, cfg, seed, budget=budget, queue=queue)
+        if memo is not None:
+            memo[(len(pool), budget, queue)] = (labels, reviewed, r1, stats)
     pos, lab = stage2_chain(A, pool, labels, reviewed, gold, r1, r_gold, cfg, seed)
     return Chain(idx=np.concatenate([pool[pos], gold]), agree=np.concatenate([lab, np.ones(len(gold), bool)]),
                  reviewed=int(reviewed.sum()),
@@ -387,6 +393,8 @@ class Context:
     test: np.ndarray
     r_gold: np.ndarray
     eps: dict[str, float] = field(default_factory=dict)  # robust loss -> eps chosen on gold
+    stage1: dict[tuple, tuple] = field(default_factory=dict)  # (pool size, budget, queue) -> stage1_chain's result
+    bt_agreement: float = float("nan")  # share of the BT labels (before the noise model) agreeing with the teacher
 
 
 def _fit(ctx: Context, idx: np.ndarray, agree: np.ndarray, *, loss: str = "bt", eps: float = 0.0) -> np.ndarray:
@@ -417,16 +425,20 @@ def condition(ctx: Context, name: str, n: int | None = None, *, budget: int | No
     elif name in ROBUST:
         idx, lab = np.concatenate([pool, gold]), np.concatenate([agree, np.ones(len(gold), bool)])
     elif name == "raw + human labels":
-        labels, reviewed, _, _ = stage1_chain(A, pool, agree, gold, cfg, ctx.seed, budget=budget, queue="puller")
+        key = (n, budget, "puller")
+        if key not in ctx.stage1:
+            ctx.stage1[key] = stage1_chain(A, pool, agree, gold, cfg, ctx.seed, budget=budget, queue="puller")
+        labels, reviewed, _, _ = ctx.stage1[key]
         idx, lab = np.concatenate([pool, gold]), np.concatenate([labels, np.ones(len(gold), bool)])
         chain = Chain(idx=idx, agree=lab, reviewed=int(reviewed.sum()))
     else:
         queue = {"+ Stage 2, LLM judge only": "none", "+ human review, random pairs": "random",
                  "+ error-driven retrieval": "puller", "+ disagreement queue": "disagreement", **QUEUES}[name]
-        chain = curate(A, pool, agree, gold, cfg, ctx.seed, queue=queue, budget=budget, r_gold=ctx.r_gold)
+        chain = curate(A, pool, agree, gold, cfg, ctx.seed, queue=queue, budget=budget, r_gold=ctx.r_gold,
+                       memo=ctx.stage1)
         idx, lab = chain.idx, chain.agree
     loss = ROBUST.get(name, "bt")
-    r = _fit(ctx, idx, lab, loss=loss, eps=ctx.eps.get(name, 0.0) if loss != "bt" else 0.0)
+    r = _fit(ctx, idx, lab, loss=loss, eps=ctx.eps.get(name, 0.0) if loss not in ("bt", "sympo") else 0.0)
     human = 0 if name == "raw" else len(gold) + (chain.reviewed if chain else 0)
     out = {"noise": ctx.noise, "seed": ctx.seed, "condition": name, "pool_pairs": n, "budget": budget,
            "train_pairs": len(idx), "train_label_accuracy": float(lab.mean()), "human_labels": human,
@@ -440,12 +452,17 @@ def condition(ctx: Context, name: str, n: int | None = None, *, budget: int | No
 
 def make_context(tb: Testbed, A: Arrays, cfg: TeacherExperimentConfig, noise: str, seed: int, *, beta: float,
                  scale: float, groups: np.ndarray) -> Context:
-    agree = noisy_labels(tb, A, cfg, noise, seed, beta, scale, groups)
+    agree, bt_agree = noisy_labels(tb, A, cfg, noise, seed, beta, scale, groups)
     pool = A.idx("train")
-    order = np.random.default_rng([seed, 101]).permutation(len(pool))
+    # a smaller pool is the pairs of fewer prompts (a dataset grows by prompts, each with its comparisons): with random
+    # pairs instead, 16k pairs already hold most of what 56k say about each prompt's ten candidates (RESULTS.md)
+    hosts = tb.pairs["host"].to_numpy()[pool]
+    names = np.unique(hosts)
+    rank = dict(zip(names[np.random.default_rng([seed, 101]).permutation(len(names))], range(len(names))))
+    order = np.argsort([rank[h] for h in hosts], kind="stable")
     gold = A.idx("gold")
     return Context(A=A, cfg=cfg, noise=noise, seed=seed, pool=pool[order], agree=agree[order], gold=gold,
-                   test=A.idx("test"), r_gold=gold_rm(A, gold, cfg, seed))
+                   test=A.idx("test"), r_gold=gold_rm(A, gold, cfg, seed), bt_agreement=float(bt_agree.mean()))
 
 
 # ---------------------------------------------------------------- statistics and the gate
@@ -563,8 +580,9 @@ class TeacherResult:
 
 
 def pool_sizes(cfg: TeacherExperimentConfig, n_pool: int) -> list[int]:
+    """The learning curves' pool sizes: ``cfg.pool_sizes`` (or doublings from 1,000), always ending at the full pool."""
     if cfg.pool_sizes:
-        return sorted({min(s, n_pool) for s in cfg.pool_sizes})
+        return sorted({min(s, n_pool) for s in cfg.pool_sizes} | {n_pool})
     sizes, s = [], 1000
     while s < n_pool:
         sizes.append(s)
@@ -612,27 +630,31 @@ def run_teacher_experiment(cfg: TeacherExperimentConfig = TeacherExperimentConfi
     groups = topic_groups(A, cfg.cluster_groups)
     head, n_pool = cfg.noise_models[0], len(A.idx("train"))
     sizes = pool_sizes(cfg, n_pool)
-    full_conditions = ("clean", "raw", *BASELINES, *CURATED, ABLATION[1])
-    null_conditions = ("clean", "raw", *ROBUST, "curated")
-    jobs = [(noise, seed) for noise in (*cfg.noise_models, *cfg.null_models) for seed in cfg.seeds]
+    conditions = {"headline": ("clean", "raw", *BASELINES, *CURATED, ABLATION[1]),
+                  "systematic": ("clean", "raw", "gold only", "random review", *ROBUST, "curated"),
+                  "null": ("clean", "raw", *ROBUST, "curated")}
+    jobs = [(noise, seed) for noise in (*cfg.noise_models, *cfg.null_models)
+            for seed in (cfg.seeds if noise == head else cfg.seeds[: cfg.secondary_seeds])]
     full_rows, curve_rows, budget_rows, agreement_seen = [], [], [], []
     bar = tqdm(total=len(jobs), desc="teacher experiment", unit="run", disable=not progress)
     t_exp = time.time()
     for noise, seed in jobs:
         ctx = make_context(tb, A, cfg, noise, seed, beta=beta, scale=scale, groups=groups)
-        agreement_seen.append(float(ctx.agree.mean()))
-
-        names = full_conditions if noise in cfg.noise_models else null_conditions
-        full_rows += _cached_rows(work / f"full_{noise}_seed{seed}.json", _full_block, ctx, names)
+        agreement_seen.append((ctx.bt_agreement, float(ctx.agree.mean())))
+        kind = "headline" if noise == head else ("systematic" if noise in cfg.noise_models else "null")
+        block = _cached_rows(work / f"full_{noise}_seed{seed}.json", _full_block, ctx, conditions[kind])
+        full_rows += block
         if noise == head:
-            ctx.eps.update({r["condition"]: r["eps"] for r in full_rows
-                            if r["noise"] == noise and r["seed"] == seed and "eps" in r})
+            ctx.eps.update({r["condition"]: r["eps"] for r in block if "eps" in r})
             best = best_baseline(pd.DataFrame([r for r in full_rows if r["noise"] == head]))
             names = tuple(dict.fromkeys(("clean", "raw", "raw + human labels", "curated", best)))
             curve_rows += _cached_rows(work / f"curve_{noise}_seed{seed}_{best.replace(' ', '_')}.json",
-                                       _curve_block, ctx, names, sizes)
-            if seed in cfg.seeds[: cfg.budget_seeds]:
-                budget_rows += _cached_rows(work / f"budget_{noise}_seed{seed}.json", _budget_block, ctx)
+                                       _curve_block, ctx, names, sizes[:-1])
+            curve_rows += [r for r in block if r["condition"] in names]  # the full pool: measured above
+            if seed in cfg.seeds[: cfg.secondary_seeds]:
+                budget_rows += _cached_rows(work / f"budget_{noise}_seed{seed}.json", _budget_block, ctx,
+                                            [b for b in cfg.budgets if b != cfg.budget])
+                budget_rows += [r for r in block if r["condition"] in QUEUES]  # the default budget: measured above
         bar.update()
     bar.close()
     full = pd.DataFrame(full_rows)
@@ -641,7 +663,8 @@ def run_teacher_experiment(cfg: TeacherExperimentConfig = TeacherExperimentConfi
     curve_mean = summarize(curve, ["condition", "pool_pairs"])
     report = {"pairs": tb.pairs.groupby("split").size().to_dict(), "candidates_per_prompt": cfg.testbed.candidates_per_prompt,
               "beta": beta, "margin_scale": scale, "agreement_target": cfg.agreement,
-              "agreement_measured": float(np.mean(agreement_seen)), "testbed_key": tb.key, "pool_sizes": sizes,
+              "agreement_measured": float(np.mean([a for a, _ in agreement_seen])),
+              "label_agreement_after_noise": float(np.mean([b for _, b in agreement_seen])), "testbed_key": tb.key, "pool_sizes": sizes,
               **{k: v for k, v in tb.teacher.items() if k != "config"}}
     timings = {"testbed_seconds": round(t_build, 1), "student_features_seconds": round(t_arrays, 1),
                "experiment_seconds": round(time.time() - t_exp, 1), "total_seconds": round(time.time() - t0, 1)}
@@ -651,7 +674,8 @@ def run_teacher_experiment(cfg: TeacherExperimentConfig = TeacherExperimentConfi
 
 
 def _full_block(ctx: Context, names: tuple[str, ...]) -> list[dict]:
-    ctx.eps.update({name: choose_eps(ctx, loss) for name, loss in ROBUST.items() if name in names})
+    ctx.eps.update({name: choose_eps(ctx, loss) if loss != "sympo" else 0.0  # the sigmoid loss has no eps
+                    for name, loss in ROBUST.items() if name in names})
     return [condition(ctx, name) for name in names]
 
 
@@ -659,8 +683,8 @@ def _curve_block(ctx: Context, names: tuple[str, ...], sizes: list[int]) -> list
     return [condition(ctx, name, n) for n in sizes for name in names]
 
 
-def _budget_block(ctx: Context) -> list[dict]:
-    return [condition(ctx, name, budget=b) for b in ctx.cfg.budgets for name in QUEUES]
+def _budget_block(ctx: Context, budgets: list[int]) -> list[dict]:
+    return [condition(ctx, name, budget=b) for b in budgets for name in QUEUES]
 
 
 def best_baseline(full: pd.DataFrame) -> str:
@@ -709,7 +733,7 @@ def tables(res: TeacherResult, cfg: TeacherExperimentConfig) -> dict[str, pd.Dat
            "ablation": ablation_table(res.full, head),
            "versus_best_baseline": pd.DataFrame([
                {"noise": n, **paired(res.full, c, best_baseline(res.full[res.full["noise"] == n]), where={"noise": n})}
-               for n in cfg.noise_models for c in CURATED]),
+               for n in cfg.noise_models for c in CURATED if c in set(res.full.loc[res.full["noise"] == n, "condition"])]),
            "null_control": null_control(res.full, cfg) if cfg.null_models else pd.DataFrame(),
            "crossing": pd.concat([crossing_factor(curve_mean, m) for m in ("curated", *[
                c for c in curve_mean["condition"].unique() if c not in ("clean", "raw", "curated")])], ignore_index=True)}
@@ -775,3 +799,40 @@ def save_outputs(run: Any, res: TeacherResult, cfg: TeacherExperimentConfig, *, 
                "gate_passed": res.gate_passed}
     run.save_metrics(metrics, "teacher_metrics", title="Teacher testbed at a glance", step=step)
     return {**figures, "tables": t, "metrics": metrics}
+
+
+def finetune_check(cfg: TeacherExperimentConfig, run_dir: str | Path, *, pairs: int = 1000, seed: int = 0,
+                   data_dir: str | None = None, cache_root: str | Path | None = None) -> pd.DataFrame:
+    """The fast student carries the sweep; this checks its ranking of raw vs curated with the fine-tuned MiniLM RM
+    (the demo's recipe: 1 epoch, 256 tokens) on ``pairs`` pool pairs of the headline noise model, one seed, tested on
+    the teacher's ordering of the test split. Minutes per condition on a CPU."""
+    from workbench.models import scoring, training
+
+    tb = build_testbed(cfg.testbed, data_dir=data_dir, cache_root=cache_root, progress=False)
+    A = student_arrays(tb, cfg.embedder, cfg.student_view, progress=False)
+    pm = tb.pairs.loc[A.split == "train", "teacher_margin"].to_numpy()
+    scale = margin_scale(pm)
+    ctx = make_context(tb, A, cfg, cfg.noise_models[0], seed, beta=beta_for_agreement(pm, cfg.agreement, scale=scale),
+                       scale=scale, groups=topic_groups(A, cfg.cluster_groups))
+    budget = max(10, cfg.budget * pairs // len(ctx.pool))  # the same review share as the full run
+    chain = curate(A, ctx.pool[:pairs], ctx.agree[:pairs], ctx.gold, cfg, seed, queue="puller", budget=budget,
+                   r_gold=ctx.r_gold)
+    sets = {"raw + gold": (np.concatenate([ctx.pool[:pairs], ctx.gold]),
+                           np.concatenate([ctx.agree[:pairs], np.ones(len(ctx.gold), bool)])),
+            "curated": (chain.idx, chain.agree)}
+    frame = tb.pairs
+    test = frame[frame["split"] == "test"]
+    rows = []
+    for name, (idx, agree) in sets.items():
+        fit = frame.iloc[idx].copy()
+        swap = ~agree
+        fit.loc[fit.index[swap], ["chosen", "rejected"]] = fit.loc[fit.index[swap], ["rejected", "chosen"]].to_numpy()
+        rcfg = training.RMTrainConfig(kind="finetune", epochs=1.0, max_length=256, batch_size=16, learning_rate=5e-5,
+                                      eval_steps=10_000, seed=seed)
+        res = training.train_reward_model(fit.reset_index(drop=True), None, cfg=rcfg, progress=False,
+                                          output_dir=Path(run_dir) / "teacher_finetuned" / name.replace(" ", "_"))
+        scores = scoring.score_pairs(scoring.load_reward_model(res.model_dir), test, progress=False)
+        rows.append({"condition": name, "train_pairs": len(fit), "train_label_accuracy": float(agree.mean()),
+                     "test_accuracy": float((scores["margin"] > 0).mean()), "seconds": res.metrics.get("train_seconds"),
+                     "fast_student_test_accuracy": accuracy(_fit(ctx, idx, agree), A, ctx.test)})
+    return pd.DataFrame(rows)

@@ -73,6 +73,7 @@ class TestbedConfig:
     neighbours: int = 4  # conversations whose two responses join each host's own two: 2 + 2 * 4 = 10 candidates
     bon_neighbours: int = 7  # test hosts also get the responses of neighbours 5..7: 16 candidates for best-of-16
     #                          (test *pairs* come from the first 10 only, the pool's distribution)
+    min_margin: float = 0.0  # pairs whose teacher margin is below this many RMS margins are not sampled (near-ties)
     data_seed: int = 0
 
     def __post_init__(self) -> None:
@@ -100,8 +101,9 @@ class Testbed:
     #                   cand_chosen / cand_rejected: rows of ``candidates``
     candidates: pd.DataFrame  # split, host, prompt_text (last user turn), response, from, teacher_reward
     teacher: dict[str, Any]  # held-out accuracy on human labels, training time, model folder
-    folder: Path
+    folder: Path  # the pairs (this config)
     key: str
+    candidates_folder: Path  # candidates, teacher rewards and student features (shared by configs with other pairs)
 
 
 # ---------------------------------------------------------------- Bradley-Terry labels
@@ -171,6 +173,13 @@ def _files_digest(data_dir: Path) -> str:
 def testbed_key(cfg: TestbedConfig, data_dir: Path) -> str:
     """Fingerprint of the data files and every setting that shapes the testbed: a changed one builds a new one."""
     payload = json.dumps({"data": _files_digest(data_dir), "cfg": asdict(cfg)}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def candidates_key(cfg: TestbedConfig, data_dir: Path) -> str:
+    """Fingerprint of what the candidates and their teacher rewards depend on (not how pairs are drawn from them)."""
+    fields = {k: v for k, v in asdict(cfg).items() if k not in ("pairs_per_prompt", "gold_pairs_per_prompt", "min_margin")}
+    payload = json.dumps({"data": _files_digest(data_dir), "cfg": fields}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
@@ -258,35 +267,73 @@ def candidates(convs: PairFrame, n_hosts: int, neighbours: int, *, progress: boo
     return pd.DataFrame(rows)
 
 
-def _pairs_of(split: str, hosts: PairFrame, cands: pd.DataFrame, per_prompt: int, max_rank: int, seed: int) -> PairFrame:
-    """``per_prompt`` random pairs per host among its candidates of neighbour rank <= ``max_rank``, oriented by the
-    teacher (chosen = higher reward). ``cands`` is indexed by global candidate row."""
-    rng = np.random.default_rng([seed, len(hosts), per_prompt])
+def _pairs_of(cands: pd.DataFrame, per_prompt: int, max_rank: int, min_margin: float, seed: int) -> PairFrame:
+    """``per_prompt`` random pairs per host among its candidates of neighbour rank <= ``max_rank`` whose teacher
+    margin is at least ``min_margin``, oriented by the teacher (chosen = higher reward). ``cands``: one split's
+    candidates, indexed by global candidate row."""
+    rng = np.random.default_rng([seed, cands["host"].nunique(), per_prompt])
     rows = []
-    for h, group in cands[cands["neighbour_rank"] <= max_rank].groupby("host", sort=True):
-        idx = group.index.to_numpy()
-        all_pairs = [(a, b) for i, a in enumerate(idx) for b in idx[i + 1:]]
-        host = hosts.iloc[h]
+    for _, group in cands[cands["neighbour_rank"] <= max_rank].groupby("host", sort=False):
+        idx, reward = group.index.to_numpy(), group["teacher_reward"].to_numpy()
+        all_pairs = [(i, j) for i in range(len(idx)) for j in range(i + 1, len(idx))
+                     if abs(reward[i] - reward[j]) >= min_margin]
+        first = group.iloc[0]
         for k in rng.permutation(len(all_pairs))[:per_prompt]:
-            a, b = all_pairs[k]
-            win, lose = (a, b) if cands.at[a, "teacher_reward"] >= cands.at[b, "teacher_reward"] else (b, a)
-            rows.append({"prompt": host["prompt"], "chosen": cands.at[win, "response"],
-                         "rejected": cands.at[lose, "response"],
-                         "teacher_margin": float(cands.at[win, "teacher_reward"] - cands.at[lose, "teacher_reward"]),
-                         "cand_chosen": int(win), "cand_rejected": int(lose),
-                         "chosen_from": cands.at[win, "from"], "rejected_from": cands.at[lose, "from"],
-                         "host": f"{split}:{h}", "origin": f"{host['source']}:{host['source_row']}"})
+            i, j = all_pairs[k]
+            win, lose = (i, j) if reward[i] >= reward[j] else (j, i)
+            rows.append({"prompt": first["prompt"], "chosen": group["response"].iat[win],
+                         "rejected": group["response"].iat[lose], "teacher_margin": float(reward[win] - reward[lose]),
+                         "cand_chosen": int(idx[win]), "cand_rejected": int(idx[lose]),
+                         "chosen_from": group["from"].iat[win], "rejected_from": group["from"].iat[lose],
+                         "host": first["host"], "origin": first["origin"]})
     out = pd.DataFrame(rows)
     out["pair_id"] = [make_pair_id(p, c, r) for p, c, r in zip(out["prompt"], out["chosen"], out["rejected"])]
-    return out.assign(source="testbed/teacher", split=split, label_state="original", label_by="teacher",
-                      label_at="", label_known_true=True, construction="teacher")
+    return out.assign(source="testbed/teacher", split=cands["split"].iloc[0], label_state="original",
+                      label_by="teacher", label_at="", label_known_true=True, construction="teacher")
+
+
+def build_candidates(cfg: TestbedConfig, data_dir: Path, root: Path, *, progress: bool = True
+                     ) -> tuple[pd.DataFrame, dict[str, Any], Path]:
+    """The teacher (built once) and every host's candidates with their teacher rewards, cached under
+    ``root/candidates-<key>``: (candidates, teacher report, folder)."""
+    folder = root / f"candidates-{candidates_key(cfg, data_dir)}"
+    path = folder / "candidates.parquet"
+    teacher_folder = root / f"teacher-{teacher_key(cfg, data_dir)}"
+    if path.exists():
+        return pd.read_parquet(path), io.read_json(teacher_folder / "teacher.json"), folder
+    convs = _conversations(data_dir)
+    sets = _split_conversations(convs, cfg)
+    report = build_teacher(sets, cfg, teacher_folder, progress=progress)
+    teacher = scoring.load_reward_model(report["model_dir"])
+    score_cfg = scoring.ScoreConfig(max_length=cfg.teacher.max_length)
+    parts, offset = [], 0
+    for split, n_hosts in (("train", cfg.pool_prompts), ("gold", cfg.gold_prompts), ("test", cfg.test_prompts)):
+        convs_s = sets[split]
+        cands = candidates(convs_s, n_hosts, cfg.bon_neighbours if split == "test" else cfg.neighbours,
+                           progress=progress)
+        prompts = [convs_s.at[h, "prompt"] for h in cands["host"]]
+        rewards, _ = teacher.score_sides(prompts, list(cands["response"]), score_cfg, progress=progress)
+        cands = cands.assign(teacher_reward=rewards.astype(np.float64), split=split, prompt=prompts,
+                             prompt_text=[last_user_message(p) for p in prompts],
+                             origin=[f"{convs_s.at[h, 'source']}:{convs_s.at[h, 'source_row']}" for h in cands["host"]],
+                             host=[f"{split}:{h}" for h in cands["host"]])
+        cands.index = np.arange(offset, offset + len(cands))
+        offset += len(cands)
+        parts.append(cands)
+    frame = pd.concat(parts)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    frame.to_parquet(tmp)
+    tmp.replace(path)
+    return frame, report, folder
 
 
 def build_testbed(cfg: TestbedConfig = TestbedConfig(), *, data_dir: str | Path | None = None,
                   cache_root: str | Path | None = None, progress: bool = True) -> Testbed:
-    """Build (or load) the teacher testbed: teacher, candidates, teacher rewards and pairs, cached under
-    ``cache_root/<key>`` (the teacher under ``cache_root/teacher-<key>``, shared by testbeds that differ only in
-    their pairs). A second call with the same data and config reads the parquet file and trains nothing.
+    """Build (or load) the teacher testbed: the teacher (``cache_root/teacher-<key>``), the candidates and their
+    teacher rewards (``cache_root/candidates-<key>``, shared by configs that differ only in how pairs are drawn) and
+    the pairs (``cache_root/<key>``). A second call with the same data and config reads parquet files and trains
+    nothing; a changed setting rebuilds only what depends on it.
 
     Example: ``tb = build_testbed(); tb.pairs.groupby("split").size()``.
     """
@@ -295,43 +342,27 @@ def build_testbed(cfg: TestbedConfig = TestbedConfig(), *, data_dir: str | Path 
     key = testbed_key(cfg, data_dir)
     folder = root / key
     pairs_path = folder / "pairs.parquet"
-    teacher_folder = root / f"teacher-{teacher_key(cfg, data_dir)}"
-    cands_path = folder / "candidates.parquet"
+    cands, report, cand_folder = build_candidates(cfg, data_dir, root, progress=progress)
+    cands.index = np.arange(len(cands))
     if pairs_path.exists():
-        return Testbed(pairs=pd.read_parquet(pairs_path), candidates=pd.read_parquet(cands_path),
-                       teacher=io.read_json(folder / "teacher.json"), folder=folder, key=key)
-    convs = _conversations(data_dir)
-    sets = _split_conversations(convs, cfg)
-    report = build_teacher(sets, cfg, teacher_folder, progress=progress)
-    teacher = scoring.load_reward_model(report["model_dir"])
-    score_cfg = scoring.ScoreConfig(max_length=cfg.teacher.max_length)
-    parts, all_cands = [], []
-    offset = 0
-    for split, n_hosts, per in (("train", cfg.pool_prompts, cfg.pairs_per_prompt),
-                                ("gold", cfg.gold_prompts, cfg.gold_pairs_per_prompt),
-                                ("test", cfg.test_prompts, cfg.pairs_per_prompt)):
-        convs_s = sets[split]
-        cands = candidates(convs_s, n_hosts, cfg.bon_neighbours if split == "test" else cfg.neighbours,
-                           progress=progress)
-        prompts = [convs_s.at[h, "prompt"] for h in cands["host"]]
-        rewards, _ = teacher.score_sides(prompts, list(cands["response"]), score_cfg, progress=progress)
-        cands = cands.assign(teacher_reward=rewards.astype(np.float64), split=split,
-                             prompt_text=[last_user_message(p) for p in prompts])
-        cands.index = np.arange(offset, offset + len(cands))
-        offset += len(cands)
-        parts.append(_pairs_of(split, convs_s.iloc[:n_hosts], cands, per, cfg.neighbours, cfg.data_seed))
-        all_cands.append(cands)
+        return Testbed(pairs=pd.read_parquet(pairs_path), candidates=cands, teacher=io.read_json(folder / "teacher.json"),
+                       folder=folder, key=key, candidates_folder=cand_folder)
+    pool = cands[(cands["split"] == "train") & (cands["neighbour_rank"] <= cfg.neighbours)]
+    diffs = [np.abs(np.subtract.outer(r, r))[np.triu_indices(len(r), 1)]
+             for r in pool.groupby("host", sort=False)["teacher_reward"].apply(np.asarray)]
+    threshold = cfg.min_margin * margin_scale(np.concatenate(diffs)) if cfg.min_margin > 0 else 0.0
+    parts = [_pairs_of(cands[cands["split"] == split], per, cfg.neighbours, threshold, cfg.data_seed)
+             for split, per in (("train", cfg.pairs_per_prompt), ("gold", cfg.gold_pairs_per_prompt),
+                                ("test", cfg.pairs_per_prompt))]
     pairs = pd.concat(parts, ignore_index=True).drop_duplicates("pair_id").reset_index(drop=True)
-    cand_frame = pd.concat(all_cands)
-    cand_frame = cand_frame.assign(host=cand_frame["split"] + ":" + cand_frame["host"].astype(str)).reset_index(drop=True)
     folder.mkdir(parents=True, exist_ok=True)
-    io.write_json({**report, "testbed_key": key, "config": asdict(cfg)}, folder / "teacher.json")
-    cand_frame.to_parquet(cands_path)
+    io.write_json({**report, "testbed_key": key, "candidates_key": cand_folder.name, "config": asdict(cfg)},
+                  folder / "teacher.json")
     tmp = pairs_path.with_suffix(".tmp")
     pairs.to_parquet(tmp)
     tmp.replace(pairs_path)  # the pairs file appears whole or not at all (written last): its presence means "built"
-    return Testbed(pairs=pairs, candidates=cand_frame, teacher=io.read_json(folder / "teacher.json"), folder=folder,
-                   key=key)
+    return Testbed(pairs=pairs, candidates=cands, teacher=io.read_json(folder / "teacher.json"), folder=folder, key=key,
+                   candidates_folder=cand_folder)
 
 
 def margin_report(pairs: PairFrame) -> pd.DataFrame:

@@ -47,6 +47,7 @@ class HeadConfig:
     dropout: float = 0.1
     loss: str = "bt"  # bt | smoothing | rdpo | sympo (workbench.models.loss.preference_loss)
     eps: float = 0.0  # the robust losses' assumed flip rate
+    bf16: bool = False  # train under bf16 autocast (where the CPU has native bf16: ~2x the pairs/s)
     seed: int = 0
 
 
@@ -200,7 +201,8 @@ def fit_head(rm: Any, f_chosen: torch.Tensor, f_rejected: torch.Tensor, cfg: Hea
         rm.head.train()
         t0, losses = time.perf_counter(), []
         for idx in torch.randperm(len(f_chosen), generator=gen).split(cfg.batch_size):
-            margin = rm.head(f_chosen[idx]).squeeze(-1) - rm.head(f_rejected[idx]).squeeze(-1)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+                margin = (rm.head(f_chosen[idx]).squeeze(-1) - rm.head(f_rejected[idx]).squeeze(-1)).float()
             loss = preference_loss(margin, cfg.loss, cfg.eps)
             opt.zero_grad()
             loss.backward()
