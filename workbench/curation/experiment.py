@@ -167,11 +167,11 @@ def experiment_pairs(cfg: ExperimentConfig, data_dir: str | None = None) -> Pair
     return build_demo_pairs(data_dir, demo).pairs
 
 
-def topic_groups(emb: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
+def topic_groups(emb: np.ndarray, k: int, seed: int = 0, *, n_init: int = 4) -> np.ndarray:
     """k-means topics of the pair embeddings: the units a bad annotator batch covers (cluster noise)."""
     from sklearn.cluster import KMeans
 
-    return KMeans(n_clusters=min(k, len(emb)), n_init=4, random_state=seed).fit_predict(np.asarray(emb, np.float32))
+    return KMeans(n_clusters=min(k, len(emb)), n_init=n_init, random_state=seed).fit_predict(np.asarray(emb, np.float32))
 
 
 def prepare_data(cfg: ExperimentConfig, run: Run, *, data_dir: str | None = None, pairs: PairFrame | None = None,

@@ -291,20 +291,25 @@ def _band(fig: go.Figure, x: Any, lo: Any, hi: Any, colour: str, name: str, **wh
 COLOURS = px.colors.qualitative.D3
 
 
+def _ci_lines(frame: pd.DataFrame, x: str, *, xaxis_title: str, title: str, height: int) -> go.Figure:
+    """One line per condition of ``test_accuracy_mean`` against ``x`` (log axis), with its 95% CI band."""
+    fig = go.Figure()
+    for k, (name, g) in enumerate(frame.groupby("condition", sort=False)):
+        g = g.sort_values(x)
+        colour = COLOURS[k % len(COLOURS)]
+        _band(fig, g[x], g["ci_low"], g["ci_high"], colour, name)
+        fig.add_trace(go.Scatter(x=g[x], y=g["test_accuracy_mean"], mode="lines+markers", name=name,
+                                 line={"color": colour}, legendgroup=name))
+    fig.update_xaxes(type="log", title_text=xaxis_title)
+    fig.update_layout(title=title, yaxis_title="test accuracy", height=height)
+    return fig
+
+
 def learning_curves(curve: pd.DataFrame, *, title: str = "") -> go.Figure:
     """Test accuracy against pool pairs (log scale) per condition: mean over seeds with its 95% CI band.
     ``curve``: columns condition, pool_pairs, test_accuracy_mean, ci_low, ci_high."""
-    fig = go.Figure()
-    for k, (name, g) in enumerate(curve.groupby("condition", sort=False)):
-        g = g.sort_values("pool_pairs")
-        colour = COLOURS[k % len(COLOURS)]
-        _band(fig, g["pool_pairs"], g["ci_low"], g["ci_high"], colour, name)
-        fig.add_trace(go.Scatter(x=g["pool_pairs"], y=g["test_accuracy_mean"], mode="lines+markers", name=name,
-                                 line={"color": colour}, legendgroup=name))
-    fig.update_xaxes(type="log", title_text="pool pairs (log scale)")
-    fig.update_layout(title=title or "Learning curves: test accuracy against the teacher (mean, 95% CI over seeds)",
-                      yaxis_title="test accuracy", height=480)
-    return fig
+    return _ci_lines(curve, "pool_pairs", xaxis_title="pool pairs (log scale)", height=480,
+                     title=title or "Learning curves: test accuracy against the teacher (mean, 95% CI over seeds)")
 
 
 def ablation_bars(ablation: pd.DataFrame) -> go.Figure:
@@ -325,17 +330,8 @@ def ablation_bars(ablation: pd.DataFrame) -> go.Figure:
 
 def budget_curves(budget: pd.DataFrame) -> go.Figure:
     """Test accuracy against the number of human reviews, one line per queue (mean, 95% CI band)."""
-    fig = go.Figure()
-    for k, (name, g) in enumerate(budget.groupby("condition", sort=False)):
-        g = g.sort_values("budget")
-        colour = COLOURS[k % len(COLOURS)]
-        _band(fig, g["budget"], g["ci_low"], g["ci_high"], colour, name)
-        fig.add_trace(go.Scatter(x=g["budget"], y=g["test_accuracy_mean"], mode="lines+markers", name=name,
-                                 line={"color": colour}, legendgroup=name))
-    fig.update_xaxes(type="log", title_text="human reviews (log scale)")
-    fig.update_layout(title="Review budget: test accuracy against reviews spent (mean, 95% CI over seeds)",
-                      yaxis_title="test accuracy", height=450)
-    return fig
+    return _ci_lines(budget, "budget", xaxis_title="human reviews (log scale)", height=450,
+                     title="Review budget: test accuracy against reviews spent (mean, 95% CI over seeds)")
 
 
 def teacher_margins(pairs: PairFrame) -> go.Figure:

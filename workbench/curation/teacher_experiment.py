@@ -45,7 +45,8 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from workbench.curation import pipeline, stage2
+from workbench.curation import experiment, pipeline, stage2
+from workbench.curation.experiment import mean_ci
 from workbench.curation.retrieval import NeighborIndex, RetrievalConfig, retrieve_for_gold
 from workbench.curation.review import OracleReviewer
 from workbench.curation.testbed import Testbed, TestbedConfig, beta_for_agreement, build_testbed, margin_scale
@@ -253,10 +254,7 @@ def noisy_labels(tb: Testbed, A: Arrays, cfg: TeacherExperimentConfig, noise: st
 
 def topic_groups(A: Arrays, k: int, seed: int = 0) -> np.ndarray:
     """k-means topics of the pool's pair vectors: the units a bad annotator batch covers (cluster noise)."""
-    from sklearn.cluster import KMeans
-
-    pool = A.vec[A.idx("train")]
-    return KMeans(n_clusters=min(k, len(pool)), n_init=2, random_state=seed).fit_predict(pool)
+    return experiment.topic_groups(A.vec[A.idx("train")], k, seed, n_init=2)  # 2 restarts: 56k points
 
 
 # ---------------------------------------------------------------- the curation chain on arrays
@@ -466,18 +464,6 @@ def make_context(tb: Testbed, A: Arrays, cfg: TeacherExperimentConfig, noise: st
 
 
 # ---------------------------------------------------------------- statistics and the gate
-
-
-def mean_ci(values: Any) -> tuple[float, float, float]:
-    """Mean and 95% t-interval over seeds (the mean itself with one seed)."""
-    from scipy import stats
-
-    v = np.asarray(values, float)
-    m = float(v.mean())
-    if len(v) < 2:
-        return m, m, m
-    half = float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
-    return m, m - half, m + half
 
 
 def summarize(rows: pd.DataFrame, by: list[str], value: str = "test_accuracy") -> pd.DataFrame:
