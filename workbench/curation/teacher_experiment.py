@@ -724,7 +724,7 @@ def tables(res: TeacherResult, cfg: TeacherExperimentConfig) -> dict[str, pd.Dat
            "crossing": pd.concat([crossing_factor(curve_mean, m) for m in ("curated", *[
                c for c in curve_mean["condition"].unique() if c not in ("clean", "raw", "curated")])], ignore_index=True)}
     if len(res.budget):
-        out["budget"] = summarize(res.budget, ["condition", "budget"])
+        out["budget"] = summarize(res.budget, ["condition", "budget"]).sort_values("budget", kind="stable")
     return out
 
 
