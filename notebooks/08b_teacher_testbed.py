@@ -151,7 +151,9 @@ display(Markdown("\n".join(f"- {line}" for line in te.conclusions(result, cfg)))
 # %%
 # checks: complete and consistent tables (every noise model, seed and condition; CIs around the means)
 full, n_seeds = result.full, len(cfg.seeds)
-assert set(full["noise"]) == set(cfg.noise_models) | set(cfg.null_models) and (tables["full_pool"]["seeds"] == n_seeds).all()
+head_rows = tables["full_pool"]["noise"] == cfg.noise_models[0]
+assert set(full["noise"]) == set(cfg.noise_models) | set(cfg.null_models) and (tables["full_pool"][head_rows]["seeds"] == n_seeds).all()
+assert (tables["full_pool"][~head_rows]["seeds"] == min(cfg.secondary_seeds, n_seeds)).all()
 assert ((tables["full_pool"]["ci_low"] <= tables["full_pool"]["test_accuracy_mean"] + 1e-12)
         & (tables["full_pool"]["test_accuracy_mean"] <= tables["full_pool"]["ci_high"] + 1e-12)).all()
 assert len(tables["ablation"]) == len(te.ABLATION) and tables["ablation"]["test_accuracy_mean"].notna().all()
