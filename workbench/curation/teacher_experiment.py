@@ -36,6 +36,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,9 @@ from workbench.curation.review import OracleReviewer
 from workbench.curation.testbed import Testbed, TestbedConfig, beta_for_agreement, build_testbed, margin_scale
 from workbench.data.noise import NoiseConfig, noise_flips
 from workbench.models import fast_rm
-from workbench.models.embedding import embed_texts, embedder_key, frozen_pair_states
+from workbench.models.device import autocast_for
+from workbench.models.embedding import default_embedder_path, embed_texts, embedder_key
+from workbench.models.scoring import encode_sides, padded_batches
 
 ROBUST = {"label smoothing": "smoothing", "rDPO": "rdpo", "SymPO": "sympo"}
 BASELINES = ("gold only", "raw + human labels", "random review", *ROBUST)
@@ -189,6 +192,29 @@ def student_arrays(tb: Testbed, embedder: str = "", view: str = "joint", *, prog
     return Arrays(feats=feats, win=win, lose=lose, pair_ids=p["pair_id"].to_numpy(), vec=vec.astype(np.float32),
                   split=p["split"].to_numpy(), cand_host=c["host"].to_numpy(), cand_reward=c["teacher_reward"].to_numpy(),
                   dim=e_p.shape[1])
+
+
+def frozen_pair_states(prompts: Sequence[list[dict]], responses: Sequence[str], *, max_length: int = 256,
+                       model_path: str = "", batch_size: int = 64, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """``(cls, mean)`` (n, dim) hidden states of the *frozen, pretrained* encoder (the offline MiniLM by default) on
+    each ``[CLS] conversation [SEP] response [SEP]`` input, tokenised and shortened exactly as an encoder RM sees it
+    (`workbench.models.scoring.encode_sides`). A cross-encoder view without any training: what the teacher testbed's
+    joint student reads."""
+    from transformers import AutoModel, AutoTokenizer
+
+    path = model_path or default_embedder_path()
+    tokenizer, model = AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).eval()
+    ids, _ = encode_sides(tokenizer, list(prompts), list(responses), max_length=max_length)
+    dim = model.config.hidden_size
+    cls, mean = np.empty((len(ids), dim), np.float32), np.empty((len(ids), dim), np.float32)
+    batches = padded_batches(ids, pad_id=tokenizer.pad_token_id, batch_size=batch_size)
+    with torch.inference_mode(), autocast_for(torch.device("cpu"), "auto"):
+        for rows, input_ids, mask in tqdm(batches, desc="encoding pairs", unit="batch", disable=not progress):
+            hidden = model(input_ids=torch.from_numpy(input_ids), attention_mask=torch.from_numpy(mask)).last_hidden_state.float()
+            m = torch.from_numpy(mask).unsqueeze(-1).float()
+            cls[rows] = hidden[:, 0].numpy()
+            mean[rows] = ((hidden * m).sum(1) / m.sum(1)).numpy()
+    return cls, mean
 
 
 def _save_npz(path: Path, **arrays: np.ndarray) -> None:
@@ -495,6 +521,8 @@ def gain_per_doubling(sizes: np.ndarray, acc: np.ndarray, lo: int = 5_000, hi: i
     first = sizes[sizes <= lo].max() if (sizes <= lo).any() else sizes.min()
     last = sizes[sizes >= hi].min() if (sizes >= hi).any() else sizes.max()
     keep = (sizes >= first) & (sizes <= last)
+    if keep.sum() < 2:  # a curve that does not span the range (a smoke run): its slope over every size measured
+        keep = np.ones(len(sizes), bool)
     if keep.sum() < 2:
         return float("nan")
     return float(np.polyfit(np.log2(sizes[keep]), acc[keep], 1)[0])

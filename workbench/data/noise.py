@@ -37,6 +37,7 @@ NoiseModel = Callable[..., np.ndarray]
 
 _REGISTRY: dict[str, NoiseModel] = {}  # name -> function
 NOISE_MODELS: tuple[str, ...] = ()  # the registered names (built-ins first); updated by register_noise_model
+_JUST_REGISTERED: list[str] = []  # names registered since load_plugins started (what its files registered)
 PLUGIN_ENV = "WORKBENCH_PLUGINS"  # os.pathsep-separated Python files loaded by load_plugins()
 
 
@@ -139,6 +140,7 @@ def register_noise_model(name: str, fn: NoiseModel, *, replace: bool = False) ->
         raise TypeError(f"noise model {name!r}: expected a function (pairs, seed, **context) -> bool mask, got {fn!r}.")
     _REGISTRY[name] = fn
     NOISE_MODELS = tuple(_REGISTRY)
+    _JUST_REGISTERED.append(name)
 
 
 for _name, _fn in (("symmetric", _symmetric), ("length", _length), ("cluster", _cluster), ("none", _none)):
@@ -147,8 +149,8 @@ for _name, _fn in (("symmetric", _symmetric), ("length", _length), ("cluster", _
 
 def load_plugins(paths: Sequence[str | os.PathLike] = ()) -> list[str]:
     """Run each Python file in ``paths`` (and in ``$WORKBENCH_PLUGINS``) once, so the noise models it registers can
-    be named; returns the noise models that are new. A missing file is an error naming it."""
-    before = set(_REGISTRY)
+    be named; returns the noise models they registered. A missing file is an error naming it."""
+    _JUST_REGISTERED.clear()
     env = [p for p in os.environ.get(PLUGIN_ENV, "").split(os.pathsep) if p.strip()]
     for path in [*paths, *env]:
         path = Path(path).expanduser()
@@ -157,7 +159,7 @@ def load_plugins(paths: Sequence[str | os.PathLike] = ()) -> list[str]:
         spec = importlib.util.spec_from_file_location(f"workbench_plugin_{abs(hash(str(path.resolve())))}", path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-    return [n for n in _REGISTRY if n not in before]
+    return list(dict.fromkeys(_JUST_REGISTERED))
 
 
 def noise_flips(pairs: PairFrame, cfg: NoiseConfig, *, seed: int, groups: Sequence | None = None

@@ -278,27 +278,3 @@ def embed_texts(texts: Sequence[str], *, model: Any = None, model_name: str = ""
             return fresh[[new_index[k] for k in keys]]
     return np.asarray(stored[[found[k] for k in keys]], dtype=np.float32)
 
-
-def frozen_pair_states(prompts: Sequence[list[dict]], responses: Sequence[str], *, max_length: int = 256,
-                       model_path: str = "", batch_size: int = 64, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """``(cls, mean)`` (n, dim) hidden states of the *frozen, pretrained* encoder (the offline MiniLM by default) on
-    each ``[CLS] conversation [SEP] response [SEP]`` input, tokenised and shortened exactly as an encoder RM sees it
-    (`workbench.models.scoring.encode_sides`). A cross-encoder view without any training: what the teacher testbed's
-    joint student reads."""
-    from transformers import AutoModel, AutoTokenizer
-
-    from workbench.models.scoring import encode_sides, padded_batches
-
-    path = model_path or default_embedder_path()
-    tokenizer, model = AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).eval()
-    ids, _ = encode_sides(tokenizer, list(prompts), list(responses), max_length=max_length)
-    dim = model.config.hidden_size
-    cls, mean = np.empty((len(ids), dim), np.float32), np.empty((len(ids), dim), np.float32)
-    batches = padded_batches(ids, pad_id=tokenizer.pad_token_id, batch_size=batch_size)
-    with torch.inference_mode(), autocast_for(torch.device("cpu"), "auto"):
-        for rows, input_ids, mask in tqdm(batches, desc="encoding pairs", unit="batch", disable=not progress):
-            hidden = model(input_ids=torch.from_numpy(input_ids), attention_mask=torch.from_numpy(mask)).last_hidden_state.float()
-            m = torch.from_numpy(mask).unsqueeze(-1).float()
-            cls[rows] = hidden[:, 0].numpy()
-            mean[rows] = ((hidden * m).sum(1) / m.sum(1)).numpy()
-    return cls, mean
