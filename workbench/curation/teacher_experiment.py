@@ -51,6 +51,7 @@ from workbench.curation.experiment import mean_ci
 from workbench.curation.retrieval import NeighborIndex, RetrievalConfig, retrieve_for_gold
 from workbench.curation.review import OracleReviewer
 from workbench.curation.testbed import Testbed, TestbedConfig, beta_for_agreement, build_testbed, margin_scale
+from workbench.data import files as io
 from workbench.data.noise import NoiseConfig, noise_flips
 from workbench.models import fast_rm
 from workbench.models.device import autocast_for
@@ -218,9 +219,11 @@ def frozen_pair_states(prompts: Sequence[list[dict]], responses: Sequence[str], 
 
 
 def _save_npz(path: Path, **arrays: np.ndarray) -> None:
-    tmp = path.with_name(path.stem + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    tmp.replace(path)  # whole or absent
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:  # a file object: np.savez would append ".npz" to a temp name
+            np.savez(f, **arrays)
+
+    io._write_atomically(path, write)  # whole or absent
 
 
 def train_student(A: Arrays, idx: np.ndarray, agree: np.ndarray, head: fast_rm.HeadConfig, *,
@@ -614,9 +617,7 @@ def _cached_rows(path: Path, make: Any, *args: Any) -> list[dict]:
     if path.exists():
         return json.loads(path.read_text())
     rows = make(*args)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(rows, default=float))
-    tmp.replace(path)
+    io.write_text_atomic(path, json.dumps(rows, default=float))
     return rows
 
 
@@ -813,40 +814,3 @@ def save_outputs(run: Any, res: TeacherResult, cfg: TeacherExperimentConfig, *, 
                "gate_passed": res.gate_passed}
     run.save_metrics(metrics, "teacher_metrics", title="Teacher testbed at a glance", step=step)
     return {**figures, "tables": t, "metrics": metrics}
-
-
-def finetune_check(cfg: TeacherExperimentConfig, run_dir: str | Path, *, pairs: int = 1000, seed: int = 0,
-                   data_dir: str | None = None, cache_root: str | Path | None = None) -> pd.DataFrame:
-    """The fast student carries the sweep; this checks its ranking of raw vs curated with the fine-tuned MiniLM RM
-    (the demo's recipe: 1 epoch, 256 tokens) on ``pairs`` pool pairs of the headline noise model, one seed, tested on
-    the teacher's ordering of the test split. Minutes per condition on a CPU."""
-    from workbench.models import scoring, training
-
-    tb = build_testbed(cfg.testbed, data_dir=data_dir, cache_root=cache_root, progress=False)
-    A = student_arrays(tb, cfg.embedder, cfg.student_view, progress=False)
-    pm = tb.pairs.loc[A.split == "train", "teacher_margin"].to_numpy()
-    scale = margin_scale(pm)
-    ctx = make_context(tb, A, cfg, cfg.noise_models[0], seed, beta=beta_for_agreement(pm, cfg.agreement, scale=scale),
-                       scale=scale, groups=topic_groups(A, cfg.cluster_groups))
-    budget = max(10, cfg.budget * pairs // len(ctx.pool))  # the same review share as the full run
-    chain = curate(A, ctx.pool[:pairs], ctx.agree[:pairs], ctx.gold, cfg, seed, queue="puller", budget=budget,
-                   r_gold=ctx.r_gold)
-    sets = {"raw + gold": (np.concatenate([ctx.pool[:pairs], ctx.gold]),
-                           np.concatenate([ctx.agree[:pairs], np.ones(len(ctx.gold), bool)])),
-            "curated": (chain.idx, chain.agree)}
-    frame = tb.pairs
-    test = frame[frame["split"] == "test"]
-    rows = []
-    for name, (idx, agree) in sets.items():
-        fit = frame.iloc[idx].copy()
-        swap = ~agree
-        fit.loc[fit.index[swap], ["chosen", "rejected"]] = fit.loc[fit.index[swap], ["rejected", "chosen"]].to_numpy()
-        rcfg = training.RMTrainConfig(kind="finetune", epochs=1.0, max_length=256, batch_size=16, learning_rate=5e-5,
-                                      eval_steps=10_000, seed=seed)
-        res = training.train_reward_model(fit.reset_index(drop=True), None, cfg=rcfg, progress=False,
-                                          output_dir=Path(run_dir) / "teacher_finetuned" / name.replace(" ", "_"))
-        scores = scoring.score_pairs(scoring.load_reward_model(res.model_dir), test, progress=False)
-        rows.append({"condition": name, "train_pairs": len(fit), "train_label_accuracy": float(agree.mean()),
-                     "test_accuracy": float((scores["margin"] > 0).mean()), "seconds": res.metrics.get("train_seconds"),
-                     "fast_student_test_accuracy": accuracy(_fit(ctx, idx, agree), A, ctx.test)})
-    return pd.DataFrame(rows)

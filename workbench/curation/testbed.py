@@ -322,9 +322,7 @@ def build_candidates(cfg: TestbedConfig, data_dir: Path, root: Path, *, progress
         parts.append(cands)
     frame = pd.concat(parts)
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    frame.to_parquet(tmp)
-    tmp.replace(path)
+    io.write_frame(frame, path)
     return frame, report, folder
 
 
@@ -358,9 +356,7 @@ def build_testbed(cfg: TestbedConfig = TestbedConfig(), *, data_dir: str | Path 
     folder.mkdir(parents=True, exist_ok=True)
     io.write_json({**report, "testbed_key": key, "candidates_key": cand_folder.name, "config": asdict(cfg)},
                   folder / "teacher.json")
-    tmp = pairs_path.with_suffix(".tmp")
-    pairs.to_parquet(tmp)
-    tmp.replace(pairs_path)  # the pairs file appears whole or not at all (written last): its presence means "built"
+    io.write_frame(pairs, pairs_path)  # whole or absent, and written last: its presence means "built"
     return Testbed(pairs=pairs, candidates=cands, teacher=io.read_json(folder / "teacher.json"), folder=folder, key=key,
                    candidates_folder=cand_folder)
 
