@@ -33,6 +33,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from workbench.runs.runner import StepFailed, load_pipeline_config, run_pipeline
 
     cfg = load_pipeline_config(args.config, run_name=args.run_name, runs_dir=args.runs_dir, overrides=_parse_set(args.set))
+    _check_routing(cfg, Path(args.config))
     try:
         run_pipeline(cfg, force=args.force, progress_bar=not args.no_progress)
     except StepFailed as e:
@@ -42,6 +43,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print("\nInterrupted; finished steps are kept. Run the same command again to resume.", file=sys.stderr)
         return 130
     return 0
+
+
+def _check_routing(cfg, path: Path) -> None:
+    """Routing rules in the config are read now, so a bad one is one line naming the file and line before any step runs."""
+    from workbench.curation.routing import RoutingConfig
+    from workbench.runs.config_file import where
+
+    places = [("parameters", cfg.parameters), ("--set", cfg.overrides)]
+    places += [(f"steps[{i}].parameters", s.parameters) for i, s in enumerate(cfg.steps)]
+    for name, params in places:
+        if params.get("routing") or params.get("route_budgets"):
+            at = where(path, params, "routing" if "routing" in params else "route_budgets") if name != "--set" else "--set"
+            RoutingConfig.from_params(params.get("routing") or list(RoutingConfig().rules), params.get("route_budgets"),
+                                      where=f"{at}: {name}.routing")
 
 
 def _cmd_report(args: argparse.Namespace) -> int:

@@ -52,11 +52,15 @@ CREATE TABLE IF NOT EXISTS events (
     note      TEXT NOT NULL DEFAULT '',
     at        TEXT NOT NULL,
     iteration INTEGER,
-    shown     TEXT NOT NULL DEFAULT '{}'
+    shown     TEXT NOT NULL DEFAULT '{}',
+    route     TEXT NOT NULL DEFAULT '',
+    origin    TEXT
 );
 CREATE INDEX IF NOT EXISTS events_pair ON events(pair_id);
 CREATE INDEX IF NOT EXISTS events_reviewer ON events(reviewer);
 """
+# Columns added after the first logs were written: an older log gets them (empty) when it is opened.
+_ADDED_COLUMNS = {"route": "TEXT NOT NULL DEFAULT ''", "origin": "TEXT"}
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,8 @@ class Decision:
     decision: str
     note: str = ""
     shown: dict[str, Any] | None = None
+    route: str = ""  # who the routing sent the pair to (people | llm | both); empty when nothing routed it
+    origin: str | None = None  # where a decision made outside came from (a Label Studio annotation's key)
 
 
 class ReviewStore:
@@ -85,6 +91,11 @@ class ReviewStore:
         self._db = connect_sqlite(self.path)
         with self._db:
             self._db.executescript(_SCHEMA)
+            have = {row[1] for row in self._db.execute("PRAGMA table_info(events)")}
+            for name, kind in _ADDED_COLUMNS.items():
+                if name not in have:
+                    self._db.execute(f"ALTER TABLE events ADD COLUMN {name} {kind}")
+            self._db.execute("CREATE INDEX IF NOT EXISTS events_origin ON events(origin)")
 
     def close(self) -> None:
         self._db.close()
@@ -110,16 +121,37 @@ class ReviewStore:
         decisions = list(decisions)
         for d in decisions:
             self._check(reviewer, kind, d.decision)
-        rows = [(d.pair_id, reviewer, kind, REVIEWER_KINDS[kind], d.decision, None, d.note, now_iso(), iteration,
-                 json.dumps(d.shown or {}, ensure_ascii=False, default=_json_default)) for d in decisions]
         with self._db:  # commits (fsync under synchronous=FULL) before returning
-            cur = self._db.cursor()
-            ids = []
-            for row in rows:
-                cur.execute("INSERT INTO events (pair_id, reviewer, kind, tier, decision, undoes, note, at, iteration, "
-                            "shown) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
-                ids.append(int(cur.lastrowid))
-        return ids
+            return [self._insert(d, reviewer, kind, iteration) for d in decisions]
+
+    def _insert(self, d: Decision, reviewer: str, kind: str, iteration: int | None) -> int:
+        cur = self._db.execute(
+            "INSERT INTO events (pair_id, reviewer, kind, tier, decision, undoes, note, at, iteration, shown, route, origin) "
+            "VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?)",
+            (d.pair_id, reviewer, kind, REVIEWER_KINDS[kind], d.decision, d.note, now_iso(), iteration,
+             json.dumps(d.shown or {}, ensure_ascii=False, default=_json_default), d.route, d.origin))
+        return int(cur.lastrowid)
+
+    def replace_external(self, cancel: Sequence[int], decisions: Sequence[tuple[Decision, str, int | None]], *,
+                         kind: str = "human") -> list[int]:
+        """Undo the events ``cancel`` and append ``decisions`` ((decision, reviewer, iteration) each) in one transaction.
+
+        What an import from an annotation tool writes: an annotation edited there becomes an undo of its earlier
+        decision plus the new one, both or neither (a crash in between leaves the log as it was).
+        """
+        for d, reviewer, _ in decisions:
+            self._check(reviewer, kind, d.decision)
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            for event_id in cancel:
+                row = self._db.execute("SELECT pair_id, reviewer, kind, tier, route, origin FROM events WHERE event_id = ?",
+                                       (int(event_id),)).fetchone()
+                if row is None:
+                    raise ValueError(f"no event {event_id} in {self.path} to undo.")
+                self._db.execute("INSERT INTO events (pair_id, reviewer, kind, tier, decision, undoes, note, at, route, "
+                                 "origin) VALUES (?, ?, ?, ?, 'undo', ?, '', ?, ?, ?)",
+                                 (row[0], row[1], row[2], row[3], int(event_id), now_iso(), row[4], row[5]))
+            return [self._insert(d, reviewer, kind, iteration) for d, reviewer, iteration in decisions]
 
     def record(self, pair_id: str, decision: str, *, reviewer: str, kind: str = "human", note: str = "",
                shown: dict[str, Any] | None = None, iteration: int | None = None) -> int:
@@ -145,8 +177,9 @@ class ReviewStore:
             if row is None:
                 return None
             cur = self._db.execute(
-                "INSERT INTO events (pair_id, reviewer, kind, tier, decision, undoes, note, at) "
-                "VALUES (?, ?, ?, ?, 'undo', ?, '', ?)", (row[1], reviewer, row[2], row[3], row[0], now_iso()))
+                "INSERT INTO events (pair_id, reviewer, kind, tier, decision, undoes, note, at, route) "
+                "VALUES (?, ?, ?, ?, 'undo', ?, '', ?, (SELECT route FROM events WHERE event_id = ?))",
+                (row[1], reviewer, row[2], row[3], row[0], now_iso(), row[0]))
             return int(cur.lastrowid)
 
     def events(self) -> pd.DataFrame:
@@ -177,27 +210,32 @@ class ReviewStore:
         """Current label per reviewed pair, derived from the log.
 
         Gold-tier decisions (people, oracle) override silver (LLM); among the deciding tier the majority
-        wins, ties go to the most recent decision. Skips are not labels. Columns: ``pair_id``,
-        ``decision``, ``tier``, ``reviewers``, ``n_votes``, ``unanimous``, ``event_id`` (the deciding
-        event), ``note``, ``shown``, ``kinds``.
+        wins. A tie among people goes to the LLM judge's answer when it is one of the tied ones (the ``both``
+        route: the judge decides where people disagree), else to the most recent decision. Skips are not labels.
+        Columns: ``pair_id``, ``decision``, ``tier``, ``reviewers``, ``n_votes``, ``unanimous``, ``event_id`` (the
+        deciding event), ``note``, ``shown``, ``kinds``, ``route`` (of the deciding event).
         """
         eff = self.effective(before_iteration=before_iteration)
         eff = eff[eff["decision"] != "skip"]
-        columns = ["pair_id", "decision", "tier", "reviewers", "kinds", "n_votes", "unanimous", "event_id", "note", "shown"]
+        columns = ["pair_id", "decision", "tier", "reviewers", "kinds", "n_votes", "unanimous", "event_id", "note", "shown",
+                   "route"]
         if eff.empty:
             return pd.DataFrame(columns=columns)
         eff = eff.assign(tier_rank=eff["tier"].map({"gold": 0, "silver": 1}))
         top = eff.groupby("pair_id")["tier_rank"].transform("min")
         deciding = eff[eff["tier_rank"] == top]
+        judge_says = eff[eff["kind"] == "llm"].sort_values("event_id").groupby("pair_id")["decision"].last()
         rows = []
         for pid, group in deciding.groupby("pair_id", sort=False):
             counts = group["decision"].value_counts()
             leaders = set(counts[counts == counts.max()].index)
+            if len(leaders) > 1 and judge_says.get(pid) in leaders:
+                leaders = {judge_says[pid]}
             last = group[group["decision"].isin(leaders)].sort_values("event_id").iloc[-1]
             rows.append({"pair_id": pid, "decision": last["decision"], "tier": last["tier"],
                          "reviewers": ",".join(sorted(group["reviewer"])), "kinds": ",".join(sorted(set(group["kind"]))),
                          "n_votes": len(group), "unanimous": len(counts) == 1, "event_id": int(last["event_id"]),
-                         "note": " | ".join(n for n in group["note"] if n), "shown": last["shown"]})
+                         "note": " | ".join(n for n in group["note"] if n), "shown": last["shown"], "route": last["route"]})
         return pd.DataFrame(rows, columns=columns)
 
     def progress(self, reviewer: str | None = None) -> dict[str, int]:
@@ -233,24 +271,35 @@ class OracleReviewer:
 
     Needs a ``label_is_true`` column (False where the stored label is the reverse of the truth; see
     `workbench.data.splits.inject_label_noise`). Every event it writes has kind ``oracle``: simulated, never a person.
+    ``error_by_category`` (task category -> error rate; read from a ``task_category`` column) simulates reviewers
+    whose reliability depends on the kind of task: people unsure of maths, a judge unsure of values.
     """
 
     name: str = "oracle"
     error_rate: float = 0.0
     seed: int = 0
     kind: str = "oracle"
+    error_by_category: dict[str, float] | None = None  # categories not named here err at ``error_rate``
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.error_rate <= 1.0:
-            raise ValueError(f"error_rate must be in [0, 1], got {self.error_rate}.")
+        for what, rate in [("error_rate", self.error_rate), *(self.error_by_category or {}).items()]:
+            if not 0.0 <= rate <= 1.0:
+                raise ValueError(f"{self.name}: the error rate of {what} must be in [0, 1], got {rate}.")
+
+    def error_rates(self, pairs: PairFrame) -> np.ndarray:
+        """Each pair's chance of a wrong answer."""
+        by = self.error_by_category or {}
+        if not by or "task_category" not in pairs.columns:
+            return np.full(len(pairs), self.error_rate)
+        return pairs["task_category"].map(lambda c: by.get(c, self.error_rate)).to_numpy(float)
 
     def decide(self, pairs: PairFrame) -> list[Decision]:
         if "label_is_true" not in pairs.columns:
             raise ValueError("OracleReviewer needs a 'label_is_true' column (the known truth); use a pair set whose "
                              "truth is known, or workbench.data.splits.inject_label_noise to make one.")
         out = []
-        for pid, is_true in zip(pairs["pair_id"], pairs["label_is_true"].astype(bool)):
-            wrong = _uniform(self.seed, self.name, pid) < self.error_rate
+        for pid, is_true, rate in zip(pairs["pair_id"], pairs["label_is_true"].astype(bool), self.error_rates(pairs)):
+            wrong = _uniform(self.seed, self.name, pid) < rate
             decision = "keep" if is_true != wrong else "flip"
             out.append(Decision(pid, decision, note="simulated (oracle)" + (", erred on purpose" if wrong else "")))
         return out
@@ -318,15 +367,18 @@ def review_with(reviewer: Any, pairs: PairFrame, store: ReviewStore, *, shown: p
     """Let a non-human reviewer label ``pairs`` into ``store``; pairs it already decided are not asked again.
 
     ``shown`` (indexed by pair_id) is what the reviewer was given besides the texts (scores, provenance)
-    and is stored with each decision. Commits per chunk, so an interrupted run resumes where it stopped.
+    and is stored with each decision. A ``route`` column of ``pairs`` (`workbench.curation.routing`) is recorded
+    with each decision. Commits per chunk, so an interrupted run resumes where it stopped.
     Returns the reviewer's current decisions on ``pairs``.
     """
     done = store.reviewed_ids(reviewer.name)
     todo = pairs[~pairs["pair_id"].isin(done)]
     shown_by_id = {} if shown is None else shown.to_dict("index")
+    route_of = dict(zip(pairs["pair_id"], pairs["route"])) if "route" in pairs.columns else {}
     for start in range(0, len(todo), chunk_size):
         chunk = todo.iloc[start:start + chunk_size]
-        decisions = [Decision(d.pair_id, d.decision, d.note, shown_by_id.get(d.pair_id)) for d in reviewer.decide(chunk)]
+        decisions = [Decision(d.pair_id, d.decision, d.note, shown_by_id.get(d.pair_id), route=route_of.get(d.pair_id, ""))
+                     for d in reviewer.decide(chunk)]
         store.record_many(decisions, reviewer=reviewer.name, kind=reviewer.kind, iteration=iteration)
     eff = store.effective()
     return eff[(eff["reviewer"] == reviewer.name) & eff["pair_id"].isin(set(pairs["pair_id"]))].reset_index(drop=True)

@@ -25,6 +25,7 @@ import pandas as pd
 
 from workbench.curation.retrieval import NeighborIndex, RetrievalConfig, retrieve_for_gold
 from workbench.curation.review import ReviewStore, apply_labels, review_with
+from workbench.curation.routing import RoutingConfig, route_pairs
 from workbench.data.schema import PairFrame, prompt_text
 from workbench.data.splits import inject_label_noise
 from workbench.models import scoring, training
@@ -43,6 +44,9 @@ class Stage1Config:
     # Which retrieved candidates fill the round's budget: "puller" (the paper: strongest gold error first, then the
     # most similar) or "disagreement" (the pairs the round's RM disagrees with most under their current label).
     rank_by: str = "puller"
+    # Who reviews which queued pair (people, the LLM judge, both) by its attributes and scores; None: one reviewer
+    # labels everything. `workbench.curation.routing.RoutingConfig()` is the paper's split.
+    routing: RoutingConfig | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -66,6 +70,7 @@ class SimulationConfig:
 
     noise_rate: float = 0.2  # share of pool labels flipped; 0 for none
     oracle_error_rate: float = 0.05  # how often the simulated reviewer answers wrongly
+    judge_error_rate: float = 0.1  # routed runs: how often the simulated LLM judge answers wrongly
 
 
 @dataclass
@@ -231,9 +236,24 @@ def _iteration_row(iteration: int, train: PairFrame, gold_scores: pd.DataFrame |
     return row
 
 
+def _review(reviewer: Any, queue: pd.DataFrame, store: ReviewStore, *, shown: pd.DataFrame, iteration: int) -> pd.DataFrame:
+    """One round's decisions on ``queue``: a routed review (`workbench.curation.routing.RoutedReview`) routes the
+    queue first and returns the queue with its routes in ``attrs["queue"]``; any other reviewer labels every pair."""
+    if hasattr(reviewer, "review"):
+        routed = route_pairs(queue, reviewer.routing)
+        routed.attrs.update(queue.attrs)
+        decided = reviewer.review(routed, store, shown=shown, iteration=iteration)
+        decided.attrs["queue"] = routed
+        return decided
+    decided = review_with(reviewer, queue, store, shown=shown, iteration=iteration)
+    now = store.effective(before_iteration=iteration + 1)  # a resumed run sees what this round decided, not later rounds
+    return now[(now["reviewer"] == reviewer.name) & now["pair_id"].isin(set(queue["pair_id"]))].reset_index(drop=True)
+
+
 def run_stage1(data: Stage1Data, store: ReviewStore, reviewer: Any, cfg: Stage1Config = Stage1Config(), *,
                output_dir: str | Path, cache: Any = None, progress: bool = True) -> Stage1Result:
-    """The whole loop, unattended, with a non-human ``reviewer`` (`OracleReviewer` or `JudgeReviewer`).
+    """The whole loop, unattended, with a non-human ``reviewer`` (`OracleReviewer` or `JudgeReviewer`), or a
+    `workbench.curation.routing.RoutedReview` that sends each queued pair to people, the judge or both.
 
     Returns the per-iteration history (gold / test accuracy, pairs added, flips found, and with a known
     truth: correct flips and the label error rate of the training set), the best RM and the labelled pool.
@@ -245,10 +265,8 @@ def run_stage1(data: Stage1Data, store: ReviewStore, reviewer: Any, cfg: Stage1C
     history = []
     index = NeighborIndex(data.pool_emb, RetrievalConfig(k_max=cfg.k_max, index=cfg.index))
     seed = seed_queue(data, store, cfg)
-    review_with(reviewer, seed, store, shown=seed.set_index("pair_id")[["pulled_by"]], iteration=0)
-    queues[0] = seed
-    decided0 = store.effective(before_iteration=1)
-    decided0 = decided0[(decided0["reviewer"] == reviewer.name) & decided0["pair_id"].isin(set(seed["pair_id"]))]
+    decided0 = _review(reviewer, seed, store, shown=seed.set_index("pair_id")[["pulled_by"]], iteration=0)
+    queues[0] = seed = decided0.attrs.pop("queue", seed)
     history.append(_iteration_row(0, seed.iloc[:0], None, float("nan"), seed, decided0,
                                   labelled_pool(data, store, before_iteration=1)))
     best_dir, best_acc = None, -1.0
@@ -266,8 +284,8 @@ def run_stage1(data: Stage1Data, store: ReviewStore, reviewer: Any, cfg: Stage1C
             queue, gold_scores = retrieval_queue(data, store, rm, cfg, it, index=index)
             shown_cols = [c for c in ("score_chosen", "score_rejected", "margin", "p", "pulled_by", "puller_p",
                                       "similarity", "pullers") if c in queue.columns]
-            decided = review_with(reviewer, queue, store, shown=queue.set_index("pair_id")[shown_cols], iteration=it)
-            queues[it] = queue
+            decided = _review(reviewer, queue, store, shown=queue.set_index("pair_id")[shown_cols], iteration=it)
+            queues[it] = queue = decided.attrs.pop("queue", queue)
         row = _iteration_row(it, train, gold_scores, test_acc, queue, decided,
                              labelled_pool(data, store, before_iteration=it + 1))
         row["final"] = final
