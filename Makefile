@@ -1,6 +1,9 @@
 # Two commands do everything on a fresh machine with Python 3.11:
 #   make demo   -> set up .venv, run the whole pipeline on the bundled demo data (CPU), write runs/demo/
 #   make test   -> set up .venv, run the test suite
+# and the documentation (docs/about.md):
+#   make docs [RUN=runs/demo]        -> site/, offline, warnings fail; RUN= shows that run's executed notebooks
+#   make docs-serve [RUN=runs/demo]  -> the same at http://127.0.0.1:8000, rebuilt on every change
 PYTHON ?= python3.11
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -11,13 +14,15 @@ export TRANSFORMERS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 export MPLBACKEND ?= Agg
 
-.PHONY: demo test setup clean-venv
+RUN    ?=
+
+.PHONY: demo test setup clean-venv docs docs-serve
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	@test -x $(PY) || $(shell command -v $(PYTHON) || echo python3) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=23.2"
 	# torch is pinned in the same pip run (constraints) so nothing can pull a CUDA build.
-	$(PY) -m pip install --quiet -c requirements/constraints.txt "torch==2.13.0" -e ".[dev,scale]"
+	$(PY) -m pip install --quiet -c requirements/constraints.txt "torch==2.13.0" -e ".[dev,scale,docs]"
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
@@ -30,6 +35,13 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# NO_MKDOCS_2_WARNING: Material's banner about its own end of life (May 2027; docs/about.md says what then).
+docs: $(STAMP)
+	WORKBENCH_DOCS_RUN="$(RUN)" NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
+
+docs-serve: $(STAMP)
+	WORKBENCH_DOCS_RUN="$(RUN)" NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs serve --dev-addr 127.0.0.1:8000
 
 clean-venv:
 	rm -rf $(VENV)
