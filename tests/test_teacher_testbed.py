@@ -187,10 +187,19 @@ def test_a_custom_noise_model_runs_end_to_end_from_the_cli(shared_data, cache_ro
     plugin.write_text(PLUGIN)
     out = tmp_path / "run"
     code = main(["experiment", "--truth", "teacher", "--smoke", "--plugin", str(plugin), "--noise", "every_third",
-                 "--seeds", "0,1", "--out", str(out), "--data-dir", str(shared_data)])
+                 "--seeds", "0,1", "--out", str(out), "--data-dir", str(shared_data), "--finetune"])
     assert code == 0
     printed = capsys.readouterr().out
     assert "noise models from plugins: every_third" in printed and "Gate" in printed
+    # the fine-tuned MiniLM check: three conditions, first seed, the same pairs as the frozen student it checks
+    tuned = pd.read_csv(out / "tables" / "teacher_finetuned.csv").set_index("condition")
+    smoke = te.smoke_config()
+    assert list(tuned.index) == list(te.FINETUNED) and set(tuned["seed"]) == {0}
+    assert (tuned["pool_pairs"] == smoke.finetune_pool_pairs).all() and (tuned["test_pairs"] == smoke.finetune_test_pairs).all()
+    assert tuned.at["clean", "train_label_accuracy"] == 1.0 > tuned.at["raw", "train_label_accuracy"]
+    assert tuned[["finetuned_accuracy", "frozen_student_accuracy"]].stack().between(0, 1).all()
+    model_dirs = list((out / "teacher_experiment").glob("*/finetuned/curated/model/config.json"))
+    assert len(model_dirs) == 1 and "Fine-tuned MiniLM check" in printed
     full = pd.read_csv(out / "tables" / "teacher_full_per_seed.csv")
     assert set(full["noise"]) == {"every_third", "none"} and set(full["seed"]) == {0, 1}
     ev = full[full["noise"] == "every_third"]

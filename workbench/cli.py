@@ -143,14 +143,14 @@ def _teacher_experiment(args: argparse.Namespace) -> int:
     from workbench.curation import teacher_experiment as te
     from workbench.runs.folder import start_run
 
-    if args.finetune:
-        raise SystemExit("workbench experiment: --finetune applies to --truth constructed only.")
     cfg = te.TeacherExperimentConfig(**_given(args, TEACHER_FIELDS, "teacher"))
     if args.smoke:
         cfg = te.smoke_config(cfg)
-    res = te.run_teacher_experiment(cfg, args.out, data_dir=args.data_dir)
+    res = te.run_teacher_experiment(cfg, args.out, data_dir=args.data_dir, finetune=args.finetune)
     out = te.save_outputs(start_run(args.out, cfg, step="teacher_experiment"), res, cfg)
-    for name in ("gate", "full_pool", "ablation", "null_control"):
+    for name in ("gate", "full_pool", "ablation", "null_control", "finetuned"):
+        if name not in out["tables"]:
+            continue
         print(f"\n{name}:\n" + out["tables"][name].round(3).to_string(index=False))
     print("\n" + "\n".join(te.conclusions(res, cfg)))
     print(f"\ntimings: {res.timings}\ntables and figures: {Path(args.out).resolve()}")
@@ -293,8 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
         exp.add_argument(f"--{name}", type=kind, default=None, dest=field,
                          help=f"{text} (default: {owner}.{field})".lstrip())
     exp.add_argument("--finetune", action="store_true",
-                     help="constructed: also fine-tune the MiniLM RM on raw + human labels, cleanlab and curated (first "
-                          "noise model, first seed): minutes per condition on a CPU")
+                     help="also fine-tune the MiniLM RM on a few conditions (first noise model, first seed) as a check "
+                          "on the fast student: constructed: raw + human labels, cleanlab, curated; teacher: clean, raw, "
+                          "curated on TeacherExperimentConfig.finetune_pool_pairs pool pairs. Minutes per condition")
     exp.set_defaults(func=_cmd_experiment)
     syn = sub.add_parser("synth", help="write a synthetic pool (real HH shapes and words) as parquet shards, for scale tests")
     syn.add_argument("--n", type=int, required=True, help="number of pairs")

@@ -97,6 +97,9 @@ class TeacherExperimentConfig:
     batch_size: int = 512
     student_bf16: bool = True  # bf16 autocast for the student's head (native on this CPU; ~2x faster)
     learning_rate: float = 2e-3
+    finetune_pool_pairs: int = 2000  # the fine-tuned MiniLM check (opt-in, `finetune=True`): pool pairs it learns from
+    finetune_test_pairs: int = 1000  # ... test pairs it is scored on (the frozen student is scored on the same ones)
+    finetune_max_length: int = 128  # ... tokens per (conversation, response): a CPU budget, minutes per condition
     gate_gain_per_doubling: float = 0.02
     gate_gold_gap: float = 0.08
     gate_noise_gap: float = 0.05
@@ -133,7 +136,8 @@ def smoke_config(cfg: TeacherExperimentConfig = TeacherExperimentConfig()) -> Te
                        test_prompts=12, pairs_per_prompt=20, gold_pairs_per_prompt=6)
     return replace(cfg, testbed=tb, seeds=(0, 1), pool_sizes=(300, 600), seed_size=20, labels_per_iteration=20,
                    iterations=2, budgets=(30, 60), secondary_seeds=1, eps_grid=(0.2,), student_epochs=3, stage1_epochs=3,
-                   noise_models=cfg.noise_models[:1], null_models=cfg.null_models[:1], cluster_groups=4)
+                   noise_models=cfg.noise_models[:1], null_models=cfg.null_models[:1], cluster_groups=4,
+                   finetune_pool_pairs=200, finetune_test_pairs=80, finetune_max_length=64)
 
 
 # ---------------------------------------------------------------- the student on arrays
@@ -435,13 +439,10 @@ def choose_eps(ctx: Context, loss: str) -> float:
     return max(scores, key=scores.get)
 
 
-def condition(ctx: Context, name: str, n: int | None = None, *, budget: int | None = None) -> dict[str, Any]:
-    """Train condition ``name`` on the first ``n`` pool pairs (all by default); test accuracy, best-of-N and what
-    it trained on."""
+def training_set(ctx: Context, name: str, n: int, budget: int) -> tuple[np.ndarray, np.ndarray, Chain | None]:
+    """What condition ``name`` trains on from the first ``n`` pool pairs: (pair rows, labels, the curation chain)."""
     A, cfg, gold = ctx.A, ctx.cfg, ctx.gold
-    n = len(ctx.pool) if n is None else min(n, len(ctx.pool))
     pool, agree = ctx.pool[:n], ctx.agree[:n]
-    budget = cfg.budget if budget is None else budget
     chain = None
     if name == "clean":
         idx, lab = np.concatenate([pool, gold]), np.ones(n + len(gold), bool)
@@ -464,6 +465,16 @@ def condition(ctx: Context, name: str, n: int | None = None, *, budget: int | No
         chain = curate(A, pool, agree, gold, cfg, ctx.seed, queue=queue, budget=budget, r_gold=ctx.r_gold,
                        memo=ctx.stage1)
         idx, lab = chain.idx, chain.agree
+    return idx, lab, chain
+
+
+def condition(ctx: Context, name: str, n: int | None = None, *, budget: int | None = None) -> dict[str, Any]:
+    """Train condition ``name`` on the first ``n`` pool pairs (all by default); test accuracy, best-of-N and what
+    it trained on."""
+    A, gold = ctx.A, ctx.gold
+    n = len(ctx.pool) if n is None else min(n, len(ctx.pool))
+    budget = ctx.cfg.budget if budget is None else budget
+    idx, lab, chain = training_set(ctx, name, n, budget)
     loss = ROBUST.get(name, "bt")
     r = _fit(ctx, idx, lab, loss=loss, eps=ctx.eps.get(name, 0.0) if loss not in ("bt", "sympo") else 0.0)
     human = 0 if name == "raw" else len(gold) + (chain.reviewed if chain else 0)
@@ -490,6 +501,42 @@ def make_context(tb: Testbed, A: Arrays, cfg: TeacherExperimentConfig, noise: st
     gold = A.idx("gold")
     return Context(A=A, cfg=cfg, noise=noise, seed=seed, pool=pool[order], agree=agree[order], gold=gold,
                    test=A.idx("test"), r_gold=gold_rm(A, gold, cfg, seed), bt_agreement=float(bt_agree.mean()))
+
+
+FINETUNED = ("clean", "raw", "curated")  # the fine-tuned MiniLM check: the ceiling, the floor and the method
+
+
+def finetune_check(ctx: Context, tb: Testbed, work: Path, *, progress: bool = True) -> list[dict[str, Any]]:
+    """The frozen-embedding student carries the experiment; this checks it against the MiniLM *fine-tuned end to
+    end* (the teacher's recipe, shorter inputs) on a subset: the first ``finetune_pool_pairs`` pool pairs of one
+    seed, conditions `FINETUNED`, scored on ``finetune_test_pairs`` test pairs beside the frozen student trained on
+    the very same pairs and labels. It asks one thing: does the conditions' order survive a stronger student?
+    Each model is saved under ``work/finetuned/<condition>`` and resumes like any training run."""
+    from workbench.models import scoring, training
+
+    cfg, A = ctx.cfg, ctx.A
+    n = min(cfg.finetune_pool_pairs, len(ctx.pool))
+    test = np.sort(np.random.default_rng([ctx.seed, 11]).permutation(ctx.test)[: cfg.finetune_test_pairs])
+    test_pairs = tb.pairs.iloc[test]  # chosen = the teacher's winner
+    rows = []
+    for name in FINETUNED:
+        idx, lab, _ = training_set(ctx, name, n, cfg.budget)
+        src = tb.pairs.iloc[idx].reset_index(drop=True)
+        fit = src.assign(chosen=np.where(lab, src["chosen"], src["rejected"]),
+                         rejected=np.where(lab, src["rejected"], src["chosen"]))
+        rcfg = training.RMTrainConfig(kind="finetune", epochs=1.0, max_length=cfg.finetune_max_length, batch_size=16,
+                                      learning_rate=5e-5, eval_steps=10_000, seed=ctx.seed)
+        t0 = time.time()
+        res = training.train_reward_model(fit, None, cfg=rcfg, output_dir=work / "finetuned" / name.replace(" ", "_"),
+                                          progress=progress)
+        scores = scoring.score_pairs(scoring.load_reward_model(res.model_dir), test_pairs,
+                                     cfg=scoring.ScoreConfig(max_length=cfg.finetune_max_length), progress=progress)
+        rows.append({"noise": ctx.noise, "seed": ctx.seed, "condition": name, "pool_pairs": n, "train_pairs": len(idx),
+                     "train_label_accuracy": float(lab.mean()), "test_pairs": len(test),
+                     "finetuned_accuracy": float((scores["margin"].to_numpy() > 0).mean()),
+                     "frozen_student_accuracy": accuracy(_fit(ctx, idx, lab), A, test),
+                     "finetune_seconds": round(time.time() - t0, 1)})
+    return rows
 
 
 # ---------------------------------------------------------------- statistics and the gate
@@ -590,6 +637,7 @@ class TeacherResult:
     gate: pd.DataFrame
     timings: dict[str, float]
     config: dict[str, Any] = field(default_factory=dict)
+    finetuned: pd.DataFrame = field(default_factory=pd.DataFrame)  # the fine-tuned MiniLM check (opt-in)
 
     @property
     def gate_passed(self) -> bool:
@@ -611,21 +659,22 @@ def config_key(cfg: TeacherExperimentConfig) -> str:
     return hashlib.sha256(json.dumps(asdict(cfg), sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
-def _cached_rows(path: Path, make: Any, *args: Any) -> list[dict]:
-    """One (noise, seed) block of rows, ``make(*args)``: read from ``path`` when a previous run finished it, else
-    computed and written (atomically), so an interrupted experiment resumes where it stopped."""
+def _cached_rows(path: Path, make: Any, *args: Any, **kwargs: Any) -> list[dict]:
+    """One (noise, seed) block of rows, ``make(*args, **kwargs)``: read from ``path`` when a previous run finished
+    it, else computed and written (atomically), so an interrupted experiment resumes where it stopped."""
     if path.exists():
         return json.loads(path.read_text())
-    rows = make(*args)
+    rows = make(*args, **kwargs)
     io.write_text_atomic(path, json.dumps(rows, default=float))
     return rows
 
 
 def run_teacher_experiment(cfg: TeacherExperimentConfig = TeacherExperimentConfig(), run_dir: str | Path = "runs/teacher",
                            *, data_dir: str | None = None, cache_root: str | Path | None = None,
-                           progress: bool = True) -> TeacherResult:
+                           progress: bool = True, finetune: bool = False) -> TeacherResult:
     """Build (or load) the testbed, then: every noise model's full-pool conditions (the gate, the ablation, the null
-    control), the headline noise model's learning curves and review-budget curve. Blocks of rows are saved under
+    control), the headline noise model's learning curves and review-budget curve; with ``finetune``, the fine-tuned
+    MiniLM check on the headline noise model's first seed (`finetune_check`). Blocks of rows are saved under
     ``<run_dir>/teacher_experiment/<config_key>/`` as they finish; a rerun resumes.
 
     Example: ``res = run_teacher_experiment(); res.gate``.
@@ -650,7 +699,7 @@ def run_teacher_experiment(cfg: TeacherExperimentConfig = TeacherExperimentConfi
                   "null": ("clean", "raw", *ROBUST, "curated")}
     jobs = [(noise, seed) for noise in (*cfg.noise_models, *cfg.null_models)
             for seed in (cfg.seeds if noise == head else cfg.seeds[: cfg.secondary_seeds])]
-    full_rows, curve_rows, budget_rows, agreement_seen = [], [], [], []
+    full_rows, curve_rows, budget_rows, agreement_seen, tuned = [], [], [], [], []
     bar = tqdm(total=len(jobs), desc="teacher experiment", unit="run", disable=not progress)
     t_exp = time.time()
     for noise, seed in jobs:
@@ -670,6 +719,9 @@ def run_teacher_experiment(cfg: TeacherExperimentConfig = TeacherExperimentConfi
                 budget_rows += _cached_rows(work / f"budget_{noise}_seed{seed}.json", _budget_block, ctx,
                                             [b for b in cfg.budgets if b != cfg.budget])
                 budget_rows += [r for r in block if r["condition"] in QUEUES]  # the default budget: measured above
+            if finetune and seed == cfg.seeds[0]:
+                tuned = _cached_rows(work / f"finetuned_{noise}_seed{seed}.json", finetune_check, ctx, tb, work,
+                                     progress=progress)
         bar.update()
     bar.close()
     full = pd.DataFrame(full_rows)
@@ -685,7 +737,7 @@ def run_teacher_experiment(cfg: TeacherExperimentConfig = TeacherExperimentConfi
                "experiment_seconds": round(time.time() - t_exp, 1), "total_seconds": round(time.time() - t0, 1)}
     return TeacherResult(testbed=report, margins=margin_report(tb.pairs), full=full, curve=curve,
                          budget=pd.DataFrame(budget_rows), gate=gate(curve_mean, full_mean, cfg), timings=timings,
-                         config=asdict(cfg))
+                         config=asdict(cfg), finetuned=pd.DataFrame(tuned))
 
 
 def _full_block(ctx: Context, names: tuple[str, ...]) -> list[dict]:
@@ -754,6 +806,8 @@ def tables(res: TeacherResult, cfg: TeacherExperimentConfig) -> dict[str, pd.Dat
                c for c in curve_mean["condition"].unique() if c not in ("clean", "raw", "curated")])], ignore_index=True)}
     if len(res.budget):
         out["budget"] = summarize(res.budget, ["condition", "budget"]).sort_values("budget", kind="stable")
+    if len(res.finetuned):
+        out["finetuned"] = res.finetuned
     return out
 
 
@@ -784,6 +838,14 @@ def conclusions(res: TeacherResult, cfg: TeacherExperimentConfig) -> list[str]:
             if r.verdict == "better" else ""
         lines.append(f"Null control, {r.noise}: curated minus {r.best_robust_loss}: {r.diff_mean:+.3f} "
                      f"[{r.ci_low:+.3f}, {r.ci_high:+.3f}] ({r.verdict}){flag}.")
+    if "finetuned" in t:
+        f = t["finetuned"].set_index("condition")
+        same = (f["finetuned_accuracy"].rank().to_numpy() == f["frozen_student_accuracy"].rank().to_numpy()).all()
+        lines.append(f"Fine-tuned MiniLM check ({int(f['pool_pairs'].iloc[0]):,} pool pairs, one seed, "
+                     f"{int(f['test_pairs'].iloc[0]):,} test pairs): " + ", ".join(
+                         f"{c} {r.finetuned_accuracy:.3f} (frozen student {r.frozen_student_accuracy:.3f})"
+                         for c, r in f.iterrows()) + (" -- the same order as the frozen student." if same else
+                                                     " -- the order differs from the frozen student's."))
     cross = t["crossing"][t["crossing"]["method"] == "curated"]
     full_k = cross["k"].iloc[-1] if len(cross) else np.nan
     lines.append(f"Curated at the full pool matches raw at {full_k:.2f}x the pool." if np.isfinite(full_k) else

@@ -62,18 +62,21 @@ class TeacherConfig:
 
 @dataclass(frozen=True)
 class TestbedConfig:
-    """Sizes of the teacher testbed; the defaults give 56,000 pool, 1,000 gold and 5,600 test pairs."""
+    """Sizes of the teacher testbed; the defaults give 56,000 pool, 1,000 gold and about 5,800 test pairs."""
 
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     pool_prompts: int = 2000  # host conversations whose candidate pairs form the pool
     gold_prompts: int = 250
-    test_prompts: int = 200
+    test_prompts: int = 300  # enough hosts for >= 5,000 decisive test pairs (test_min_margin keeps ~70% of 28)
     pairs_per_prompt: int = 28  # pool and test: of the C(candidates, 2) pairs of a host, this many at random
     gold_pairs_per_prompt: int = 4  # gold is spread over more conversations (what a verified set should be)
     neighbours: int = 4  # conversations whose two responses join each host's own two: 2 + 2 * 4 = 10 candidates
     bon_neighbours: int = 7  # test hosts also get the responses of neighbours 5..7: 16 candidates for best-of-16
     #                          (test *pairs* come from the first 10 only, the pool's distribution)
     min_margin: float = 0.0  # pairs whose teacher margin is below this many RMS margins are not sampled (near-ties)
+    test_min_margin: float = 0.5  # test pairs only where the teacher is decisive: at 0.5 RMS margins an annotator of
+    #                               the default 75%-agreement pool agrees 3 times in 4 (sigmoid(2.23 * 0.5) = 0.75);
+    #                               near-ties are coin flips for every student and only compress the differences
     data_seed: int = 0
 
     def __post_init__(self) -> None:
@@ -81,6 +84,8 @@ class TestbedConfig:
                      "neighbours"):
             if getattr(self, name) < 1:
                 raise ValueError(f"TestbedConfig.{name} must be >= 1, got {getattr(self, name)}.")
+        if self.min_margin < 0 or self.test_min_margin < 0:
+            raise ValueError("TestbedConfig.min_margin and test_min_margin must be >= 0 (units of the RMS margin).")
         most = (2 + 2 * self.neighbours) * (1 + 2 * self.neighbours) // 2
         if self.bon_neighbours < self.neighbours:
             raise ValueError(f"bon_neighbours ({self.bon_neighbours}) must be >= neighbours ({self.neighbours}).")
@@ -178,7 +183,8 @@ def testbed_key(cfg: TestbedConfig, data_dir: Path) -> str:
 
 def candidates_key(cfg: TestbedConfig, data_dir: Path) -> str:
     """Fingerprint of what the candidates and their teacher rewards depend on (not how pairs are drawn from them)."""
-    fields = {k: v for k, v in asdict(cfg).items() if k not in ("pairs_per_prompt", "gold_pairs_per_prompt", "min_margin")}
+    fields = {k: v for k, v in asdict(cfg).items() if k not in ("pairs_per_prompt", "gold_pairs_per_prompt", "min_margin",
+                                                                   "test_min_margin")}
     payload = json.dumps({"data": _files_digest(data_dir), "cfg": fields}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
@@ -348,10 +354,12 @@ def build_testbed(cfg: TestbedConfig = TestbedConfig(), *, data_dir: str | Path 
     pool = cands[(cands["split"] == "train") & (cands["neighbour_rank"] <= cfg.neighbours)]
     diffs = [np.abs(np.subtract.outer(r, r))[np.triu_indices(len(r), 1)]
              for r in pool.groupby("host", sort=False)["teacher_reward"].apply(np.asarray)]
-    threshold = cfg.min_margin * margin_scale(np.concatenate(diffs)) if cfg.min_margin > 0 else 0.0
-    parts = [_pairs_of(cands[cands["split"] == split], per, cfg.neighbours, threshold, cfg.data_seed)
-             for split, per in (("train", cfg.pairs_per_prompt), ("gold", cfg.gold_pairs_per_prompt),
-                                ("test", cfg.pairs_per_prompt))]
+    scale = margin_scale(np.concatenate(diffs))
+    threshold = cfg.min_margin * scale
+    parts = [_pairs_of(cands[cands["split"] == split], per, cfg.neighbours, least, cfg.data_seed)
+             for split, per, least in (("train", cfg.pairs_per_prompt, threshold),
+                                       ("gold", cfg.gold_pairs_per_prompt, threshold),
+                                       ("test", cfg.pairs_per_prompt, max(threshold, cfg.test_min_margin * scale)))]
     pairs = pd.concat(parts, ignore_index=True).drop_duplicates("pair_id").reset_index(drop=True)
     folder.mkdir(parents=True, exist_ok=True)
     io.write_json({**report, "testbed_key": key, "candidates_key": cand_folder.name, "config": asdict(cfg)},
