@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from workbench.curation.review import ReviewStore, review_with
+from workbench.curation.review import OracleReviewer, ReviewStore, review_with
 from workbench.data.taxonomy import CONTROVERSIALITY, OBJECTIVITY, TASK_CATEGORIES
 
 ROUTES = ("people", "llm", "both")
@@ -149,13 +149,13 @@ def _condition(name: str, op: str, raw: str, *, where: str) -> Condition:
 
 
 def parse_budgets(items: Sequence[str] | Mapping[str, int], *, where: str = "route_budgets") -> dict[str, int]:
-    """``["people=100", "both=20"]`` (or a mapping) -> ``{"people": 100, "both": 20}``; a route not named is unlimited."""
+    """``["people=100", "both:20"]`` (or a mapping) -> ``{"people": 100, "both": 20}``; a route not named is unlimited."""
     pairs = list(items.items()) if isinstance(items, Mapping) else []
     if not isinstance(items, Mapping):
         for i, item in enumerate(items):
-            if not isinstance(item, str) or "=" not in item:
-                raise ValueError(f"{where}[{i}]: write route=N such as 'people=100', got {item!r}.")
-            pairs.append(tuple(s.strip() for s in item.split("=", 1)))
+            if not isinstance(item, str) or not re.search(r"[=:]", item):
+                raise ValueError(f"{where}[{i}]: write route=N (or route:N) such as 'people=100', got {item!r}.")
+            pairs.append(tuple(s.strip() for s in re.split(r"[=:]", item, maxsplit=1)))
     out = {}
     for i, (route, n) in enumerate(pairs):
         if route not in ROUTES:
@@ -178,7 +178,7 @@ class RoutingConfig:
     """
 
     rules: tuple[str, ...] = PAPER_RULES
-    budgets: tuple[str, ...] = ()  # "route=N": at most N pairs of that route per round; unnamed routes: unlimited
+    budgets: tuple[str, ...] = ()  # "route=N" or "route:N": at most N pairs of that route a round; unnamed: unlimited
     default: str = "people"  # where a pair goes when no rule matches: the safe choice is a person
     where: str = field(default="routing", compare=False)
 
@@ -307,3 +307,19 @@ def route_table(queues: Mapping[int, pd.DataFrame] | pd.DataFrame, store: Review
         rows.append(row)
     return pd.DataFrame(rows, columns=columns)
 
+
+
+def simulated_review(routing: RoutingConfig | None, *, people_error: float, judge_error: float, seed: int = 0,
+                     people_by_category: dict[str, float] | None = None,
+                     judge_by_category: dict[str, float] | None = None) -> Any:
+    """Simulated people (`OracleReviewer`, answering from the known truth) who label everything or, with ``routing``,
+    simulated people and a simulated LLM judge who each label the pairs routed to them. For experiments only.
+
+    Example: ``simulated_review(RoutingConfig(), people_error=0.05, judge_error=0.1)`` (the judge errs at 0.1).
+    """
+    people = OracleReviewer(error_rate=people_error, seed=seed, error_by_category=people_by_category)
+    if routing is None:
+        return people
+    judge = OracleReviewer(name="simulated-llm-judge", kind="llm", error_rate=judge_error, seed=seed + 1000,
+                           error_by_category=judge_by_category)
+    return RoutedReview(routing, people=people, judge=judge)
