@@ -7,6 +7,7 @@ repository is never written) and rendered by mkdocs-jupyter. On the way:
 
 - plotly outputs (``application/vnd.plotly.v1+json``, which nbconvert cannot draw) become a ``<div>`` drawn by
   the plotly.js of the installed plotly package, copied into the site (no CDN);
+- tqdm progress-bar widgets are dropped (without a kernel they show their first frame, 0%);
 - remote badge images (Open in Colab) become plain links, and the MathJax / mermaid loaders that nbconvert puts
   in every page (CDN URLs) are removed;
 - after the build every page and stylesheet is checked for a script, stylesheet, image or import fetched over
@@ -39,6 +40,7 @@ PLOTLY_MIME = "application/vnd.plotly.v1+json"
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 log = logging.getLogger("mkdocs.hooks.tutorials")
 
+_PROGRESS = re.compile(r"\d+%\|")
 _REMOTE_BADGE = re.compile(r"\[!\[([^\]]*)\]\(https?://[^)]+\)\]\((https?://[^)]+)\)")
 _MATHJAX = re.compile(r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->", re.S)
 _MERMAID = re.compile(r'<script type="module">\s*document\.addEventListener\("DOMContentLoaded", async \(\) => \{\s*'
@@ -88,6 +90,8 @@ def prepare_notebook(name: str, run: Path | None, plotly_src: str) -> nbformat.N
     for cell in nb.cells:
         if cell.cell_type == "markdown":
             cell.source = _REMOTE_BADGE.sub(r"[\1](\2)", cell.source)
+        if cell.get("outputs"):  # progress-bar widgets would render statically at their initial 0%
+            cell.outputs = [o for o in cell.outputs if not _is_progress_widget(o)]
         for output in cell.get("outputs", []):
             data = output.get("data", {})
             if PLOTLY_MIME in data:
@@ -98,10 +102,16 @@ def prepare_notebook(name: str, run: Path | None, plotly_src: str) -> nbformat.N
                     first_figure = False
                 output["data"] = {"text/html": html}
             elif WIDGET_MIME in data and "text/plain" in data:
-                data.pop(WIDGET_MIME)  # an interactive widget: only live in Jupyter; its text stands in
+                data.pop(WIDGET_MIME)  # any other widget is only live in Jupyter: its text stands in
     position = 1 if nb.cells and nb.cells[0].cell_type == "markdown" else 0
     nb.cells.insert(position, nbformat.v4.new_markdown_cell(note))
     return nb
+
+
+def _is_progress_widget(output: nbformat.NotebookNode) -> bool:
+    """A tqdm bar drawn as a widget: its text fallback is the bar as first drawn (``0%|``), not as it ended."""
+    data = output.get("data", {})
+    return WIDGET_MIME in data and bool(_PROGRESS.search(data.get("text/plain", "")))
 
 
 def _admonition(kind: str, title: str, body: str) -> str:
