@@ -59,7 +59,7 @@ def _imported_distributions() -> set[str]:
 def test_declared_dependencies_are_the_imported_ones():
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     core = {_dist(d) for d in project["dependencies"]}
-    extras = {_dist(d) for group in ("gpu", "scale") for d in project["optional-dependencies"][group]}
+    extras = {_dist(d) for group in ("gpu", "scale", "labelstudio") for d in project["optional-dependencies"][group]}
     imported = _imported_distributions()
     assert imported - core - extras == set(), "imported but not declared in pyproject.toml"
     assert (core | extras) - imported - set(RUNTIME_ONLY) == set(), "declared but never imported (and no reason given)"

@@ -1,5 +1,5 @@
 """Command line: ``workbench run``, ``report``, ``check-data``, ``experiment``, ``synth``, ``shard``, ``scale``,
-``export`` and ``data`` (also ``python -m workbench``).
+``export``, ``review`` (push / pull Label Studio rounds) and ``data`` (also ``python -m workbench``).
 
 Each command imports what it needs inside its function: ``workbench data where`` or ``--help`` must not pay for
 importing torch. (The CLI is the top layer; nothing imports it, so these late imports hide no cycle.) Options a
@@ -188,6 +188,80 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_review(args: argparse.Namespace) -> int:
+    from workbench.curation import label_studio as ls
+
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "pairs.parquet").exists():
+        raise FileNotFoundError(f"{run_dir}: not a run folder (no pairs.parquet); give the run whose queues you review, "
+                                "e.g. runs/demo.")
+    server = None
+    if (args.to if args.action == "push" else args.source) == "label-studio":
+        if not (args.url and args.project):
+            raise SystemExit(f"workbench review {args.action}: --url and --project are needed with label-studio.")
+        server = ls.Server.from_env(args.url, args.token_env)
+    return _review_push(args, server) if args.action == "push" else _review_pull(args, server)
+
+
+def _review_push(args: argparse.Namespace, server) -> int:
+    from workbench.curation import label_studio as ls
+    from workbench.curation import pipeline, rounds
+    from workbench.curation.routing import RoutingConfig
+    from workbench.curation.stage1 import Stage1Config
+    from workbench.runs.folder import start_run
+    from workbench.runs.stores import ResultStore
+
+    routing = None if args.no_routing else RoutingConfig(rules=tuple(args.rule or RoutingConfig().rules),
+                                                         budgets=tuple(args.budget), where="--rule")
+    given = {k: getattr(args, k) for k in ("seed_size", "labels_per_iteration", "seed") if getattr(args, k) is not None}
+    cfg = Stage1Config(routing=routing, **given)
+    if server is not None:
+        ls.check_project(server, args.project)  # a bad server, token or project fails before anything is computed
+    run = start_run(args.run_dir)
+    judge = None
+    if args.judge == "llm":
+        setup = pipeline.JudgeSetup.from_params("llm", base_url=args.llm_base_url or "", models=args.llm_model or "")
+        judge = pipeline.make_judge(setup, store=ResultStore(run.file("judge.sqlite"), "judge"),
+                                    tags=run.load("tags", default=None))
+    queue, info = rounds.next_round(run, cfg, embedder=args.embedder or "", judge=judge)
+    common = dict(run_dir=run.path, round_=info["round"], suggestions=info["suggestions"], seed=cfg.seed)
+    if server is not None:
+        res = ls.push_tasks(queue, server, args.project, **common)
+        where = f"project {args.project!r} (id {res.project_id}{', created' if res.created else ''}) at {server.url}"
+        sent = f"{res.added} new tasks" + (f", {res.already} there already" if res.already else "")
+    else:
+        path, n = ls.export_tasks(queue, args.to, **common)
+        where, sent = f"{path} (labelling config: {path.with_suffix('.xml')})", f"{n} tasks"
+    routes = ", ".join(f"{k} {v}" for k, v in sorted(info["routes"].items()))
+    print(f"round {info['round']} ({info['kind']}): {len(queue)} pairs queued ({routes}); {sent} -> {where}")
+    left = int((queue["route"] == "llm").sum()) if judge is None else 0
+    if left:
+        print(f"{left} pairs routed to the LLM judge were not pushed: give --judge llm (with --llm-base-url / --llm-model) "
+              "to have the judge label them, or change the --rule list to route them to people.")
+    return 0
+
+
+def _review_pull(args: argparse.Namespace, server) -> int:
+    from workbench.curation import label_studio as ls
+    from workbench.curation.review import ReviewStore, reviewer_agreement
+
+    pushed = ls.pushed_tasks(args.run_dir)
+    if server is not None:
+        tasks, project_id = ls.fetch_export(server, args.project)
+    else:
+        tasks, project_id = ls.read_export(args.source), None
+    pulled, incomplete = ls.decisions_from_export(tasks, pushed)  # raises before anything is written
+    with ReviewStore(Path(args.run_dir) / "review.sqlite") as store:
+        res = ls.pull_into(store, pulled, incomplete=incomplete, project_id=project_id)
+        agreement = reviewer_agreement(store.effective(), res.reviewers) if len(res.reviewers) >= 2 else None
+    print(f"{len(tasks)} tasks, {len(pulled)} answered annotations by {len(res.reviewers)} annotators: {res.added} new "
+          f"decisions, {res.changed} changed (undo + new), {res.removed} removed (undone), {res.unchanged} unchanged"
+          + (f", {res.incomplete} without an answer (not written)" if res.incomplete else ""))
+    if agreement is not None and len(agreement["pairwise"]):
+        print(agreement["pairwise"].round(3).to_string(index=False))
+    return 0
+
+
 def _cmd_data(args: argparse.Namespace) -> int:
     from workbench.data import fetch
 
@@ -329,6 +403,33 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--push-to-hub", metavar="REPO_ID", help="upload file + card to this Hub dataset (token: $HF_TOKEN)")
     ex.add_argument("--public", action="store_true", help="create the Hub dataset public (default: private)")
     ex.set_defaults(func=_cmd_export)
+    rev = sub.add_parser("review", help="a team's review round: push a run's next queue to Label Studio (or a file), "
+                                        "pull the annotations into its review log")
+    rsub = rev.add_subparsers(dest="action", required=True)
+    push = rsub.add_parser("push", help="compute the run's next queue, route it, send people's pairs to Label Studio or a file")
+    pull = rsub.add_parser("pull", help="write Label Studio's annotations into the run's review log (idempotent)")
+    for p in (push, pull):
+        p.add_argument("run_dir", help="the run folder, e.g. runs/demo")
+        p.add_argument("--url", help="Label Studio's address, e.g. http://localhost:8080")
+        p.add_argument("--project", help="project title (created on the first push) or id")
+        p.add_argument("--token-env", default="LABEL_STUDIO_API_KEY", help="NAME of the variable holding the API token")
+        p.set_defaults(func=_cmd_review)
+    push.add_argument("--to", required=True, metavar="label-studio|FILE.json",
+                      help="label-studio (with --url, --project) or a file for Label Studio's import (+ FILE.xml config)")
+    push.add_argument("--rule", action="append", default=[], metavar="RULE",
+                      help='routing rule, repeatable, first match wins, e.g. "objectivity == subjective -> people" '
+                           "(default: the paper's split, workbench.curation.routing.PAPER_RULES)")
+    push.add_argument("--budget", action="append", default=[], metavar="ROUTE=N", help="pairs per round of a route")
+    push.add_argument("--no-routing", action="store_true", help="every queued pair to people")
+    push.add_argument("--seed-size", type=int, help="pairs in the seed round (default: Stage1Config.seed_size)")
+    push.add_argument("--labels-per-iteration", type=int, help="pairs per later round (default: Stage1Config's)")
+    push.add_argument("--seed", type=int, help="default: Stage1Config.seed")
+    push.add_argument("--embedder", help='pair embedder for retrieval: "" (MiniLM, as notebook 03) or "hashing"')
+    push.add_argument("--judge", choices=["none", "llm"], default="none", help="llm: the judge labels pairs routed llm / both")
+    push.add_argument("--llm-base-url", help="judge llm: OpenAI-compatible endpoint (default: $WORKBENCH_LLM_BASE_URL)")
+    push.add_argument("--llm-model", help="judge llm: one model, or several comma-separated (default: $WORKBENCH_LLM_MODEL)")
+    pull.add_argument("--from", dest="source", required=True, metavar="label-studio|EXPORT.json",
+                      help="label-studio (with --url, --project) or Label Studio's JSON export of the project")
     sca = sub.add_parser("scale", help="tag, embed, score and Stage-2-filter a sharded pool (resumable; local or Ray)")
     sca.add_argument("--pool", required=True, help="folder of parquet shards")
     sca.add_argument("--out", required=True, help="output folder (per-shard tags, vectors, curated pairs)")

@@ -30,6 +30,7 @@ import difflib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -272,7 +273,8 @@ def with_suggestions(shown: pd.DataFrame, store: ReviewStore, pairs: pd.DataFram
     """``shown`` plus ``judge_suggestion``: the judge's current answer on each pair routed ``both`` (what people see)."""
     eff = store.effective()
     judge = eff[(eff["kind"] == "llm") & eff["pair_id"].isin(set(pairs.loc[pairs["route"] == "both", "pair_id"]))]
-    return shown.assign(judge_suggestion=shown.index.map(judge.set_index("pair_id")["decision"]).fillna(""))
+    said = dict(zip(judge["pair_id"], judge["decision"]))
+    return shown.assign(judge_suggestion=[said.get(pid, "") for pid in shown.index])
 
 
 def route_table(queues: Mapping[int, pd.DataFrame] | pd.DataFrame, store: ReviewStore, *,
@@ -323,3 +325,35 @@ def simulated_review(routing: RoutingConfig | None, *, people_error: float, judg
     judge = OracleReviewer(name="simulated-llm-judge", kind="llm", error_rate=judge_error, seed=seed + 1000,
                            error_by_category=judge_by_category)
     return RoutedReview(routing, people=people, judge=judge)
+
+
+POLICIES = ("routed", "all to people", "all to llm")
+
+
+def compare_routing(pairs: pd.DataFrame, routing: RoutingConfig, *, people: Any, judge: Any, folder: Path) -> pd.DataFrame:
+    """Routing against sending everything to people or everything to the judge, on the same pairs with a known truth.
+
+    ``pairs`` needs ``label_is_true`` (and the tags the rules read). Each policy reviews all of them into its own
+    log under ``folder`` (a rerun resumes). One row per policy: pairs, people's and the judge's labels (what the
+    policy costs), and the accuracy of the resulting labels overall and on objective / subjective pairs.
+    """
+    truth = pairs.set_index("pair_id")["label_is_true"].astype(bool)
+    everything = {"routed": routing, "all to people": RoutingConfig(rules=("* -> people",)),
+                  "all to llm": RoutingConfig(rules=("* -> llm",))}
+    rows = []
+    for policy, rules in everything.items():
+        with ReviewStore(Path(folder) / f"routing_{policy.replace(' ', '_')}.sqlite") as store:
+            routed = route_pairs(pairs, rules)
+            RoutedReview(rules, people=people, judge=judge).review(routed, store, iteration=0)
+            table = route_table(routed, store, truth=truth)
+            labels = store.labels().set_index("pair_id")
+        decided = labels[labels["decision"].isin(["keep", "flip"])]
+        right = pd.Series((decided["decision"] == "keep").to_numpy() == truth.reindex(decided.index).to_numpy(), decided.index)
+        row = {"policy": policy, "pairs": len(pairs), "people_labels": int(table["people_decisions"].sum()),
+               "judge_labels": int(table["judge_decisions"].sum()), "label_accuracy": float(right.mean())}
+        if "objectivity" in pairs.columns:
+            kind = pairs.set_index("pair_id")["objectivity"].reindex(right.index)
+            row.update({f"accuracy_{k}": float(right[kind == k].mean()) if (kind == k).any() else np.nan
+                        for k in ("objective", "subjective")})
+        rows.append(row)
+    return pd.DataFrame(rows)
