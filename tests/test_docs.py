@@ -58,7 +58,7 @@ OLD_README_HEADINGS = [
     "Layout",
 ]
 # A script, image or stylesheet fetched from another host, in a page or a stylesheet (the site must work offline).
-REMOTE = re.compile(r"""<(?:script|img)[^>]*\ssrc=["']?(?:https?:)?//|<link[^>]*\shref=["']?(?:https?:)?//"""
+REMOTE = re.compile(r"""<(?:script|img)[^>]*\ssrc=["']?(?:https?:)?//|<link[^>]*rel=["']?stylesheet[^>]*\shref=["']?(?:https?:)?//"""
                     r"""|@import\s+(?:url\()?["']?(?:https?:)?//|url\(["']?https?://""", re.I)
 
 
@@ -142,12 +142,12 @@ def test_cli_reference_has_every_subcommand():
 
 def test_the_offline_check_names_each_remote_fetch(tmp_path, caplog):
     """The build's own check (docs/hooks/tutorials.py): a CDN script, a remote stylesheet, image or font each warn
-    (and a warning fails `mkdocs build --strict`); local files and plain links do not."""
+    (and a warning fails `mkdocs build --strict`); local files, plain links and a canonical address do not."""
     tutorials = _hook("tutorials")
     (tmp_path / "page.html").write_text(
         '<script src="https://cdn.example.org/x.js"></script><link rel="stylesheet" href="//fonts.example.org/a.css">'
         '<img src="https://example.org/badge.svg"><script src="../assets/plotly.min.js"></script>'
-        '<a href="https://colab.research.google.com/x">Open in Colab</a>')
+        '<a href="https://colab.research.google.com/x">Open in Colab</a><link rel="canonical" href="https://x.org/a/">')
     (tmp_path / "style.css").write_text('@font-face { src: url("https://fonts.example.org/f.woff2") }')
     with caplog.at_level(logging.WARNING, logger="mkdocs.hooks.tutorials"):
         tutorials.on_post_build(SimpleNamespace(site_dir=str(tmp_path)))
@@ -161,6 +161,25 @@ def test_a_missing_run_folder_is_one_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("WORKBENCH_DOCS_RUN", str(tmp_path / "nowhere"))
     with pytest.raises(PluginError, match="has no notebooks/ folder.*make demo writes runs/demo"):
         _hook("tutorials").run_folder()
+
+
+def test_a_pending_page_joins_the_nav_after_its_guide_once_it_exists(tmp_path):
+    """docs/hooks/nav.py: guides/label-studio.md (written by another change) goes right after the review guide when
+    the file exists, and nowhere while it does not (either way the strict build has nothing to warn about)."""
+    nav_hook = _hook("nav")
+    nav = [{"Home": "index.md"}, {"Guides": [{"Install": "guides/install.md"},
+                                              {"Reviewing by hand and as a team": "guides/review.md"},
+                                              {"Running at scale": "guides/scale.md"}]}]
+    nav_hook.DOCS = tmp_path
+    nav_hook.on_config(SimpleNamespace(nav=nav))
+    assert [list(e.values())[0] for e in nav[1]["Guides"]] == ["guides/install.md", "guides/review.md",
+                                                                 "guides/scale.md"]
+    (tmp_path / "guides").mkdir()
+    (tmp_path / "guides" / "label-studio.md").write_text("# Label Studio\n")
+    nav_hook.on_config(SimpleNamespace(nav=nav))
+    nav_hook.on_config(SimpleNamespace(nav=nav))  # listed once, however often the config is read
+    assert [list(e.values())[0] for e in nav[1]["Guides"]] == ["guides/install.md", "guides/review.md",
+                                                                 "guides/label-studio.md", "guides/scale.md"]
 
 
 # ---------------------------------------------------------------- the built site (slow: a notebook run + a build)

@@ -45,10 +45,21 @@ _REMOTE_BADGE = re.compile(r"\[!\[([^\]]*)\]\(https?://[^)]+\)\]\((https?://[^)]
 _MATHJAX = re.compile(r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->", re.S)
 _MERMAID = re.compile(r'<script type="module">\s*document\.addEventListener\("DOMContentLoaded", async \(\) => \{\s*'
                       r'const diagrams = document\.querySelectorAll\("\.jp-Mermaid.*?</script>', re.S)
-# What a page must not fetch from another host: script and image sources, stylesheets, CSS and JS imports.
+# What a page must not fetch from another host: script and image sources, stylesheets (and other fetched <link>s),
+# CSS and JS imports. A canonical or alternate <link> is an address, not a fetch.
 _REMOTE = re.compile(r"""<script[^>]*\ssrc=["']?(?:https?:)?//|<img[^>]*\ssrc=["']?(?:https?:)?//"""
-                     r"""|<link[^>]*\shref=["']?(?:https?:)?//[^>]*>|@import\s+(?:url\()?["']?(?:https?:)?//"""
-                     r"""|url\(["']?https?://|import\(["']https?://""", re.I)
+                     r"""|@import\s+(?:url\()?["']?(?:https?:)?//|url\(["']?https?://|import\(["']https?://""", re.I)
+_LINK = re.compile(r"<link\b[^>]*>", re.I)
+_REMOTE_HREF = re.compile(r"""\shref=["']?(?:https?:)?//""", re.I)
+_ADDRESS_ONLY = re.compile(r"""\srel=["']?(?:canonical|alternate|author|license|me)\b""", re.I)
+
+
+def remote_fetches(text: str) -> list[str]:
+    """The parts of an HTML page or stylesheet that would fetch from another host (the start of each)."""
+    found = [m.group(0) for m in _REMOTE.finditer(text)]
+    found += [tag for tag in _LINK.findall(text) if _REMOTE_HREF.search(tag) and not _ADDRESS_ONLY.search(tag)]
+    return found
+
 
 _state: dict = {}
 
@@ -104,7 +115,8 @@ def prepare_notebook(name: str, run: Path | None, plotly_src: str) -> nbformat.N
             elif WIDGET_MIME in data and "text/plain" in data:
                 data.pop(WIDGET_MIME)  # any other widget is only live in Jupyter: its text stands in
     position = 1 if nb.cells and nb.cells[0].cell_type == "markdown" else 0
-    nb.cells.insert(position, nbformat.v4.new_markdown_cell(note))
+    # a fixed id (new cells get random ones): the same notebook gives the same file, and mkdocs-jupyter's cache hits
+    nb.cells.insert(position, nbformat.v4.new_markdown_cell(note, id="workbench-docs-note"))
     return nb
 
 
@@ -197,9 +209,9 @@ def on_page_content(html, page, config, files):
 def on_post_build(config):
     site = Path(config.site_dir)
     for path in sorted([*site.rglob("*.html"), *site.rglob("*.css")]):
-        for match in _REMOTE.finditer(path.read_text(encoding="utf-8", errors="replace")):
-            log.warning("%s fetches from another host (the site must work offline): %s",
-                        path.relative_to(site), match.group(0)[:160])
+        for fetch in remote_fetches(path.read_text(encoding="utf-8", errors="replace")):
+            log.warning("%s fetches from another host (the site must work offline): %s", path.relative_to(site),
+                        fetch[:160])
     _cleanup()
 
 
