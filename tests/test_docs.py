@@ -135,9 +135,18 @@ def test_cli_reference_has_every_subcommand():
     from workbench.cli import build_parser
 
     text = _hook("reference").cli_reference()
-    sub = next(a for a in build_parser()._actions if a.__class__.__name__ == "_SubParsersAction")
-    for name in sub.choices:
-        assert f"### workbench {name}\n" in text and f"usage: workbench {name}" in text
+
+    def walk(prefix, parser):
+        for action in parser._actions:
+            if action.__class__.__name__ == "_SubParsersAction":
+                for name, child in action.choices.items():
+                    yield f"{prefix} {name}"
+                    yield from walk(f"{prefix} {name}", child)
+
+    commands = list(walk("workbench", build_parser()))
+    assert len(commands) >= 9
+    for command in commands:
+        assert f"### {command}\n" in text and f"usage: {command}" in text, command
 
 
 def test_the_offline_check_names_each_remote_fetch(tmp_path, caplog):

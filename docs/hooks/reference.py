@@ -180,23 +180,31 @@ def _cell(text: str) -> str:
 
 
 def cli_reference() -> str:
-    """``workbench --help`` and each subcommand's ``--help``, as the parser prints them (100 columns)."""
+    """``workbench --help`` and each subcommand's ``--help`` (nested ones too), as the parser prints them (100 columns)."""
     from workbench.cli import build_parser
 
     previous = os.environ.get("COLUMNS")
     os.environ["COLUMNS"] = "100"
     try:
-        parser = build_parser()
-        out = ["### workbench", "", "```text", parser.format_help().rstrip(), "```", ""]
-        sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
-        for name, child in sub.choices.items():
-            out += [f"### workbench {name}", "", "```text", child.format_help().rstrip(), "```", ""]
+        out = []
+        for command, parser in _commands("workbench", build_parser()):
+            out += [f"### {command}", "", "```text", parser.format_help().rstrip(), "```", ""]
     finally:
         if previous is None:
             os.environ.pop("COLUMNS", None)
         else:
             os.environ["COLUMNS"] = previous
     return "\n".join(out)
+
+
+def _commands(prefix: str, parser) -> list[tuple[str, object]]:
+    """The parser and each subcommand's, depth first (``workbench review push`` after ``workbench review``)."""
+    found = [(prefix, parser)]
+    for action in parser._actions:  # argparse has no public way to reach subparsers
+        if action.__class__.__name__ == "_SubParsersAction":
+            for name, child in action.choices.items():
+                found += _commands(f"{prefix} {name}", child)
+    return found
 
 
 # ---------------------------------------------------------------- API reference
