@@ -140,6 +140,28 @@ def test_file_round_trip_maps_answers_back_is_idempotent_and_an_edit_is_undo_plu
         assert len(store.events()) == 18
 
 
+def test_a_round_routed_both_is_judged_first_and_people_see_the_suggestion(tmp_path):
+    from workbench.curation.review import OracleReviewer
+    from workbench.curation.rounds import next_round
+    from workbench.curation.stage1 import Stage1Config
+    from workbench.runs.folder import start_run
+
+    run_dir, pool = _make_run(tmp_path)
+    cfg = Stage1Config(seed_size=8, routing=RoutingConfig(rules=("* -> both",)))
+    judge = OracleReviewer(name="simulated-llm-judge", kind="llm")  # never wrong: its suggestion is the truth
+    queue, info = next_round(start_run(run_dir), cfg, embedder="hashing", judge=judge)
+    assert info["round"] == 0 and info["routes"] == {"both": 8} and len(info["suggestions"]) == 8
+    with ReviewStore(run_dir / "review.sqlite") as store:
+        ev = store.events()
+    assert len(ev) == 8 and (ev["kind"] == "llm").all() and (ev["route"] == "both").all() and (ev["iteration"] == 0).all()
+    path, n = ls.export_tasks(queue, tmp_path / "round.json", run_dir=run_dir, round_=0, suggestions=info["suggestions"])
+    pushed = ls.pushed_tasks(run_dir)
+    for task in json.loads(path.read_text()):
+        d = task["data"]
+        assert d["suggestion"].startswith(f"The LLM judge prefers response {_right_answer(pushed, pool, d['pair_id'], 0)} ")
+    assert (run_dir / "label_studio" / "round_0_queue.parquet").exists()
+
+
 def test_a_broken_export_and_a_run_that_pushed_nothing_are_one_line(tmp_path, capsys):
     run_dir, _ = _make_run(tmp_path)
     (tmp_path / "x.json").write_text('{"not": "a list"}')

@@ -10,7 +10,6 @@ call start the next round.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import pandas as pd
@@ -41,7 +40,7 @@ def next_round(run: Run, cfg: Stage1Config, *, embedder: str = "", judge: Any = 
     data = Stage1Data.from_run_artifacts(pairs, pool, tags, embed, error_map=run.load("error_map", default=None),
                                          selection=run.load("error_cluster_selection", default={"pair_ids": []}))
     with ReviewStore(run.file("review.sqlite")) as store:
-        queue, info = next_queue(data, store, replace(cfg, routing=None), output_dir=run.path / "models" / "stage1_interactive",
+        queue, info = next_queue(data, store, cfg, output_dir=run.path / "models" / "stage1_interactive",
                                  cache=EmbeddingCache(run, "minilm"))
         queue = route_pairs(queue, cfg.routing) if cfg.routing else queue.assign(route="people", route_rule="no routing")
         if judge is not None and cfg.routing:
