@@ -164,6 +164,18 @@ def test_the_offline_check_names_each_remote_fetch(tmp_path, caplog):
     assert len(warned) == 4 and sum("page.html" in w for w in warned) == 3 and "style.css" in warned[-1]
 
 
+def test_an_included_file_becomes_sections_of_its_page(tmp_path):
+    """The results page includes benchmarks/RESULTS.md at build time: its headings one level down, code untouched."""
+    from mkdocs.exceptions import PluginError
+
+    reference = _hook("reference")
+    (tmp_path / "r.md").write_text("# Title\ntext\n```bash\n# a shell comment\n```\n## Part\n")
+    assert reference.include_demoted(tmp_path / "r.md") == "## Title\ntext\n```bash\n# a shell comment\n```\n### Part"
+    with pytest.raises(PluginError, match="does not exist"):
+        reference.include_demoted(tmp_path / "gone.md")
+    assert "<!-- workbench:include benchmarks/RESULTS.md -->" in (DOCS / "results.md").read_text()
+
+
 def test_a_missing_run_folder_is_one_clear_error(monkeypatch, tmp_path):
     from mkdocs.exceptions import PluginError
 

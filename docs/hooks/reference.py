@@ -3,6 +3,8 @@
 - The configuration guide: every ``*Config`` dataclass of ``workbench``, each field with its type, its default
   (read from the class itself) and its help (the field's comment in the source, or the class docstring's
   ``Attributes:`` entry). The marker ``<!-- workbench:config-reference -->`` in a page is replaced by it.
+- Included files: ``<!-- workbench:include benchmarks/RESULTS.md -->`` is replaced by that file, its headings one
+  level down (the results page; it never drifts from the file).
 - The CLI guide: ``workbench --help`` and every subcommand's help, from the parser itself
   (marker ``<!-- workbench:cli-reference -->``).
 - The API reference: one page per subpackage, a mkdocstrings block per module, added to the nav under
@@ -31,6 +33,7 @@ PACKAGE = REPO / "workbench"
 # Lower layers first (pyproject.toml's import-linter contract), so the configuration page reads bottom-up.
 LAYERS = ("data", "runs", "models", "llm", "curation", "bench", "scale")
 CONFIG_MARKER = "<!-- workbench:config-reference -->"
+INCLUDE_MARKER = re.compile(r"<!-- workbench:include ([\w./-]+) -->")
 CLI_MARKER = "<!-- workbench:cli-reference -->"
 API_NAV = "API reference"
 
@@ -226,6 +229,26 @@ def _api_page(title: str, modules: list[str]) -> str:
     return "\n".join(out)
 
 
+# ---------------------------------------------------------------- included files
+
+
+def include_demoted(path: Path) -> str:
+    """The markdown file at `path` with every heading one level deeper (its ``#`` title becomes a section of the
+    page that includes it), code blocks untouched. A missing file raises: the build stops."""
+    if not path.exists():
+        from mkdocs.exceptions import PluginError
+
+        raise PluginError(f"{path} is included by a docs page and does not exist; restore it or drop the include.")
+    out, fenced = [], False
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        elif not fenced and re.match(r"^#{1,5} ", line):
+            line = "#" + line
+        out.append(line)
+    return "\n".join(out)
+
+
 # ---------------------------------------------------------------- hook events
 
 
@@ -245,6 +268,7 @@ def on_files(files, config):
 
 
 def on_page_markdown(markdown, page, config, files):
+    markdown = INCLUDE_MARKER.sub(lambda m: include_demoted(REPO / m.group(1)), markdown)
     if CONFIG_MARKER in markdown:
         markdown = markdown.replace(CONFIG_MARKER, config_reference())
     if CLI_MARKER in markdown:
