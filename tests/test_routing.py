@@ -119,3 +119,22 @@ def test_a_bad_rule_in_a_pipeline_config_names_the_file_and_line(tmp_path, capsy
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert f"{bad}, line 6: steps[0].parameters.routing[1]" in err and "did you mean 'coding'" in err
+
+
+def test_a_review_log_written_before_routing_opens_with_empty_routes(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript("""CREATE TABLE events (event_id INTEGER PRIMARY KEY AUTOINCREMENT, pair_id TEXT NOT NULL,
+        reviewer TEXT NOT NULL, kind TEXT NOT NULL, tier TEXT NOT NULL, decision TEXT NOT NULL, undoes INTEGER,
+        note TEXT NOT NULL DEFAULT '', at TEXT NOT NULL, iteration INTEGER, shown TEXT NOT NULL DEFAULT '{}');
+        INSERT INTO events (pair_id, reviewer, kind, tier, decision, at) VALUES ('p1', 'ana', 'human', 'gold', 'flip', 'x');""")
+    db.commit()
+    db.close()
+    with ReviewStore(path) as store:
+        store.record("p2", "keep", reviewer="ana")
+        ev = store.events()
+        assert list(ev["route"]) == ["", ""] and ev["origin"].isna().all()
+        assert store.labels().set_index("pair_id")["decision"].to_dict() == {"p1": "flip", "p2": "keep"}
+        assert store.undo("ana") is not None and len(store.labels()) == 1
