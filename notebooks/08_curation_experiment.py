@@ -30,6 +30,8 @@
 # random pairs, then the same Stage 2: isolates error-driven retrieval), **cleanlab** (confident learning on
 # out-of-fold RM probabilities: the field's standard label-noise tool), the pipeline (curated, + recycled) and the
 # clean ceiling. Two schedules: `fixed` (gold joins the training set) and `best on gold` (gold picks the epoch).
+# And, cheaply, **routing**: does sending each reviewed pair to people or an LLM judge by its attributes beat
+# sending all of them to one?
 
 # %%
 # Setup (Colab / Kaggle only): clone and install the workbench, fetch the public data. Elsewhere: nothing.
@@ -128,6 +130,17 @@ display(result.detection.groupby("noise", sort=False)[cols].mean().round(3))
 ce.per_construction(result.per_seed).round(3)
 
 # %% [markdown]
+# ## Who should review: routing vs everything to people or to the judge
+#
+# One review budget of pool pairs, the same pairs for three policies: **routed** by the pairs' attributes
+# (`ExperimentConfig.routing`: objective tasks to the judge, subjective or controversial ones to people), **all to
+# people**, **all to llm**. The simulated people err more on objective tasks (facts, maths, code), the simulated
+# judge on subjective and controversial ones. Label accuracy against the truth, and the labels each side gave.
+
+# %%
+ce.routing_summary(result.routing).round(3)
+
+# %% [markdown]
 # ## Conclusions
 
 # %%
@@ -145,6 +158,7 @@ same = result.per_seed[result.per_seed["condition"].isin(ce.SAME_REVIEW)].groupb
 assert (same["human_ids"].nunique() == 1).all(), "the conditions built on Stage 1's review saw the same human labels"
 assert set(result.enrichment["noise"]) == set(cfg.noise_models) and result.clean_check["clean_test_accuracy"] >= cfg.min_clean_accuracy
 assert result.detection["stage2_curated_label_accuracy"].mean() > result.detection["stage2_pool_label_accuracy"].mean()
+assert len(result.routing) == n_runs * 3 and (result.routing.query("policy == 'all to people'")["judge_labels"] == 0).all()
 
 # %%
 # checks on the full run: the truth is not solvable by length; every pipeline condition has its paired comparison

@@ -111,7 +111,16 @@ def test_the_experiment_on_real_data_smoke(shared_data, tmp_path):
     assert len(list((tmp_path / "exp" / "experiment").glob("*/length_seed0/review.sqlite"))) == 1
     # other settings in the same folder never resume the first run's oracle answers
     assert ce.config_key(replace(cfg, noise_rate=0.3)) != ce.config_key(cfg) == ce.config_key(replace(cfg, seeds=(5,)))
-    assert len(ce.conclusions(res, cfg)) == 1 + len(res.paired) + 3 * len(cfg.noise_models)  # + 2 queue kinds, detection
+    # routing vs one reviewer on the same pairs: each policy pays for what it routed (+ 2 queue kinds, detection, routing)
+    assert len(ce.conclusions(res, cfg)) == 1 + len(res.paired) + 4 * len(cfg.noise_models)
+    r = res.routing
+    assert len(r) == n * 3 and set(r["policy"]) == {"routed", "all to people", "all to llm"} and (r["pairs"] == cfg.human_budget).all()
+    assert (r.loc[r["policy"] == "all to people", "judge_labels"] == 0).all()
+    assert (r.loc[r["policy"] == "all to llm", "people_labels"] == 0).all()
+    routed = r[r["policy"] == "routed"]
+    assert ((routed["people_labels"] > 0) & (routed["judge_labels"] > 0)).all()
+    mean = r.groupby("policy")["label_accuracy"].mean()
+    assert mean["routed"] >= max(mean["all to people"], mean["all to llm"]) - 0.05, mean  # each reviewer gets its strengths
 
 
 def test_the_truth_is_not_solvable_by_length(shared_data):

@@ -26,6 +26,10 @@ review budget:
   (``Stage1Config.rank_by="disagreement"``), then the same Stage 2;
 * ``clean (ceiling)``: the pool with its true labels.
 
+Also, cheaply (no RM is trained for it): **routing** (`workbench.curation.routing`) against sending every reviewed
+pair to people or to an LLM judge, on one review budget of pool pairs, with simulated people who err more on
+objective tasks (facts, maths, code) and a simulated judge who errs more on subjective and controversial ones.
+
 Reported: per condition the mean test accuracy and its 95% CI over seeds, the paired difference of the pipeline
 conditions to the strongest baseline with its CI, *longer wins* beside every number, retrieval enrichment (the
 noise share of each Stage-1 queue vs the pool vs a random queue of the same size), flip detection of Stage 2 and
@@ -49,6 +53,7 @@ from tqdm.auto import tqdm
 
 from workbench.curation import pipeline, plots, stage1, stage2
 from workbench.curation.review import OracleReviewer, ReviewStore, apply_labels, review_with
+from workbench.curation.routing import RoutingConfig, compare_routing
 from workbench.data.demo import DemoDataConfig, build_demo_pairs
 from workbench.data.noise import NOISE_MODELS, NoiseConfig, inject_noise, noise_profile
 from workbench.data.overview import length_bias
@@ -91,6 +96,15 @@ class ExperimentConfig:
     cluster_groups: int = 8  # cluster noise: k-means clusters of the (conversation, attributes) embeddings
     min_clean_accuracy: float = 0.6  # the clean-label RM must reach this on the test split
     data_seed: int = 0  # the pairs (the same for every seed)
+    # The routing table: the paper's principle (objective tasks to the judge, subjective or controversial ones to
+    # people), on simulated reviewers whose error rates differ by task category; categories not named err at the rate.
+    routing: tuple[str, ...] = ("controversiality == high -> people", "objectivity == subjective -> people",
+                                "objectivity == objective -> llm", "* -> people")
+    routing_people_errors: tuple[tuple[str, float], ...] = (("knowledge_qa", 0.25), ("reasoning_math", 0.3),
+                                                           ("coding", 0.3))  # people unsure of facts, maths, code
+    routing_judge_error_rate: float = 0.05
+    routing_judge_errors: tuple[tuple[str, float], ...] = (("chat", 0.3), ("creative_writing", 0.3), ("role_play", 0.3),
+                                                          ("safety", 0.35), ("other", 0.25))  # a judge unsure of values
 
     def __post_init__(self) -> None:
         for model in self.noise_models:
@@ -107,6 +121,9 @@ class ExperimentConfig:
             raise ValueError(f"cleanlab_folds must be >= 2, got {self.cleanlab_folds}.")
         stage1.Stage1Config(iterations=self.iterations, seed_size=self.seed_size, labels_per_iteration=self.labels_per_iteration)
         stage2.Stage2Config(p_threshold=self.p_threshold, margin_band=self.margin_band)
+        RoutingConfig(rules=self.routing, where="ExperimentConfig.routing")
+        for name, rates in (("routing_people_errors", self.routing_people_errors), ("routing_judge_errors", self.routing_judge_errors)):
+            OracleReviewer(name=f"ExperimentConfig.{name}", error_rate=self.routing_judge_error_rate, error_by_category=dict(rates))
 
     @property
     def human_budget(self) -> int:
@@ -153,6 +170,7 @@ class ExperimentResult:
     enrichment: pd.DataFrame  # per (noise, seed, round): noise share of the Stage-1 queue, the pool, a random queue
     clean_check: dict[str, float]
     finetuned: pd.DataFrame = field(default_factory=pd.DataFrame)  # MiniLM fine-tuned on a few conditions (optional)
+    routing: pd.DataFrame = field(default_factory=pd.DataFrame)  # per (noise, seed, policy): routed vs one reviewer
     config: dict[str, Any] = field(default_factory=dict)
 
 
@@ -383,10 +401,22 @@ def finetune_check(sets: dict[str, PairFrame], gold: PairFrame, test: PairFrame,
     return rows
 
 
+def routing_rows(data: ExperimentData, cfg: ExperimentConfig, noisy: PairFrame, work: Path, seed: int) -> pd.DataFrame:
+    """Routing vs everything to people vs everything to the judge on ``human_budget`` random pool pairs (the same for
+    the three policies), with the config's category-dependent simulated reviewers."""
+    tag_cols = ["pair_id", *[c for c in ("task_category", "objectivity", "controversiality") if c in data.tags.columns]]
+    pick = noisy.iloc[np.sort(np.random.default_rng(seed + 97).permutation(len(noisy))[:cfg.human_budget])]
+    pick = pick.merge(data.tags[tag_cols], on="pair_id", how="left")
+    people = OracleReviewer(error_rate=cfg.oracle_error_rate, seed=seed, error_by_category=dict(cfg.routing_people_errors))
+    judge = OracleReviewer(name="simulated-llm-judge", kind="llm", error_rate=cfg.routing_judge_error_rate, seed=seed + 1000,
+                           error_by_category=dict(cfg.routing_judge_errors))
+    return compare_routing(pick, RoutingConfig(rules=cfg.routing), people=people, judge=judge, folder=work / "routing")
+
+
 def run_once(data: ExperimentData, cfg: ExperimentConfig, run: Run, *, noise: str, seed: int, finetune: bool = False
-             ) -> tuple[list[dict[str, Any]], dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+             ) -> tuple[list[dict[str, Any]], dict[str, Any], list[dict[str, Any]], list[dict[str, Any]], pd.DataFrame]:
     """One noise model at one seed: noise -> reviews -> every condition's RM under both schedules (and, with
-    ``finetune``, the fine-tuned MiniLM check)."""
+    ``finetune``, the fine-tuned MiniLM check), and the routing comparison."""
     work = run.path / "experiment" / config_key(cfg) / f"{noise}_seed{seed}"
     work.mkdir(parents=True, exist_ok=True)
     (pool, _), (gold, _), (test, _) = data.split("train"), data.split("gold"), data.split("test")
@@ -413,7 +443,8 @@ def run_once(data: ExperimentData, cfg: ExperimentConfig, run: Run, *, noise: st
            **{f"cleanlab_{k}": v for k, v in mech["cleanlab"].items()}}
     enr = [{"noise": noise, "seed": seed, **r} for r in mech["enrichment"]]
     tuned = [{"noise": noise, "seed": seed, **r} for r in finetune_check(sets, gold, test, work, seed)] if finetune else []
-    return rows, det, enr, tuned
+    routed = routing_rows(data, cfg, noisy, work, seed).assign(noise=noise, seed=seed)
+    return rows, det, enr, tuned, routed
 
 
 # ---------------------------------------------------------------- statistics
@@ -468,6 +499,16 @@ def enrichment_summary(enrichment_rows: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def routing_summary(routing: pd.DataFrame) -> pd.DataFrame:
+    """Per noise model and policy (routed, all to people, all to llm): mean label accuracy over seeds (overall, on
+    objective and subjective pairs) and the mean number of people's and the judge's labels."""
+    if routing.empty:
+        return routing
+    cols = [c for c in ("label_accuracy", "accuracy_objective", "accuracy_subjective", "people_labels", "judge_labels")
+            if c in routing.columns]
+    return routing.groupby(["noise", "policy"], sort=False)[cols].mean().reset_index()
+
+
 def headline_metrics(result: ExperimentResult, cfg: ExperimentConfig) -> dict[str, Any]:
     """The numbers a report shows, with their conditions: the headline noise model's table at the fixed schedule,
     the paired differences, enrichment and detection."""
@@ -484,6 +525,8 @@ def headline_metrics(result: ExperimentResult, cfg: ExperimentConfig) -> dict[st
         out[f"{r.noise}/{r.queue}/enrichment"] = r.enrichment
     d = result.detection.groupby("noise")[["stage2_flag_f1", "cleanlab_f1"]].mean()
     out.update({f"{n}/{k}": float(v) for n, row in d.iterrows() for k, v in row.items()})
+    for r in routing_summary(result.routing).itertuples():
+        out[f"{r.noise}/routing/{r.policy.replace(' ', '_')}/label_accuracy"] = float(r.label_accuracy)
     return out
 
 
@@ -498,20 +541,21 @@ def run_experiment(cfg: ExperimentConfig, run_dir: str | Path, *, data_dir: str 
     run = start_run(run_dir, cfg, step="curation_experiment")
     data = prepare_data(cfg, run, data_dir=data_dir, pairs=pairs, progress=progress)
     check = clean_check(data, cfg, run)
-    rows, dets, enr, tuned = [], [], [], []
+    rows, dets, enr, tuned, routed = [], [], [], [], []
     jobs = [(noise, seed) for noise in cfg.noise_models for seed in cfg.seeds]
     for noise, seed in tqdm(jobs, desc="experiment", unit="run", disable=not progress):
         first = finetune and (noise, seed) == jobs[0]
-        r, d, e, f = run_once(data, cfg, run, noise=noise, seed=seed, finetune=first)
+        r, d, e, f, routing = run_once(data, cfg, run, noise=noise, seed=seed, finetune=first)
         rows += r
         dets.append(d)
         enr += e
         tuned += f
+        routed.append(routing)
     per_seed = pd.DataFrame(rows)
     summary = summarize(per_seed, check["test_longer_wins"])
     return ExperimentResult(per_seed=per_seed, summary=summary, paired=paired_vs_strongest(per_seed, summary),
                             detection=pd.DataFrame(dets), enrichment=pd.DataFrame(enr), clean_check=check,
-                            config=asdict(cfg), finetuned=pd.DataFrame(tuned))
+                            config=asdict(cfg), finetuned=pd.DataFrame(tuned), routing=pd.concat(routed, ignore_index=True))
 
 
 def smoke_config(cfg: ExperimentConfig = ExperimentConfig()) -> ExperimentConfig:
@@ -540,6 +584,9 @@ def save_outputs(run: Run, result: ExperimentResult, cfg: ExperimentConfig, *, s
               "experiment_enrichment": (enrichment_summary(result.enrichment), "Noise share: Stage-1 queues vs pool vs random"),
               "experiment_per_construction": (per_construction(result.per_seed).reset_index(), "Test accuracy per construction"),
               "experiment_per_seed": (result.per_seed, "Every noise model, seed, schedule and condition")}
+    if len(result.routing):
+        tables["experiment_routing"] = (routing_summary(result.routing), "Routing vs everything to people or to the judge: "
+                                        "label accuracy and labels used (simulated reviewers, errors by category)")
     if len(result.finetuned):
         tables["experiment_finetuned"] = (result.finetuned, "Fine-tuned MiniLM RM on three conditions (one seed)")
     for name, (table, title) in tables.items():
@@ -572,4 +619,10 @@ def conclusions(result: ExperimentResult, cfg: ExperimentConfig) -> list[str]:
     d = result.detection.groupby("noise", sort=False)[["stage2_flag_f1", "cleanlab_f1"]].mean()
     lines += [f"{n} noise: flip detection F1 Stage 1+2 {row.stage2_flag_f1:.2f} vs cleanlab {row.cleanlab_f1:.2f}."
               for n, row in d.iterrows()]
+    for noise, g in routing_summary(result.routing).groupby("noise", sort=False):
+        acc = g.set_index("policy")
+        lines.append(f"{noise} noise, routing: labels {acc.loc['routed', 'label_accuracy']:.1%} right with "
+                     f"{acc.loc['routed', 'people_labels']:.0f} people's labels, vs {acc.loc['all to people', 'label_accuracy']:.1%} "
+                     f"all to people ({acc.loc['all to people', 'people_labels']:.0f}) and "
+                     f"{acc.loc['all to llm', 'label_accuracy']:.1%} all to the judge.")
     return lines
