@@ -184,25 +184,6 @@ def test_a_missing_run_folder_is_one_clear_error(monkeypatch, tmp_path):
         _hook("tutorials").run_folder()
 
 
-def test_a_pending_page_joins_the_nav_after_its_guide_once_it_exists(tmp_path):
-    """docs/hooks/nav.py: guides/label-studio.md (written by another change) goes right after the review guide when
-    the file exists, and nowhere while it does not (either way the strict build has nothing to warn about)."""
-    nav_hook = _hook("nav")
-    nav = [{"Home": "index.md"}, {"Guides": [{"Install": "guides/install.md"},
-                                              {"Reviewing by hand and as a team": "guides/review.md"},
-                                              {"Running at scale": "guides/scale.md"}]}]
-    nav_hook.DOCS = tmp_path
-    nav_hook.on_config(SimpleNamespace(nav=nav))
-    assert [list(e.values())[0] for e in nav[1]["Guides"]] == ["guides/install.md", "guides/review.md",
-                                                                 "guides/scale.md"]
-    (tmp_path / "guides").mkdir()
-    (tmp_path / "guides" / "label-studio.md").write_text("# Label Studio\n")
-    nav_hook.on_config(SimpleNamespace(nav=nav))
-    nav_hook.on_config(SimpleNamespace(nav=nav))  # listed once, however often the config is read
-    assert [list(e.values())[0] for e in nav[1]["Guides"]] == ["guides/install.md", "guides/review.md",
-                                                                 "guides/label-studio.md", "guides/scale.md"]
-
-
 # ---------------------------------------------------------------- the built site (slow: a notebook run + a build)
 
 
