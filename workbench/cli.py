@@ -234,10 +234,9 @@ def _review_push(args: argparse.Namespace, server) -> int:
         where, sent = f"{path} (labelling config: {path.with_suffix('.xml')})", f"{n} tasks"
     routes = ", ".join(f"{k} {v}" for k, v in sorted(info["routes"].items()))
     print(f"round {info['round']} ({info['kind']}): {len(queue)} pairs queued ({routes}); {sent} -> {where}")
-    left = int((queue["route"] == "llm").sum()) if judge is None else 0
-    if left:
-        print(f"{left} pairs routed to the LLM judge were not pushed: give --judge llm (with --llm-base-url / --llm-model) "
-              "to have the judge label them, or change the --rule list to route them to people.")
+    if info["llm_to_people"]:
+        print(f"{info['llm_to_people']} pairs the rules route to the LLM judge went to people (no judge given): add "
+              "--judge llm (with --llm-base-url / --llm-model) to have the judge label them.")
     return 0
 
 

@@ -166,7 +166,7 @@ class Server:
 
 
 def _client(server: Server) -> Any:
-    try:
+    try:  # the optional extra, imported when a server is used: files and the rest of the workbench work without it
         from label_studio_sdk import LabelStudio
     except ImportError:
         raise RuntimeError(_SDK_HINT) from None
@@ -240,9 +240,9 @@ def push_tasks(queue: pd.DataFrame, server: Server, project: str, *, run_dir: st
     have = {(t.data.get("pair_id"), t.data.get("round")) for t in
             _call(server, "list tasks", lambda: list(client.tasks.list(project=proj.id, fields="all")))}
     new = [t for t in tasks if (t["data"]["pair_id"], t["data"]["round"]) not in have]
+    _record_order(Path(run_dir), order, target=f"{server.url}#project-{proj.id}")  # before: a pull must find every task
     if new:
         _call(server, "import tasks", client.projects.import_tasks, proj.id, request=new)
-    _record_order(Path(run_dir), order, target=f"{server.url}#project-{proj.id}")
     return PushResult(project_id=int(proj.id), created=created, added=len(new), already=len(tasks) - len(new))
 
 
