@@ -284,7 +284,7 @@ def scale_stage_costs(summary: pd.DataFrame, *, title: str = "Cost per pair by s
 def _band(fig: go.Figure, x: Any, lo: Any, hi: Any, colour: str, name: str, **where: Any) -> None:
     """A shaded 95% CI band under a line (legend entry shared with the line)."""
     fig.add_trace(go.Scatter(x=list(x) + list(x)[::-1], y=list(hi) + list(lo)[::-1], fill="toself", fillcolor=colour,
-                             opacity=0.18, line={"width": 0}, hoverinfo="skip", showlegend=False, legendgroup=name),
+                             mode="lines", opacity=0.18, line={"width": 0}, hoverinfo="skip", showlegend=False, legendgroup=name),
                   **where)
 
 
