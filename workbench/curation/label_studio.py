@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pandas as pd
 
 from workbench.curation.review import Decision, ReviewStore
@@ -175,8 +176,6 @@ def _client(server: Server) -> Any:
 
 def _call(server: Server, what: str, fn: Any, *args: Any, **kw: Any) -> Any:
     """``fn(*args, **kw)`` with the SDK's and the network's failures turned into one line naming the server."""
-    import httpx
-
     try:
         return fn(*args, **kw)
     except httpx.HTTPError as e:
@@ -196,9 +195,10 @@ def _call(server: Server, what: str, fn: Any, *args: Any, **kw: Any) -> Any:
 
 
 def _find_project(client: Any, server: Server, project: str) -> Any | None:
+    every = _call(server, "list projects", lambda: list(client.projects.list()))
     if str(project).isdigit():
-        return _call(server, f"read project {project}", client.projects.get, int(project))
-    found = [p for p in _call(server, "list projects", lambda: list(client.projects.list())) if p.title == project]
+        return next((p for p in every if p.id == int(project)), None)
+    found = [p for p in every if p.title == project]
     if len(found) > 1:
         raise ValueError(f"Label Studio at {server.url} has {len(found)} projects titled {project!r} (ids "
                          f"{', '.join(str(p.id) for p in found)}); pass the id with --project.")

@@ -258,7 +258,6 @@ class RoutedReview:
         ``queue`` decided by any of them (`ReviewStore.labels` rows, with ``route``)."""
         routed = route_pairs(queue, self.routing) if "route" not in queue.columns else queue
         shown = shown if shown is not None else pd.DataFrame(index=pd.Index(routed["pair_id"], name="pair_id"))
-        shown = shown.assign(route=routed.set_index("pair_id")["route"].reindex(shown.index))
         to_judge = routed[routed["route"].isin(["llm", "both"])]
         if self.judge is not None and len(to_judge):
             review_with(self.judge, to_judge, store, shown=shown, iteration=iteration)
