@@ -37,7 +37,7 @@ def main() -> None:
     sep = te.student_arrays(tb, cfg.embedder, "separate", progress=False)
     idx = sep.idx("train")[: args.pairs]
     agree = np.ones(len(idx), bool)
-    head = cfg.head()
+    head = cfg.head(len(idx))
     # the baseline's cache: every prompt and response vector, keyed as embed_texts keys them
     z = np.load(tb.candidates_folder / f"student-{embedder_key(cfg.embedder)}.npz")  # written by student_arrays above
     c = tb.candidates

@@ -97,6 +97,9 @@ def test_budget_split_and_pool_sizes():
     assert te.budget_split(100, 4) == (20, 20)
     cfg = te.TeacherExperimentConfig()
     assert te.pool_sizes(cfg, 56_000) == [1000, 2000, 4000, 8000, 16000, 32000, 56000]
+    # every training set gets >= min_steps_per_epoch steps: small sets in smaller batches, never below 16 pairs
+    assert [cfg.head(n).batch_size for n in (100, 1000, 4000, 56_000)] == [16, 31, 125, 512]
+    assert cfg.head(800, epochs=15).epochs == 15 and cfg.head(800).epochs == cfg.student_epochs
 
 
 # ---------------------------------------------------------------- pluggable noise
