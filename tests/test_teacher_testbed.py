@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -96,6 +97,8 @@ def test_budget_split_and_pool_sizes():
     assert te.budget_split(1000, 4) == (200, 200)
     assert te.budget_split(100, 4) == (20, 20)
     cfg = te.TeacherExperimentConfig()
+    # the fine-tuned check's settings do not invalidate the other blocks; every other setting does
+    assert te.config_key(replace(cfg, finetune_pool_pairs=7)) == te.config_key(cfg) != te.config_key(replace(cfg, noise_rate=0.1))
     assert te.pool_sizes(cfg, 56_000) == [1000, 2000, 4000, 8000, 16000, 32000, 56000]
     # every training set gets >= min_steps_per_epoch steps: small sets in smaller batches, never below 16 pairs
     assert [cfg.head(n).batch_size for n in (100, 1000, 4000, 56_000)] == [16, 31, 125, 512]
@@ -201,7 +204,7 @@ def test_a_custom_noise_model_runs_end_to_end_from_the_cli(shared_data, cache_ro
     assert (tuned["pool_pairs"] == smoke.finetune_pool_pairs).all() and (tuned["test_pairs"] == smoke.finetune_test_pairs).all()
     assert tuned.at["clean", "train_label_accuracy"] == 1.0 > tuned.at["raw", "train_label_accuracy"]
     assert tuned[["finetuned_accuracy", "frozen_student_accuracy"]].stack().between(0, 1).all()
-    model_dirs = list((out / "teacher_experiment").glob("*/finetuned/curated/model/config.json"))
+    model_dirs = list((out / "teacher_experiment").glob("*/finetuned-*/curated/model/config.json"))
     assert len(model_dirs) == 1 and "Fine-tuned MiniLM check" in printed
     full = pd.read_csv(out / "tables" / "teacher_full_per_seed.csv")
     assert set(full["noise"]) == {"every_third", "none"} and set(full["seed"]) == {0, 1}

@@ -99,7 +99,8 @@ class TeacherExperimentConfig:
     #                                get 32 optimizer steps per epoch rather than 2 (fixed batches undertrain small sets)
     student_bf16: bool = True  # bf16 autocast for the student's head (native on this CPU; ~2x faster)
     learning_rate: float = 2e-3
-    finetune_pool_pairs: int = 2000  # the fine-tuned MiniLM check (opt-in, `finetune=True`): pool pairs it learns from
+    finetune_pool_pairs: int = 1000  # the fine-tuned MiniLM check (opt-in, `finetune=True`): pool pairs it learns from
+    #                                  (+ gold for clean and curated; ~2 min per 1,000 pairs on this CPU)
     finetune_test_pairs: int = 1000  # ... test pairs it is scored on (the frozen student is scored on the same ones)
     finetune_max_length: int = 128  # ... tokens per (conversation, response): a CPU budget, minutes per condition
     gate_gain_per_doubling: float = 0.02
@@ -517,7 +518,7 @@ def finetune_check(ctx: Context, tb: Testbed, work: Path, *, progress: bool = Tr
     end* (the teacher's recipe, shorter inputs) on a subset: the first ``finetune_pool_pairs`` pool pairs of one
     seed, conditions `FINETUNED`, scored on ``finetune_test_pairs`` test pairs beside the frozen student trained on
     the very same pairs and labels. It asks one thing: does the conditions' order survive a stronger student?
-    Each model is saved under ``work/finetuned/<condition>`` and resumes like any training run."""
+    Each model is saved under ``work/finetuned-<finetune_tag>/<condition>`` and resumes like any training run."""
     from workbench.models import scoring, training
 
     cfg, A = ctx.cfg, ctx.A
@@ -533,7 +534,7 @@ def finetune_check(ctx: Context, tb: Testbed, work: Path, *, progress: bool = Tr
         rcfg = training.RMTrainConfig(kind="finetune", epochs=1.0, max_length=cfg.finetune_max_length, batch_size=16,
                                       learning_rate=5e-5, eval_steps=10_000, seed=ctx.seed)
         t0 = time.time()
-        res = training.train_reward_model(fit, None, cfg=rcfg, output_dir=work / "finetuned" / name.replace(" ", "_"),
+        res = training.train_reward_model(fit, None, cfg=rcfg, output_dir=work / f"finetuned-{finetune_tag(cfg)}" / name.replace(" ", "_"),
                                           progress=progress)
         scores = scoring.score_pairs(scoring.load_reward_model(res.model_dir), test_pairs,
                                      cfg=scoring.ScoreConfig(max_length=cfg.finetune_max_length), progress=progress)
@@ -662,7 +663,14 @@ def pool_sizes(cfg: TeacherExperimentConfig, n_pool: int) -> list[int]:
 
 
 def config_key(cfg: TeacherExperimentConfig) -> str:
-    return hashlib.sha256(json.dumps(asdict(cfg), sort_keys=True, default=str).encode()).hexdigest()[:10]
+    """Fingerprint of the settings that shape the experiment's blocks; the fine-tuned check's own ``finetune_*``
+    settings are left out (its block and models are named by them), so changing them reuses every other block."""
+    shaping = {k: v for k, v in asdict(cfg).items() if not k.startswith("finetune_")}
+    return hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+def finetune_tag(cfg: TeacherExperimentConfig) -> str:
+    return f"{cfg.finetune_pool_pairs}-{cfg.finetune_test_pairs}-{cfg.finetune_max_length}"
 
 
 def _cached_rows(path: Path, make: Any, *args: Any, **kwargs: Any) -> list[dict]:
@@ -726,8 +734,8 @@ def run_teacher_experiment(cfg: TeacherExperimentConfig = TeacherExperimentConfi
                                             [b for b in cfg.budgets if b != cfg.budget])
                 budget_rows += [r for r in block if r["condition"] in QUEUES]  # the default budget: measured above
             if finetune and seed == cfg.seeds[0]:
-                tuned = _cached_rows(work / f"finetuned_{noise}_seed{seed}.json", finetune_check, ctx, tb, work,
-                                     progress=progress)
+                tuned = _cached_rows(work / f"finetuned_{noise}_seed{seed}_{finetune_tag(cfg)}.json", finetune_check,
+                                     ctx, tb, work, progress=progress)
         bar.update()
     bar.close()
     full = pd.DataFrame(full_rows)
