@@ -93,6 +93,14 @@ def test_crossing_factor_reads_how_much_more_raw_data_curation_is_worth():
     assert np.isnan(k[56000])  # raw never gets there within the measured sizes
 
 
+def test_the_finetuned_check_names_only_strict_reversals():
+    f = pd.DataFrame({"finetuned_accuracy": [0.921, 0.811, 0.921], "frozen_student_accuracy": [0.721, 0.643, 0.712]},
+                     index=["clean", "raw", "curated"])
+    assert te.reversed_pairs(f) == []  # a tie (clean = curated fine-tuned) is not a reversal
+    f.loc["raw", "finetuned_accuracy"] = 0.95
+    assert te.reversed_pairs(f) == ["clean vs raw", "raw vs curated"]
+
+
 def test_budget_split_and_pool_sizes():
     assert te.budget_split(1000, 4) == (200, 200)
     assert te.budget_split(100, 4) == (20, 20)
