@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import socket
 from pathlib import Path
 
 import pytest
@@ -127,3 +129,24 @@ def llama_style_tokenizer():
 @pytest.fixture(scope="session")
 def qwen_style_tokenizer():
     return make_chat_tokenizer("qwen")
+
+
+# ---------------------------------------------------------------- the real-browser tests (review panel, docs site)
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium"
+
+
+def require_browser() -> None:
+    """Skip without Debian's chromium and Playwright; fail instead in CI (`.ci/run` sets WORKBENCH_REQUIRE_BROWSER)."""
+    if not Path(CHROMIUM).exists():
+        message = "Debian chromium is not installed (apt-get install -y chromium; .ci/run does this)"
+        if os.environ.get("WORKBENCH_REQUIRE_BROWSER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    pytest.importorskip("playwright.sync_api", reason="pip install playwright (in the dev extra)")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

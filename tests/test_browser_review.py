@@ -8,9 +8,7 @@ browser into a failure instead of a skip). Every process the test starts is stop
 import os
 import re
 import secrets
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,32 +16,18 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import make_pairs
+from conftest import CHROMIUM, free_port, make_pairs, require_browser
 
 from workbench.curation.review import ReviewStore
 from workbench.data import files as io
 from workbench.data.splits import assign_splits
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium"
 REVIEWER = "browser-tester"
 
 pytestmark = pytest.mark.slow
 
 
-def _require_browser() -> None:
-    if not Path(CHROMIUM).exists():
-        message = "Debian chromium is not installed (apt-get install -y chromium; .ci/run does this)"
-        if os.environ.get("WORKBENCH_REQUIRE_BROWSER") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    pytest.importorskip("playwright.sync_api", reason="pip install playwright (in the dev extra)")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _children(pid: int) -> list[int]:
@@ -96,13 +80,13 @@ def _prepare(root: Path) -> Path:
 
 
 def test_clicking_flip_in_jupyterlab_writes_the_decision(tmp_path):
-    _require_browser()
+    require_browser()
     from playwright.sync_api import sync_playwright
 
     root = tmp_path / "lab"
     root.mkdir()
     run_dir = _prepare(root)
-    port, token = _free_port(), secrets.token_hex(16)
+    port, token = free_port(), secrets.token_hex(16)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "JUPYTER_CONFIG_DIR": str(tmp_path / "cfg"),
            "JUPYTER_RUNTIME_DIR": str(tmp_path / "rt"), "PYTHONPATH": str(REPO)}
     server = subprocess.Popen(

@@ -11,8 +11,6 @@ import importlib.util
 import logging
 import os
 import re
-import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -21,10 +19,10 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from conftest import CHROMIUM, free_port, require_browser
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium"
 EXECUTED = "01_prepare_data"  # the notebook the session's run folder executes
 
 # Every `##` / `###` heading of the README before it became a front page (`git show b750210:README.md`): each must
@@ -231,19 +229,6 @@ def test_docs_build_strict_and_offline(built_site):
     assert remote == []
 
 
-def _require_browser() -> None:
-    if not Path(CHROMIUM).exists():
-        message = "Debian chromium is not installed (apt-get install -y chromium; .ci/run does this)"
-        if os.environ.get("WORKBENCH_REQUIRE_BROWSER") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    pytest.importorskip("playwright.sync_api", reason="pip install playwright (in the dev extra)")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -259,11 +244,11 @@ def _stop(proc: subprocess.Popen) -> None:
 def test_the_site_in_a_browser(built_site, tmp_path):
     """Home page, a tutorial's interactive plotly figure, an API page and the search box, in headless chromium,
     with no console error and no request leaving 127.0.0.1."""
-    _require_browser()
+    require_browser()
     assert built_site.rc == 0, built_site.log[-4000:]
     from playwright.sync_api import sync_playwright
 
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
                                "--directory", str(built_site.site)], stdout=subprocess.DEVNULL,
                               stderr=open(tmp_path / "server.log", "wb"))
