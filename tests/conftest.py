@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -150,3 +152,18 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def wait_until_healthy(url: str, proc, log: Path, what: str, *, timeout_s: float, tail: int = 2000) -> None:
+    """Poll ``url + "/health"`` until it answers 200; fail with the tail of ``log`` if ``proc`` exits or time runs out."""
+    deadline = time.time() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:  # not listening yet (refused, reset, timed out, an error status)
+            pass
+        if proc.poll() is not None or time.time() > deadline:
+            pytest.fail(f"{what} did not start: {log.read_text()[-tail:]}")
+        time.sleep(0.5)

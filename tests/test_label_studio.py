@@ -14,16 +14,13 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import make_pairs
+from conftest import free_port, make_pairs, wait_until_healthy
 
 from workbench.cli import main
 from workbench.curation import label_studio as ls
@@ -177,10 +174,6 @@ def test_a_broken_export_and_a_run_that_pushed_nothing_are_one_line(tmp_path, ca
 # ---------------------------------------------------------------- a real Label Studio
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _label_studio_exe() -> Path:
@@ -208,7 +201,7 @@ def label_studio(tmp_path_factory):
     # annotator 2 first: `init` creates the organization, with legacy API tokens enabled; `start` adds annotator 1
     subprocess.run([str(exe), "init", "--username", "ann2@example.com", "--password", password, "--user-token",
                     tokens["ann2"], "--enable-legacy-api-token"], env=env, check=True, capture_output=True, timeout=600)
-    port = _free_port()
+    port = free_port()
     log = open(data / "server.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen([str(exe), "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(port),
                              "--username", "ann1@example.com", "--password", password, "--user-token", tokens["ann1"],
@@ -216,17 +209,7 @@ def label_studio(tmp_path_factory):
                             start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 300
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                pytest.fail(f"Label Studio did not start: {(data / 'server.log').read_text()[-3000:]}")
-            time.sleep(0.5)
+        wait_until_healthy(url, proc, data / "server.log", "Label Studio", timeout_s=300, tail=3000)
         yield url, tokens
     finally:
         try:

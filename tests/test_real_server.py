@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -28,7 +27,7 @@ pytest.importorskip("fastapi", reason="transformers serve needs the serving extr
 pytest.importorskip("uvicorn", reason="transformers serve needs the serving extras: pip install -e '.[dev]' (fastapi, uvicorn)")
 
 import torch  # noqa: E402
-from conftest import make_chat_tokenizer, make_pairs  # noqa: E402
+from conftest import free_port, make_chat_tokenizer, make_pairs, wait_until_healthy  # noqa: E402
 from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM  # noqa: E402
 
 from workbench.curation import stage2
@@ -80,26 +79,14 @@ def served(tmp_path_factory):
     root = tmp_path_factory.mktemp("served")
     models = {"random": _tiny_chat_model(root / "random", None), "judge": _tiny_chat_model(root / "judge", JUDGE_ANSWER),
               "tagger": _tiny_chat_model(root / "tagger", TAGGER_ANSWER)}
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     cli = Path(sys.executable).with_name("transformers")
     log = open(root / "serve.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen([str(cli), "serve", "--host", "127.0.0.1", "--port", str(port)], stdout=log,
                             stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(base + "/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:  # not listening yet (refused, reset, timed out, an error status)
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                pytest.fail(f"transformers serve did not start: {(root / 'serve.log').read_text()[-2000:]}")
-            time.sleep(0.5)
+        wait_until_healthy(base, proc, root / "serve.log", "transformers serve", timeout_s=120)
         # The server's very first request costs ~2.5 s whatever it asks (lazy imports, cache scan): pay it here,
         # so the timings below are the client's, as on a server that has answered before.
         warm_up = json.dumps({"model": str(models["judge"]), "messages": [{"role": "user", "content": "warm up"}],
