@@ -247,3 +247,19 @@ def test_options_of_the_other_truth_are_refused(capsys):
 
     with pytest.raises(SystemExit, match="--n-padded do not apply to --truth teacher"):
         main(["experiment", "--truth", "teacher", "--n-padded", "10"])
+
+
+@pytest.mark.slow
+def test_blocks_in_two_worker_processes_equal_blocks_in_one(shared_data, cache_root, tmp_path):
+    """The parallel path is a faster path only: the same rows, and the best baseline chosen once, for every seed."""
+    cfg = replace(te.smoke_config(), seeds=(0, 1), secondary_seeds=1, null_models=("none",))
+    one = te.run_teacher_experiment(replace(cfg, workers=1), tmp_path / "one", data_dir=str(shared_data),
+                                    cache_root=cache_root, progress=False)
+    two = te.run_teacher_experiment(replace(cfg, workers=2), tmp_path / "two", data_dir=str(shared_data),
+                                    cache_root=cache_root, progress=False)
+    assert (one.timings["workers"], two.timings["workers"]) == (1, 2)
+    for name in ("full", "curve", "budget"):
+        pd.testing.assert_frame_equal(getattr(one, name), getattr(two, name), obj=name)
+    best = one.testbed["best_baseline"]
+    assert best in te.BASELINES and set(one.curve.loc[one.curve["condition"] == best, "seed"]) == {0, 1}
+    assert set(one.budget["seed"]) == {0} and set(one.budget["budget"]) == {*cfg.budgets, cfg.budget}

@@ -104,11 +104,11 @@ class NeighborIndex:
 
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """(values, column indices) of the ``k`` largest scores of each row, best first (``k`` capped at the width)."""
+    import torch  # torch.topk: 10-40x numpy's argpartition + argsort on (1,000 x 56,000) scores (RESULTS.md)
+
     k = min(k, scores.shape[1])
-    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    vals = np.take_along_axis(scores, top, axis=1)
-    order = np.argsort(-vals, axis=1, kind="stable")
-    return np.take_along_axis(vals, order, axis=1), np.take_along_axis(top, order, axis=1)
+    vals, top = torch.topk(torch.as_tensor(np.ascontiguousarray(scores)), k, dim=1, largest=True, sorted=True)
+    return vals.numpy(), top.numpy().astype(np.int64, copy=False)
 
 
 def retrieve_for_gold(gold_ids: Sequence[str], gold_p: np.ndarray, gold_emb: np.ndarray, pool_ids: Sequence[str],

@@ -103,6 +103,9 @@ class TeacherExperimentConfig:
     #                                  (+ gold for clean and curated; ~2 min per 1,000 pairs on this CPU)
     finetune_test_pairs: int = 1000  # ... test pairs it is scored on (the frozen student is scored on the same ones)
     finetune_max_length: int = 128  # ... tokens per (conversation, response): a CPU budget, minutes per condition
+    workers: int = 0  # processes running the (noise, seed) blocks, one torch thread each; 0 = one per core. Results do
+    #                   not depend on it (the student trains bit-identically on 1 or 2 threads: tests), so it is not
+    #                   part of `config_key` and a run resumes with any value
     gate_gain_per_doubling: float = 0.02
     gate_gold_gap: float = 0.08
     gate_noise_gap: float = 0.05
@@ -495,9 +498,11 @@ def condition(ctx: Context, name: str, n: int | None = None, *, budget: int | No
     return out
 
 
-def make_context(tb: Testbed, A: Arrays, cfg: TeacherExperimentConfig, noise: str, seed: int, *, beta: float,
-                 scale: float, groups: np.ndarray) -> Context:
-    agree, bt_agree = noisy_labels(tb, A, cfg, noise, seed, beta, scale, groups)
+def make_context(tb: Testbed, A: Arrays, cfg: TeacherExperimentConfig, noise: str, seed: int,
+                 labels: tuple[np.ndarray, np.ndarray]) -> Context:
+    """The (noise, seed) block's shared state from its pool labels (`noisy_labels`: computed by the caller, so a noise
+    model registered in the caller's process need not exist in a worker's)."""
+    agree, bt_agree = labels
     pool = A.idx("train")
     # a smaller pool is the pairs of fewer prompts (a dataset grows by prompts, each with its comparisons): with random
     # pairs instead, 16k pairs already hold most of what 56k say about each prompt's ten candidates (RESULTS.md)
@@ -664,8 +669,9 @@ def pool_sizes(cfg: TeacherExperimentConfig, n_pool: int) -> list[int]:
 
 def config_key(cfg: TeacherExperimentConfig) -> str:
     """Fingerprint of the settings that shape the experiment's blocks; the fine-tuned check's own ``finetune_*``
-    settings are left out (its block and models are named by them), so changing them reuses every other block."""
-    shaping = {k: v for k, v in asdict(cfg).items() if not k.startswith("finetune_")}
+    settings are left out (its block and models are named by them), so changing them reuses every other block, and
+    so is ``workers`` (it changes how fast, not what)."""
+    shaping = {k: v for k, v in asdict(cfg).items() if not k.startswith("finetune_") and k != "workers"}
     return hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
@@ -687,9 +693,11 @@ def run_teacher_experiment(cfg: TeacherExperimentConfig = TeacherExperimentConfi
                            *, data_dir: str | None = None, cache_root: str | Path | None = None,
                            progress: bool = True, finetune: bool = False) -> TeacherResult:
     """Build (or load) the testbed, then: every noise model's full-pool conditions (the gate, the ablation, the null
-    control), the headline noise model's learning curves and review-budget curve; with ``finetune``, the fine-tuned
-    MiniLM check on the headline noise model's first seed (`finetune_check`). Blocks of rows are saved under
-    ``<run_dir>/teacher_experiment/<config_key>/`` as they finish; a rerun resumes.
+    control); the best baseline, chosen once from the headline noise model's full-pool blocks of every seed; the
+    headline noise model's learning curves (clean, raw, raw + human labels, curated and that baseline) and
+    review-budget curve; with ``finetune``, the fine-tuned MiniLM check on the headline noise model's first seed
+    (`finetune_check`). The (noise, seed) blocks run in ``cfg.workers`` processes; each block's rows are saved under
+    ``<run_dir>/teacher_experiment/<config_key>/`` as it finishes, and a rerun resumes.
 
     Example: ``res = run_teacher_experiment(); res.gate``.
     """
@@ -708,64 +716,157 @@ def run_teacher_experiment(cfg: TeacherExperimentConfig = TeacherExperimentConfi
     groups = topic_groups(A, cfg.cluster_groups)
     head, n_pool = cfg.noise_models[0], len(A.idx("train"))
     sizes = pool_sizes(cfg, n_pool)
-    conditions = {"headline": ("clean", "raw", *BASELINES, *CURATED, ABLATION[1]),
-                  "systematic": ("clean", "raw", "gold only", "random review", *ROBUST, "curated"),
-                  "null": ("clean", "raw", *ROBUST, "curated")}
-    jobs = [(noise, seed) for noise in (*cfg.noise_models, *cfg.null_models)
-            for seed in (cfg.seeds if noise == head else cfg.seeds[: cfg.secondary_seeds])]
-    full_rows, curve_rows, budget_rows, agreement_seen, tuned = [], [], [], [], []
-    bar = tqdm(total=len(jobs), desc="teacher experiment", unit="run", disable=not progress)
+    kinds = {noise: "headline" if noise == head else ("systematic" if noise in cfg.noise_models else "null")
+             for noise in (*cfg.noise_models, *cfg.null_models)}
+    seeds_of = {noise: cfg.seeds if kind == "headline" else cfg.seeds[: cfg.secondary_seeds] for noise, kind in kinds.items()}
+    labels = {(noise, seed): noisy_labels(tb, A, cfg, noise, seed, beta, scale, groups)
+              for noise in kinds for seed in seeds_of[noise]}
     t_exp = time.time()
-    for noise, seed in jobs:
-        ctx = make_context(tb, A, cfg, noise, seed, beta=beta, scale=scale, groups=groups)
-        agreement_seen.append((ctx.bt_agreement, float(ctx.agree.mean())))
-        kind = "headline" if noise == head else ("systematic" if noise in cfg.noise_models else "null")
-        block = _cached_rows(work / f"full_{noise}_seed{seed}.json", _full_block, ctx, conditions[kind])
-        full_rows += block
-        if noise == head:
-            ctx.eps.update({r["condition"]: r["eps"] for r in block if "eps" in r})
-            best = best_baseline(pd.DataFrame([r for r in full_rows if r["noise"] == head]))
-            names = tuple(dict.fromkeys(("clean", "raw", "raw + human labels", "curated", best)))
-            curve_rows += _cached_rows(work / f"curve_{noise}_seed{seed}_{best.replace(' ', '_')}.json",
-                                       _curve_block, ctx, names, sizes[:-1])
-            curve_rows += [r for r in block if r["condition"] in names]  # the full pool: measured above
-            if seed in cfg.seeds[: cfg.secondary_seeds]:
-                budget_rows += _cached_rows(work / f"budget_{noise}_seed{seed}.json", _budget_block, ctx,
-                                            [b for b in cfg.budgets if b != cfg.budget])
-                budget_rows += [r for r in block if r["condition"] in QUEUES]  # the default budget: measured above
-            if finetune and seed == cfg.seeds[0]:
-                tuned = _cached_rows(work / f"finetuned_{noise}_seed{seed}_{finetune_tag(cfg)}.json", finetune_check,
-                                     ctx, tb, work, progress=progress)
-        bar.update()
-    bar.close()
-    full = pd.DataFrame(full_rows)
+    with _BlockRunner(cfg, tb, A, data_dir, cache_root, labels, progress=progress) as runner:
+        full_jobs = [Block("full", noise, seed, work / f"full_{noise}_seed{seed}.json", names=BLOCK_CONDITIONS[kind])
+                     for noise, kind in kinds.items() for seed in seeds_of[noise]]
+        full_rows = [r for rows in runner.run(full_jobs) for r in rows]
+        full = pd.DataFrame(full_rows)
+        best = best_baseline(full[full["noise"] == head])  # once, from every seed's full pool
+        names = tuple(dict.fromkeys(("clean", "raw", "raw + human labels", "curated", best)))
+        eps = {seed: {r["condition"]: r["eps"] for r in full_rows if r["noise"] == head and r["seed"] == seed and "eps" in r}
+               for seed in cfg.seeds}
+        later = [Block("curve", head, seed, work / f"curve_{head}_seed{seed}_{best.replace(' ', '_')}.json", names=names,
+                       sizes=tuple(sizes[:-1]), eps=eps[seed]) for seed in cfg.seeds]
+        later += [Block("budget", head, seed, work / f"budget_{head}_seed{seed}.json", eps=eps[seed],
+                        budgets=tuple(b for b in cfg.budgets if b != cfg.budget)) for seed in cfg.seeds[: cfg.secondary_seeds]]
+        done = dict(zip(later, runner.run(later)))
+    curve_rows, budget_rows = [], []
+    for job, rows in done.items():
+        at_full = [r for r in full_rows if r["noise"] == head and r["seed"] == job.seed]
+        if job.kind == "curve":  # the full pool: measured by the full block
+            curve_rows += rows + [r for r in at_full if r["condition"] in names]
+        else:  # the default budget: measured by the full block
+            budget_rows += rows + [r for r in at_full if r["condition"] in QUEUES]
+    tuned: list[dict] = []
+    if finetune:
+        ctx = make_context(tb, A, cfg, head, cfg.seeds[0], labels[(head, cfg.seeds[0])])
+        ctx.eps.update(eps[cfg.seeds[0]])
+        tuned = _cached_rows(work / f"finetuned_{head}_seed{cfg.seeds[0]}_{finetune_tag(cfg)}.json", finetune_check,
+                             ctx, tb, work, progress=progress)
     curve = pd.DataFrame(curve_rows)
     full_mean = summarize(full, ["noise", "condition"])
     curve_mean = summarize(curve, ["condition", "pool_pairs"])
+    agreement_seen = [(float(bt.mean()), float(agree.mean())) for agree, bt in labels.values()]
     report = {"pairs": tb.pairs.groupby("split").size().to_dict(), "candidates_per_prompt": cfg.testbed.candidates_per_prompt,
               "beta": beta, "margin_scale": scale, "agreement_target": cfg.agreement,
               "agreement_measured": float(np.mean([a for a, _ in agreement_seen])),
               "label_agreement_after_noise": float(np.mean([b for _, b in agreement_seen])), "testbed_key": tb.key, "pool_sizes": sizes,
-              **{k: v for k, v in tb.teacher.items() if k != "config"}}
+              "best_baseline": best, **{k: v for k, v in tb.teacher.items() if k != "config"}}
     timings = {"testbed_seconds": round(t_build, 1), "student_features_seconds": round(t_arrays, 1),
-               "experiment_seconds": round(time.time() - t_exp, 1), "total_seconds": round(time.time() - t0, 1)}
+               "experiment_seconds": round(time.time() - t_exp, 1), "total_seconds": round(time.time() - t0, 1),
+               "workers": runner.workers}
     return TeacherResult(testbed=report, margins=margin_report(tb.pairs), full=full, curve=curve,
                          budget=pd.DataFrame(budget_rows), gate=gate(curve_mean, full_mean, cfg), timings=timings,
                          config=asdict(cfg), finetuned=pd.DataFrame(tuned))
 
 
-def _full_block(ctx: Context, names: tuple[str, ...]) -> list[dict]:
-    ctx.eps.update({name: choose_eps(ctx, loss) if loss != "sympo" else 0.0  # the sigmoid loss has no eps
-                    for name, loss in ROBUST.items() if name in names})
-    return [condition(ctx, name) for name in names]
+BLOCK_CONDITIONS = {"headline": ("clean", "raw", *BASELINES, *CURATED, ABLATION[1]),
+                    "systematic": ("clean", "raw", "gold only", "random review", *ROBUST, "curated"),
+                    "null": ("clean", "raw", *ROBUST, "curated")}
 
 
-def _curve_block(ctx: Context, names: tuple[str, ...], sizes: list[int]) -> list[dict]:
-    return [condition(ctx, name, n) for n in sizes for name in names]
+@dataclass(frozen=True)
+class Block:
+    """One unit of work and of resumption: a (noise, seed) block of rows, saved at ``path``.
+
+    ``full``: every condition in ``names`` at the full pool (robust losses choose their eps on gold here);
+    ``curve``: ``names`` at each of ``sizes``; ``budget``: the review queues at each of ``budgets``. ``eps``: the
+    full block's choices, which the later blocks reuse."""
+
+    kind: str
+    noise: str
+    seed: int
+    path: Path
+    names: tuple[str, ...] = ()
+    sizes: tuple[int, ...] = ()
+    budgets: tuple[int, ...] = ()
+    eps: dict = field(default_factory=dict, hash=False, compare=False)
 
 
-def _budget_block(ctx: Context, budgets: list[int]) -> list[dict]:
-    return [condition(ctx, name, budget=b) for b in budgets for name in QUEUES]
+def block_rows(tb: Testbed, A: Arrays, cfg: TeacherExperimentConfig, job: Block,
+               labels: tuple[np.ndarray, np.ndarray]) -> list[dict]:
+    """Compute one block's rows (no I/O)."""
+    ctx = make_context(tb, A, cfg, job.noise, job.seed, labels)
+    ctx.eps.update(job.eps)
+    if job.kind == "full":
+        ctx.eps.update({name: choose_eps(ctx, loss) if loss != "sympo" else 0.0  # the sigmoid loss has no eps
+                        for name, loss in ROBUST.items() if name in job.names})
+        return [condition(ctx, name) for name in job.names]
+    if job.kind == "curve":
+        return [condition(ctx, name, n) for n in job.sizes for name in job.names]
+    return [condition(ctx, name, budget=b) for b in job.budgets for name in QUEUES]
+
+
+_WORKER: dict[str, Any] = {}  # a worker process's testbed and arrays, loaded once by `_start_worker`
+
+
+def _start_worker(cfg: TeacherExperimentConfig, data_dir: str | None, cache_root: str | Path | None, threads: int) -> None:
+    torch.set_num_threads(threads)
+    tb = build_testbed(cfg.testbed, data_dir=data_dir, cache_root=cache_root, progress=False)  # from the cache
+    _WORKER.update(tb=tb, A=student_arrays(tb, cfg.embedder, cfg.student_view, progress=False), cfg=cfg)
+
+
+def _worker_rows(job: Block, labels: tuple[np.ndarray, np.ndarray]) -> list[dict]:
+    return block_rows(_WORKER["tb"], _WORKER["A"], _WORKER["cfg"], job, labels)
+
+
+class _BlockRunner:
+    """Runs blocks in this process (``workers`` 1) or a pool of spawned processes with one torch thread each: the
+    student's small matrix products gain little from a second thread (6.4 s -> 6.3 s for 16,000 pairs), so two
+    blocks at once nearly halve the wall time. Each finished block is written atomically at once, in any order;
+    a block already on disk is read instead (resume). Hand-written rather than Ray or joblib: a dozen coarse tasks
+    over ``concurrent.futures``, with the testbed loaded once per worker."""
+
+    def __init__(self, cfg: TeacherExperimentConfig, tb: Testbed, A: Arrays, data_dir: str | None,
+                 cache_root: str | Path | None, labels: dict, *, progress: bool):
+        import os
+
+        self.cfg, self.tb, self.A, self.labels, self.progress = cfg, tb, A, labels, progress
+        self.workers = cfg.workers or (os.cpu_count() or 1)
+        self._args = (cfg, data_dir, cache_root, max(1, (os.cpu_count() or 1) // self.workers))
+        self._pool = None
+
+    def __enter__(self) -> _BlockRunner:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+
+    def run(self, jobs: list[Block]) -> list[list[dict]]:
+        """Each job's rows, in the order of ``jobs``."""
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from multiprocessing import get_context
+
+        out: dict[int, list[dict]] = {i: json.loads(j.path.read_text()) for i, j in enumerate(jobs) if j.path.exists()}
+        todo = [i for i in range(len(jobs)) if i not in out]
+        bar = tqdm(total=len(jobs), initial=len(out), desc="teacher experiment: " + " + ".join(dict.fromkeys(j.kind for j in jobs)),
+                   unit="block", disable=not self.progress)
+
+        def finish(i: int, rows: list[dict]) -> None:
+            io.write_text_atomic(jobs[i].path, json.dumps(rows, default=float))
+            out[i] = rows
+            bar.update()
+
+        if self.workers <= 1 or len(todo) <= 1:
+            for i in todo:
+                finish(i, block_rows(self.tb, self.A, self.cfg, jobs[i], self.labels[(jobs[i].noise, jobs[i].seed)]))
+        else:
+            if self._pool is None:  # spawn, not fork: torch's thread pools are not fork-safe
+                self._pool = ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"),
+                                                 initializer=_start_worker, initargs=self._args)
+            futures = {self._pool.submit(_worker_rows, jobs[i], self.labels[(jobs[i].noise, jobs[i].seed)]): i
+                       for i in todo}
+            for f in as_completed(futures):
+                finish(futures[f], f.result())
+        bar.close()
+        return [out[i] for i in range(len(jobs))]
 
 
 def best_baseline(full: pd.DataFrame) -> str:
