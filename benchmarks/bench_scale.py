@@ -1,21 +1,24 @@
-"""Scale (issue #9): tag + embed + score + Stage-2 filter + index + retrieve on synthetic pools of 100k and 1M pairs.
+"""Scale (issues #9, #32): tag + embed + score + Stage-2 filter + index + retrieve on synthetic pools, and the cost
+model's check.
 
 Per size, in a fresh process (peak memory = the whole process tree's RSS, polled every 0.2 s):
   curate   `workbench.scale.shards.curate_pool`, local backend: per parquet shard, the embedded tagger, the pair
            embedding, two fast-head RMs (Stage-1 + gold) and the Stage-2 rule; per-stage seconds summed
-           from the shard summaries
-  index    `build_index`: faiss IVF (fp16 codes) trained on a sample, filled shard by shard
-  retrieve the paper's k-rule for 2,000 gold pairs against the IVF index
-Cost per pair = wall time / pairs; the goal is flat from 100k to 1M and peak memory < 8 GB at 1M.
+           from the shard summaries (resumable: a stopped run picks up at the next unfinished shard)
+  index    `build_index` with today's default (`IndexConfig()`: HNSW over float16), filled shard by shard
+  retrieve the paper's k-rule for 2,000 gold pairs against it
+  search   at the largest size: the index vs exact search (streamed over the float16 shards) for 1,000 queries,
+           recall@8 and speed-up, at efSearch 64 / 128 / 256
+Each size's measurement is written as ``<out>/costs.json`` (`workbench.scale.plan.MeasuredRun`): what
+``workbench plan`` fits. With three or more sizes, the largest is also *predicted* from the smaller ones and the
+prediction printed beside the measurement. Cost per pair = stage seconds / pairs; flat means the largest size's
+within 1.2x of the smallest's.
 
-Then, at the largest size, faiss IVF vs exact search (streamed over the float16 shards) for 1,000 queries:
-speed-up and recall@8. And local vs Ray backend on the same 100k pool: equal outputs, wall-time ratio.
-
-Embedder: ``hashing`` by default. The offline MiniLM runs at ~170 texts/s on this CPU and the stages
-embed ~5 texts per pair, so 1M pairs would take ~8 hours; ``--minilm-size`` measures its cost per pair on
-a small pool instead, so the projection is a measurement, not a guess.
+Embedder: the scale default (``minilm-static``); ``--embedder hashing`` or ``""`` (MiniLM, ~30 ms per pair here)
+for comparison. ``--ray-size N`` also curates the N-pair pool on Ray (2 actors) and checks the outputs are equal.
 
 Run: .venv/bin/python benchmarks/bench_scale.py [--sizes 100000 1000000] [--work /tmp/wb-scale]
+     (10M: ``--sizes 100000 1000000 10000000``; run it again after a stop and it resumes)
 """
 
 from __future__ import annotations
@@ -71,8 +74,11 @@ def child_pipeline(args: argparse.Namespace) -> dict:
         return out
     t = time.perf_counter()
     vectors = scale.ShardedVectors(args.out)
-    index = scale.build_index(vectors, path=Path(args.out) / "index.faiss", progress=False)
+    index_path = Path(args.out) / "index.faiss"
+    index = scale.build_index(vectors, path=index_path, progress=False)  # IndexConfig(): HNSW, today's default
     out["index_s"] = time.perf_counter() - t
+    out["index_kind"] = index.cfg.kind
+    out["index_gb"] = index_path.stat().st_size / 1e9
     # 2,000 gold pairs: same topics as the pool, not in it; scored by the Stage-1 RM, embedded like the pool.
     golds = heldout_synthetic_pairs(hh_profile(), SyntheticConfig(n_pairs=out["pairs"], shard_size=SHARD), 2_000)
     t = time.perf_counter()
@@ -85,19 +91,21 @@ def child_pipeline(args: argparse.Namespace) -> dict:
     out["retrieve_s"] = time.perf_counter() - t
     out["retrieved"] = len(hits)
     if args.search:
+        from dataclasses import replace
+
+        from workbench.curation.retrieval import recall_at_k
+
         queries = gold_emb[:1_000]
         t = time.perf_counter()
         _, exact = scale.ShardedExactSearch(vectors).search(queries, 8)
         out["exact_search_s"] = time.perf_counter() - t
-        from workbench.curation.retrieval import recall_at_k
-
-        for nprobe in (8, 32, 128):
-            index.index.nprobe = nprobe
+        for ef in (64, 128, 256):
+            index.configure(replace(index.cfg, ef_search=ef))
             t = time.perf_counter()
             _, approx = index.search(queries, 8)
-            out[f"ivf_nprobe{nprobe}_s"] = time.perf_counter() - t
-            out[f"recall8_nprobe{nprobe}"] = recall_at_k(approx, exact)
-    out["vectors_mb_on_disk"] = sum(p.stat().st_size for p in (Path(args.out) / "vectors").glob("*.npy")) / 2 ** 20
+            out[f"ef{ef}_s"] = time.perf_counter() - t
+            out[f"recall8_ef{ef}"] = recall_at_k(approx, exact)
+    out["disk_gb"] = sum(p.stat().st_size for p in Path(args.out).rglob("*") if p.is_file()) / 1e9
     return out
 
 
@@ -144,13 +152,25 @@ def _same_outputs(a: Path, b: Path) -> bool:
     return True
 
 
+def measured(res: dict, peak_gb: float, wall_s: float, n: int) -> dict:
+    """The child's result as a `MeasuredRun` record (``costs.json``), on this machine's cores."""
+    from workbench.scale.plan import SHARD_STAGES, MeasuredRun
+
+    stages = {k: round(res[f"{k}_s"], 2) for k in (*SHARD_STAGES, "index", "retrieve")}
+    run = MeasuredRun(pairs=n, cores=os.cpu_count() or 1, stage_seconds=stages, peak_memory_gb=round(peak_gb, 2),
+                      disk_gb=round(res["disk_gb"], 3), index_memory_gb=round(res["index_gb"], 3),
+                      wall_seconds=round(wall_s if not res.get("resumed") else sum(stages.values()), 1),
+                      note=f"bench_scale {time.strftime('%Y-%m-%d')}, embedder {res['embedder']}, index {res['index_kind']}"
+                           + (" (resumed: wall = the stages' sum)" if res.get("resumed") else ""))
+    return run.__dict__
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--work", default="/tmp/wb-scale")
-    parser.add_argument("--embedder", default="hashing")
-    parser.add_argument("--ray-size", type=int, default=100_000, help="0 skips local vs Ray")
-    parser.add_argument("--minilm-size", type=int, default=2_000, help="0 skips the MiniLM cost-per-pair run")
+    parser.add_argument("--embedder", default=None, help="default: the scale default (minilm-static)")
+    parser.add_argument("--ray-size", type=int, default=0, help="also curate this size on Ray (2 actors); 0 skips")
     parser.add_argument("--child", action="store_true")
     parser.add_argument("--pool", default="")
     parser.add_argument("--out", default="")
@@ -159,28 +179,42 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--search", action="store_true")
     args = parser.parse_args()
+    if args.embedder is None:
+        from workbench.scale import SCALE_EMBEDDER
+
+        args.embedder = SCALE_EMBEDDER
     if args.child:
         print(json.dumps(child_pipeline(args)))
         return
 
     from workbench.data.synthetic import SyntheticConfig, write_synthetic_pool
+    from workbench.scale.plan import MeasuredRun, Target, load_measured_run, predict
 
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     rms = ",".join(_rms(work, args.embedder))
-    rows = []
+    runs = []
     for n in args.sizes:
         pool = work / f"pool-{n}"
-        t = time.perf_counter()
-        write_synthetic_pool(pool, SyntheticConfig(n_pairs=n, shard_size=SHARD), progress=False)
-        gen_s = time.perf_counter() - t
         out = work / f"out-{n}-local"
+        if (out / "costs.json").exists():  # measured by an earlier call: reuse it
+            runs.append(load_measured_run(out))
+            print(json.dumps({"pairs": n, "reused": str(out / "costs.json")}), flush=True)
+            continue
+        t = time.perf_counter()
+        write_synthetic_pool(pool, SyntheticConfig(n_pairs=n, shard_size=SHARD), progress=False)  # resumable
+        gen_s = time.perf_counter() - t
+        resumed = (out / "done").exists() and any((out / "done").iterdir())
         res, peak, wall = run_child(["--pool", str(pool), "--out", str(out), "--rms", rms, "--embedder", args.embedder,
                                      *(["--search"] if n == max(args.sizes) else [])])
-        total = res["curate_s"] + res["index_s"] + res["retrieve_s"]
+        res.update(embedder=args.embedder, resumed=resumed)
+        record = MeasuredRun(**measured(res, peak, wall, n))
+        record.save(out / "costs.json")
+        runs.append(record)
+        stage_s = sum(record.stage_seconds.values())
         row = {"pairs": n, "generate_s": round(gen_s, 1), "wall_s": round(wall, 1), "peak_gb": round(peak, 2),
-               "us_per_pair": round(1e6 * total / n, 1), **{k: (round(v, 2) if isinstance(v, float) else v) for k, v in res.items()}}
-        rows.append(row)
+               "us_per_pair": round(1e6 * stage_s / n, 1), **{k: (round(v, 3) if isinstance(v, float) else v)
+                                                              for k, v in res.items()}}
         print(json.dumps(row), flush=True)
         if n == args.ray_size:
             ray_out = work / f"out-{n}-ray"
@@ -191,19 +225,16 @@ def main() -> None:
                               "ray_peak_gb": round(ray_peak, 2),
                               "overhead_ratio_ray_over_local": round(ray_res["curate_s"] / res["curate_s"], 2),
                               "identical_outputs": _same_outputs(out, ray_out)}), flush=True)
-    if len(rows) > 1:
-        print(json.dumps({"cost_per_pair_ratio_largest_over_smallest": round(rows[-1]["us_per_pair"] / rows[0]["us_per_pair"], 2)}))
-    if args.minilm_size:
-        n = args.minilm_size
-        pool = work / f"pool-minilm-{n}"
-        write_synthetic_pool(pool, SyntheticConfig(n_pairs=n, shard_size=min(SHARD, n)), progress=False)
-        minilm_rms = ",".join(_rms(work, ""))
-        res, peak, wall = run_child(["--pool", str(pool), "--out", str(work / f"out-minilm-{n}"), "--rms", minilm_rms,
-                                     "--embedder", ""])
-        per_pair = res["curate_s"] / n
-        print(json.dumps({"minilm_pairs": n, "curate_s": round(res["curate_s"], 1), "us_per_pair": round(1e6 * per_pair),
-                          "peak_gb": round(peak, 2), "projected_1M_hours": round(per_pair * 1e6 / 3600, 1),
-                          **{k: round(res[k], 1) for k in ("tag_s", "embed_s", "score_s")}}), flush=True)
+    if len(runs) > 1:
+        per_pair = [sum(r.stage_seconds.values()) / r.pairs for r in runs]
+        print(json.dumps({"cost_per_pair_ratio_largest_over_smallest": round(per_pair[-1] / per_pair[0], 2)}))
+    if len(runs) > 2:  # the cost model's check: the largest size predicted from the others
+        plan = predict(runs[:-1], Target(pairs=runs[-1].pairs, cores_per_machine=runs[-1].cores))
+        big = runs[-1]
+        print(json.dumps({"predicted_pairs": big.pairs, "predicted_wall_s": round(plan.wall_seconds, 1),
+                          "measured_wall_s": big.wall_seconds, "error": round(plan.wall_seconds / big.wall_seconds - 1, 3),
+                          "predicted_peak_gb": round(plan.peak_memory_gb, 2), "measured_peak_gb": big.peak_memory_gb,
+                          "predicted_disk_gb": round(plan.disk_gb, 2), "measured_disk_gb": big.disk_gb}), flush=True)
 
 
 if __name__ == "__main__":

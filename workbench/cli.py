@@ -304,6 +304,29 @@ def _cmd_scale(args: argparse.Namespace) -> int:
     return 0
 
 
+def _count(text: str) -> int:
+    """``40M``, ``1.5k``, ``10000000``: a pair count."""
+    scale = {"k": 1e3, "m": 1e6, "b": 1e9}.get(text[-1:].lower(), 1)
+    try:
+        return int(float(text[:-1] if scale != 1 else text) * scale)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a pair count: {text!r} (e.g. 40M, 250k, 1000000)") from None
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from workbench.scale.plan import Prices, Target, load_measured_run, predict
+
+    runs = [load_measured_run(p) for p in args.runs]
+    per_review = {"seconds_per_review": args.seconds_per_review} if args.seconds_per_review is not None else {}
+    target = Target(pairs=args.pairs, machines=args.machines, cores_per_machine=args.cores, human_reviews=args.reviews,
+                    **per_review)
+    plan = predict(runs, target, Prices(args.price_core_hour, args.price_million_tokens, args.price_review_hour))
+    print(plan.stages.round(1).to_string(index=False))
+    print("\n" + "\n".join(f"{k}: {v:,.2f}" if isinstance(v, float) else f"{k}: {v:,}" for k, v in plan.summary().items()))
+    print("\nassumptions:\n" + "\n".join(f"- {a}" for a in plan.assumptions))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="workbench", description="RM Curation Workbench")
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
@@ -449,6 +472,18 @@ def build_parser() -> argparse.ArgumentParser:
     sca.add_argument("--verified-pairs", help="judge llm: human-verified pairs (a pair file) for its few-shot examples")
     sca.add_argument("--index", action="store_true", help="also build the faiss index (IndexConfig: HNSW by default; out/index.faiss)")
     sca.set_defaults(func=_cmd_scale)
+    pla = sub.add_parser("plan", help="predict wall time, memory, disk, LLM tokens, review hours (and money) for N pairs "
+                         "from measured scale runs (workbench.scale.plan)")
+    pla.add_argument("runs", nargs="+", help="costs.json files (benchmarks/bench_scale.py writes one per size) or their folders")
+    pla.add_argument("--pairs", required=True, type=_count, help="pool size to plan for, e.g. 40M or 40000000")
+    pla.add_argument("--machines", type=int, default=1)
+    pla.add_argument("--cores", type=int, default=2, help="cores per machine")
+    pla.add_argument("--reviews", type=int, help="human reviews (default: the measured runs' reviews per pair x pairs)")
+    pla.add_argument("--seconds-per-review", type=float, help="a person's time per decision (default: Target's, 30 s)")
+    pla.add_argument("--price-core-hour", type=float, default=0.0)
+    pla.add_argument("--price-million-tokens", type=float, default=0.0)
+    pla.add_argument("--price-review-hour", type=float, default=0.0)
+    pla.set_defaults(func=_cmd_plan)
     return parser
 
 
