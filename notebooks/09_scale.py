@@ -74,6 +74,10 @@ backend = C.backend           # local or ray
 ray_address = C.ray_address   # ray: empty starts a local Ray; auto or ray://head:10001 joins a cluster
 workers = C.workers           # ray: actors, one shard each at a time
 map_points = 5000             # points drawn on the map (every Stage-1 RM error kept first)
+cost_runs = "../benchmarks/scale_costs"   # measured runs for the cost model (costs.json files or a folder of them)
+plan_pairs = 40_000_000       # the pool to plan for (the paper's SynPref-40M)
+plan_machines = 1
+plan_cores = 0                # cores per machine; 0 = this machine's
 
 # %%
 import time
@@ -142,7 +146,9 @@ decisions
 
 # %%
 vectors = scale.ShardedVectors(out_dir)
+t_index = time.perf_counter()
 index = scale.build_index(vectors, path=out_dir / "index.faiss", progress=False)
+index_s = time.perf_counter() - t_index
 retrieval = scale.compare_with_exact(vectors, index, queries=500, k=8, seed=seed)
 retrieval
 
@@ -185,6 +191,38 @@ run.save_metrics(metrics, "scale_metrics", title="Scale run at a glance", step=S
 metrics
 
 # %% [markdown]
+# ## What would the paper's 40M pairs cost?
+#
+# The cost model (`workbench plan`, `workbench.scale.plan`) fits each stage on measured runs: the per-shard
+# stages linear in pairs and spread over every core, the index `N log N` on one machine, memory = one shard per
+# worker + the index, disk per pair. The measured points are `benchmarks/bench_scale.py`'s runs on a 2-core machine
+# (`cost_runs`); this run is measured too, and the model predicts it from the others before it is compared.
+# Change `plan_machines` / `plan_cores` to plan for your cluster.
+
+# %%
+import os
+import resource
+
+from workbench.scale import plan as cost
+
+this_run = cost.measured_run_from_folder(out_dir, cores=os.cpu_count() or 1, index_seconds=index_s,
+                                         peak_memory_gb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
+                                         index_memory_gb=(out_dir / "index.faiss").stat().st_size / 1e9)
+cores = plan_cores or os.cpu_count() or 1
+proj = cost.project(cost.load_measured_runs(cost_runs) if cost_runs else [], this_run,
+                    cost.Target(pairs=plan_pairs, machines=plan_machines, cores_per_machine=cores))
+plan = proj.plan
+
+# %%
+fig_plan = plots.cost_projection(proj.points, proj.curve, highlight=plan_pairs)
+run.save_figure(fig_plan, "scale_cost_projection", title="Measured scale runs and the cost model's projection", step=STEP,
+                caption=f"{len(proj.points) - 1} recorded runs + this run; {plan_machines} machine(s) x {cores} cores")
+plan_table = plan.stages.assign(core_hours=lambda d: d["core_seconds"] / 3600, wall_hours=lambda d: d["wall_seconds"] / 3600)
+run.save_table(plan_table, "scale_plan", title=f"Cost model: {plan_pairs:,} pairs by stage", step=STEP, index=False)
+display(Markdown("**Assumptions**\n\n" + "\n".join(f"- {a}" for a in plan.assumptions)))
+fig_plan
+
+# %% [markdown]
 # ## Conclusions
 
 # %%
@@ -195,7 +233,12 @@ display(Markdown(
     f"- Stage 2 kept {m['decision_keep']:,}, flipped {m['decision_flip']:,}, dropped {m['decision_drop']:,}; "
     f"{m['curated_training_pairs']:,} pairs written for training.\n"
     f"- faiss `{m['retrieval_index']}` recall@8 **{m['retrieval_recall_at_8']:.3f}** at {m['retrieval_speedup']:.1f}x exact search "
-    f"({m['retrieval_queries']} queries)."))
+    f"({m['retrieval_queries']} queries).\n"
+    f"- Cost model ({max(len(proj.points) - 1, 1)} measured run(s)): **{plan_pairs:,} pairs** on {plan_machines} x {cores} cores would take "
+    f"**{plan.wall_seconds / 3600:,.1f} h**, {plan.peak_memory_gb:.1f} GB peak, {plan.disk_gb:,.0f} GB of disk. "
+    f"It predicts this run's stages at {proj.predicted_check.wall_seconds:.0f} s; they took "
+    f"{sum(this_run.stage_seconds.values()):.0f} s (a run this small is dominated by fixed costs the model spreads "
+    f"per pair)."))
 
 # %%
 # checks
@@ -211,3 +254,5 @@ exported = run.load("scale_curated")
 assert (exported["split"] == "train").sum() == n_train == metrics["decision_keep"] + metrics["decision_flip"]
 assert {"gold", "test"} <= set(exported["split"]), "notebook 06 needs the gold and test splits"
 assert (~frame["correct"]).sum() == min((curated["p_stage1"] < 0.5).sum(), len(frame))
+assert this_run.pairs == n_pairs and this_run.stage_seconds["index"] > 0 and plan.wall_seconds > proj.predicted_check.wall_seconds
+assert set(plan.stages["stage"]) == {*cost.SHARD_STAGES, "index", "retrieve"} and len(plan.assumptions) >= 5

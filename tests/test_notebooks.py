@@ -89,7 +89,7 @@ def test_smoke_pipeline_runs_every_notebook(tmp_path):
                  "stage2_decision_counts", "stage2_margin_scatter", "stage2_metrics", "experiment_conditions", "experiment_paired",
                  "experiment_enrichment", "experiment_summary", "teacher_learning_curves", "teacher_ablation",
                  "teacher_budget", "teacher_gate", "teacher_metrics", "scale_shards", "scale_cost_per_pair",
-                 "scale_decisions", "scale_error_map", "scale_metrics"):
+                 "scale_decisions", "scale_error_map", "scale_metrics", "scale_cost_projection", "scale_plan"):
         assert f"id='{name}'" in html
     stage1 = io.read_json(run_dir / "metrics" / "stage1_metrics.json")
     assert stage1["pairs_labelled"] == 20 + 15 + 15 and stage1["review_events"] >= stage1["pairs_labelled"]
@@ -115,6 +115,8 @@ def test_smoke_pipeline_runs_every_notebook(tmp_path):
     assert scale_metrics["pairs"] == 2000 and scale_metrics["shards"] == 2  # smoke.yaml: 2,000 synthetic pairs
     assert sum(scale_metrics[f"decision_{d}"] for d in ("keep", "flip", "drop")) == 2000
     assert scale_metrics["retrieval_recall_at_8"] >= 0.8
+    plan = pd.read_csv(run_dir / "tables" / "scale_plan.csv").set_index("stage")  # the 40M plan from the recorded runs
+    assert plan.at["index", "wall_seconds"] > 0 and (plan["core_seconds"] > 0).all()
 
 
 def _run_review_by_hand(run_dir: Path) -> dict:

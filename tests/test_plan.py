@@ -8,8 +8,18 @@ import math
 import pytest
 
 from workbench.cli import main
-from workbench.scale.plan import (SHARD_STAGES, MeasuredRun, Prices, Target, fit_linear, load_measured_run,
-                                  measured_run_from_folder, predict)
+from workbench.scale.plan import (
+    SHARD_STAGES,
+    MeasuredRun,
+    Prices,
+    Target,
+    fit_linear,
+    load_measured_run,
+    load_measured_runs,
+    measured_run_from_folder,
+    predict,
+    project,
+)
 
 # planted truth, per pair per core: 40 us per shard stage (+ 5 s of fixed start per stage), the index 2 us x log2 N
 PER_PAIR, FIXED, INDEX, RETRIEVE, CORES = 40e-6, 5.0, 2e-6, 3.0, 2
@@ -95,3 +105,17 @@ def test_the_cli_plans_forty_million_pairs_from_two_runs(tmp_path, capsys):
                  "--price-core-hour", "0.04"]) == 0
     out = capsys.readouterr().out
     assert "pairs: 40,000,000" in out and "total_cost" in out and "assumptions:" in out and "index" in out
+
+
+def test_a_projection_checks_one_more_run_and_reads_a_folder_of_records(tmp_path):
+    for n in (100_000, 1_000_000):
+        planted(n).save(tmp_path / f"costs-{n}.json")
+    recorded = load_measured_runs(str(tmp_path))
+    assert [r.pairs for r in recorded] == [100_000, 1_000_000]
+    proj = project(recorded, planted(300_000), Target(pairs=40_000_000))
+    assert proj.predicted_check.wall_seconds == pytest.approx(planted(300_000).wall_seconds, rel=1e-6)
+    assert list(proj.points["note"])[-1] == "this run" and proj.curve["pairs"].max() == 40_000_000
+    assert proj.curve["wall_hours"].is_monotonic_increasing
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no measured runs"):
+        load_measured_runs(str(tmp_path / "empty"))

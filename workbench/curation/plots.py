@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
@@ -279,6 +280,26 @@ def scale_stage_costs(summary: pd.DataFrame, *, title: str = "Cost per pair by s
     cost = summary[stages].sum() / max(int(summary["pairs"].sum()), 1) * 1e6
     frame = pd.DataFrame({"stage": [c[:-2] for c in stages], "microseconds per pair": cost.to_numpy()})
     return px.bar(frame, x="stage", y="microseconds per pair", title=title, text_auto=".0f")
+
+
+def cost_projection(measured: pd.DataFrame, predicted: pd.DataFrame, *, highlight: int | None = None,
+                    title: str = "Wall time by pool size: measured runs and the cost model's projection") -> go.Figure:
+    """Measured scale runs (markers) beside `workbench.scale.plan.projection`'s line (log-log), ``highlight`` marked."""
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=predicted["pairs"], y=predicted["wall_hours"], mode="lines", name="cost model",
+                             line={"dash": "dash", "color": COLOURS[0]}))
+    fig.add_trace(go.Scatter(x=measured["pairs"], y=measured["wall_hours"], mode="markers", name="measured",
+                             marker={"size": 11, "color": COLOURS[1]}, text=measured.get("note"),
+                             hovertemplate="%{x:,} pairs: %{y:.2f} h<br>%{text}"))
+    if highlight is not None:
+        row = predicted.loc[(predicted["pairs"] - highlight).abs().idxmin()]
+        fig.add_annotation(x=float(np.log10(row["pairs"])), y=float(np.log10(row["wall_hours"])),
+                           text=f"{row['pairs'] / 1e6:,.0f}M pairs: {row['wall_hours']:,.1f} h, {row['peak_memory_gb']:.1f} GB",
+                           showarrow=True, arrowhead=2)
+    fig.update_xaxes(type="log", title_text="pool pairs")
+    fig.update_yaxes(type="log", title_text="wall hours")
+    fig.update_layout(title=title, height=420)
+    return fig
 
 
 def _band(fig: go.Figure, x: Any, lo: Any, hi: Any, colour: str, name: str, **where: Any) -> None:

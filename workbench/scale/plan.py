@@ -204,3 +204,57 @@ def predict(runs: Sequence[MeasuredRun], target: Target, prices: Prices = Prices
     return Plan(target=target, stages=stages, wall_seconds=wall, peak_memory_gb=memory, disk_gb=d_fixed + d_per * n,
                 llm_tokens=tokens_per_pair * n, review_hours=review_hours, money=money,
                 assumptions=notes)
+
+
+def measured_points(runs: Sequence[MeasuredRun]) -> pd.DataFrame:
+    """One row per measured run: pairs, wall hours (the stages' sum where no whole-run wall was timed), peak, disk."""
+    return pd.DataFrame([{"pairs": r.pairs, "cores": r.cores, "wall_hours": (r.wall_seconds or sum(r.stage_seconds.values())) / 3600,
+                          "peak_memory_gb": r.peak_memory_gb, "disk_gb": r.disk_gb, "note": r.note} for r in runs])
+
+
+def projection(runs: Sequence[MeasuredRun], sizes: Sequence[int], *, machines: int = 1, cores_per_machine: int = 2
+               ) -> pd.DataFrame:
+    """The plan's wall hours, memory and disk at each of ``sizes`` (for a figure beside `measured_points`)."""
+    rows = []
+    for n in sizes:
+        plan = predict(runs, Target(pairs=int(n), machines=machines, cores_per_machine=cores_per_machine))
+        rows.append({"pairs": int(n), "wall_hours": plan.wall_seconds / 3600, "peak_memory_gb": plan.peak_memory_gb,
+                     "disk_gb": plan.disk_gb})
+    return pd.DataFrame(rows)
+
+
+def load_measured_runs(paths: str | Sequence[str | Path]) -> list[MeasuredRun]:
+    """Measured runs from ``costs.json`` files, folders holding one, or folders of ``*.json`` records (comma-separated
+    in one string, as a notebook parameter gives them), smallest first."""
+    items = [p.strip() for p in paths.split(",") if p.strip()] if isinstance(paths, str) else list(paths)
+    runs = []
+    for item in map(Path, items):
+        if item.is_dir() and not (item / "costs.json").exists():
+            found = sorted(item.glob("*.json"))
+            if not found:
+                raise FileNotFoundError(f"{item}: no measured runs (*.json) in this folder.")
+            runs += [load_measured_run(f) for f in found]
+        else:
+            runs.append(load_measured_run(item))
+    return sorted(runs, key=lambda r: r.pairs)
+
+
+@dataclass
+class Projection:
+    """A plan for ``target`` beside the measured points it came from, and what it predicts for one more run."""
+
+    plan: Plan
+    points: pd.DataFrame  # `measured_points` of the recorded runs and the checked run
+    curve: pd.DataFrame  # `projection` from the smallest measured size to the target
+    predicted_check: Plan  # the plan for the checked run's size (on its cores), before comparing
+
+
+def project(recorded: Sequence[MeasuredRun], check: MeasuredRun, target: Target) -> Projection:
+    """Plan ``target`` from ``recorded`` (or from ``check`` alone when nothing is recorded) and predict ``check``."""
+    basis = list(recorded) or [check]
+    sizes = np.unique(np.geomspace(min(r.pairs for r in [*basis, check]), target.pairs, 24).astype(int))
+    points = measured_points([*recorded, check])
+    points.loc[points.index[-1], "note"] = "this run"
+    return Projection(plan=predict(basis, target), points=points,
+                      curve=projection(basis, sizes, machines=target.machines, cores_per_machine=target.cores_per_machine),
+                      predicted_check=predict(basis, Target(pairs=check.pairs, cores_per_machine=check.cores)))
