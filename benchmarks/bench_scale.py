@@ -165,6 +165,18 @@ def measured(res: dict, peak_gb: float, wall_s: float, n: int) -> dict:
     return run.__dict__
 
 
+def ray_check(work: Path, n: int, pool: Path, out: Path, rms: str, embedder: str, local_curate_s: float) -> None:
+    """The same pool curated on Ray (2 actors): its wall time against the local backend's, and equal outputs."""
+    ray_out = work / f"out-{n}-ray"
+    ray_res, ray_peak, ray_wall = run_child(["--pool", str(pool), "--out", str(ray_out), "--rms", rms,
+                                            "--embedder", embedder, "--backend", "ray", "--workers", "2"])
+    print(json.dumps({"ray_vs_local_pairs": n, "local_curate_s": round(local_curate_s, 1),
+                      "ray_curate_s": round(ray_res["curate_s"], 1), "ray_process_wall_s": round(ray_wall, 1),
+                      "ray_peak_gb": round(ray_peak, 2),
+                      "overhead_ratio_ray_over_local": round(ray_res["curate_s"] / local_curate_s, 2),
+                      "identical_outputs": _same_outputs(out, ray_out)}), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
@@ -188,7 +200,7 @@ def main() -> None:
         return
 
     from workbench.data.synthetic import SyntheticConfig, write_synthetic_pool
-    from workbench.scale.plan import MeasuredRun, Target, load_measured_run, predict
+    from workbench.scale.plan import SHARD_STAGES, MeasuredRun, Target, load_measured_run, predict
 
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -200,6 +212,8 @@ def main() -> None:
         if (out / "costs.json").exists():  # measured by an earlier call: reuse it
             runs.append(load_measured_run(out))
             print(json.dumps({"pairs": n, "reused": str(out / "costs.json")}), flush=True)
+            if n == args.ray_size:
+                ray_check(work, n, pool, out, rms, args.embedder, sum(runs[-1].stage_seconds[s] for s in SHARD_STAGES))
             continue
         t = time.perf_counter()
         write_synthetic_pool(pool, SyntheticConfig(n_pairs=n, shard_size=SHARD), progress=False)  # resumable
@@ -217,14 +231,7 @@ def main() -> None:
                                                               for k, v in res.items()}}
         print(json.dumps(row), flush=True)
         if n == args.ray_size:
-            ray_out = work / f"out-{n}-ray"
-            ray_res, ray_peak, ray_wall = run_child(["--pool", str(pool), "--out", str(ray_out), "--rms", rms,
-                                                    "--embedder", args.embedder, "--backend", "ray", "--workers", "2"])
-            print(json.dumps({"ray_vs_local_pairs": n, "local_curate_s": round(res["curate_s"], 1),
-                              "ray_curate_s": round(ray_res["curate_s"], 1), "ray_process_wall_s": round(ray_wall, 1),
-                              "ray_peak_gb": round(ray_peak, 2),
-                              "overhead_ratio_ray_over_local": round(ray_res["curate_s"] / res["curate_s"], 2),
-                              "identical_outputs": _same_outputs(out, ray_out)}), flush=True)
+            ray_check(work, n, pool, out, rms, args.embedder, res["curate_s"])
     if len(runs) > 1:
         per_pair = [sum(r.stage_seconds.values()) / r.pairs for r in runs]
         print(json.dumps({"cost_per_pair_ratio_largest_over_smallest": round(per_pair[-1] / per_pair[0], 2)}))
