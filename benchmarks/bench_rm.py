@@ -6,9 +6,11 @@
    order, every input padded to max_length), each at the SAME dtype: the headline is bf16 vs bf16 (the
    workbench default on a CPU with native bf16), fp32 vs fp32 is shown too; the old mixed-dtype figure
    (workbench bf16 vs naive fp32) stays as a labelled extra row. Goal: >= 3x the naive loop.
-2. Training pairs/s: `workbench.models.training.train_reward_model` (pre-tokenised, length-grouped batches)
-   vs TRL `RewardTrainer` with default settings (prompt + response as plain text; pairs over
-   max_length dropped), same MiniLM, batch size, steps and bf16. Goal: >= 1.3x.
+2. Training pairs/s: `workbench.models.training.train_reward_model` (pre-tokenised, length-grouped,
+   padding-free batches: each batch packed into one row, attention kept within each sequence) vs TRL
+   `RewardTrainer` with default settings (prompt + response as plain text; pairs over max_length dropped),
+   same MiniLM, batch size, steps and bf16. The workbench with padded batches (``padding_free=False``, TRL's
+   collator) is a third row, so the packing's share of the ratio is read off the same run. Goal: >= 1.3x.
 3. Achieved training FLOP/s as a fraction of this CPU's bf16 matmul peak (torch.matmul, same dtype). The
    FLOPs of a training step are *measured* with ``torch.utils.flop_counter.FlopCounterMode`` (forward +
    backward of the Bradley-Terry loss, one pair at a time, unpadded, so padding is not counted as useful
@@ -25,6 +27,7 @@ import os
 import tempfile
 import time
 import warnings
+from dataclasses import replace
 
 import torch
 
@@ -150,8 +153,11 @@ def bench_training(pairs, *, steps: int, batch: int, max_length: int = 256) -> d
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         cfg = RMTrainConfig(max_steps=steps, batch_size=batch, max_length=max_length, eval_steps=10_000, save_total_limit=1)
-        res = train_reward_model(pairs, None, cfg=cfg, output_dir=f"{tmp}/wb", progress=False)
-        out["workbench"] = steps * batch / res.metrics["train_seconds"]
+        for key, padding_free in (("workbench", True), ("workbench_padded", False)):
+            res = train_reward_model(pairs, None, cfg=replace(cfg, padding_free=padding_free), output_dir=f"{tmp}/{key}",
+                                     progress=False)
+            assert res.metrics["padding_free"] == padding_free
+            out[key] = steps * batch / res.metrics["train_seconds"]
         tok = AutoTokenizer.from_pretrained(path)
         ids_c, _ = encode_sides(tok, list(pairs["prompt"]), list(pairs["chosen"]), max_length=max_length)
         ids_r, _ = encode_sides(tok, list(pairs["prompt"]), list(pairs["rejected"]), max_length=max_length)
@@ -216,8 +222,11 @@ def main() -> None:
         return
 
     t = bench_training(pairs, steps=args.steps, batch=args.batch)
-    print(f"training pairs/s: workbench {t['workbench']:.2f} | TRL RewardTrainer default {t['trl_default']:.2f} "
-          f"(TRL dropped {t['trl_dropped_pairs']} of {len(pairs)} pairs as too long)")
+    print(f"training pairs/s: workbench {t['workbench']:.2f} | workbench with padded batches {t['workbench_padded']:.2f} | "
+          f"TRL RewardTrainer default {t['trl_default']:.2f} (TRL dropped {t['trl_dropped_pairs']} of {len(pairs)} pairs "
+          f"as too long)")
+    print(f"  padding-free / padded workbench: {t['workbench'] / t['workbench_padded']:.2f}x; padded workbench / TRL: "
+          f"{t['workbench_padded'] / t['trl_default']:.2f}x")
     print(f"  ratio: {t['workbench'] / t['trl_default']:.2f}x (goal >= 1.3x); real tokens/s: workbench "
           f"{t['workbench'] * t['tokens_per_pair']:.0f} vs TRL {t['trl_default'] * t['trl_tokens_per_pair']:.0f} "
           f"= {t['workbench'] * t['tokens_per_pair'] / (t['trl_default'] * t['trl_tokens_per_pair']):.2f}x "

@@ -185,3 +185,45 @@ def test_encoder_rm_plain_transformers_call_matches_scorer(tmp_path):
         plain = model(**tok(f"user: {row['prompt'][0]['content']}", row["chosen"], return_tensors="pt")).logits[0, 0].item()
     ours = score_pairs(load_reward_model(result.model_dir), pairs.iloc[[9]], cfg=ScoreConfig(max_length=64, dtype="fp32"), progress=False)
     assert ours["r_chosen"].iloc[0] == pytest.approx(plain, abs=1e-5)
+
+
+def test_padding_free_batch_matches_padded_batch(minilm_path, tmp_path):
+    """The packed path (one row, attention within each sequence) gives TRL's padded-batch loss and gradients."""
+    import datasets
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+    from trl import RewardConfig
+    from trl.trainer.reward_trainer import DataCollatorForPreference
+
+    from workbench.models import training
+
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(BertConfig(vocab_size=200, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                                     intermediate_size=128, num_labels=1)).eval()  # eval: no dropout
+    rows = [{"chosen_ids": [101, *range(5, 5 + n), 102], "rejected_ids": [101, *range(50, 50 + m), 102], "margin": 0.5 * n / m}
+            for n, m in [(3, 9), (12, 2), (6, 6)]]
+    args = RewardConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, report_to="none", center_rewards_coefficient=0.05)
+    trainer_cls, _ = training._make_trainer_class()
+    trainer = trainer_cls(model=model, args=args, train_dataset=datasets.Dataset.from_list(rows),
+                          processing_class=AutoTokenizer.from_pretrained(minilm_path))
+
+    def loss_and_grads(batch):
+        model.zero_grad()
+        loss = trainer.compute_loss(model, dict(batch))
+        loss.backward()
+        return loss.item(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    padded_loss, padded_grads = loss_and_grads(DataCollatorForPreference(pad_token_id=0)(rows))
+    training._register_varlen_attention()
+    model.set_attn_implementation(training.VARLEN_ATTENTION)
+    packed = training.pack_preference_batch(rows)
+    assert packed["input_ids"].shape == (1, sum(len(r["chosen_ids"]) + len(r["rejected_ids"]) for r in rows))
+    packed_loss, packed_grads = loss_and_grads(packed)
+    assert packed_loss == pytest.approx(padded_loss, rel=1e-5)
+    assert packed_grads.keys() == padded_grads.keys()
+    for name, grad in padded_grads.items():
+        torch.testing.assert_close(packed_grads[name], grad, rtol=1e-4, atol=1e-6, msg=name)
+    # the same model still scores padded batches (gold evaluation) with SDPA's mask
+    with torch.no_grad():
+        batch = DataCollatorForPreference(pad_token_id=0)(rows)
+        rewards = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    torch.testing.assert_close(rewards, training.packed_rewards(model, packed).detach(), rtol=1e-5, atol=1e-6)

@@ -13,7 +13,9 @@ scorer's exact encoding, and long inputs are *truncated and counted* instead of 
 length-grouped batches (TRL's RewardTrainer supports neither length grouping nor packing, trl#3198);
 gold-set evaluation by our scorer (accuracy, mean margin, accuracy per category) that drives the
 best-checkpoint choice, as in the paper; a model card; LoRA merged before saving so plain
-``transformers`` loads the result.
+``transformers`` loads the result; padding-free batches for BERT-family encoders (``padding_free``: each
+batch's sequences run as one packed row, attention kept within each sequence, so no FLOP is spent on
+padding; same loss and gradients as the padded batch, `tests/test_training.py`).
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ class RMTrainConfig:
     center_rewards: float = 0.0  # > 0: TRL's center_rewards_coefficient
     use_margin: bool = False  # pairs carry a `margin` column: loss -log sigmoid(r_w - r_l - margin)
     group_by_length: bool = True
+    padding_free: bool = True  # BERT-family full fine-tuning: pack each batch into one row, no padding tokens
     eval_steps: int = 50  # gold evaluation + checkpoint every this many optimizer steps
     save_total_limit: int = 2
     keep_checkpoints: bool = False  # delete checkpoints/ once the final model is saved (hundreds of MB each)
@@ -175,11 +178,89 @@ def load_backbone(cfg: RMTrainConfig) -> tuple[torch.nn.Module, Any, str]:
     return model, tokenizer, backend
 
 
+# ---------------------------------------------------------------- padding-free batches (BERT family)
+
+VARLEN_ATTENTION = "workbench_varlen_sdpa"
+
+
+def _varlen_sdpa(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                 attention_mask: torch.Tensor | None, dropout: float = 0.0, scaling: float | None = None,
+                 cu_seq_lens_q: torch.Tensor | None = None, **kwargs: Any) -> tuple[torch.Tensor, None]:
+    """SDPA where each packed sequence attends only to itself; plain SDPA when the batch is padded.
+
+    ``query``/``key``/``value`` are ``(1, heads, total_tokens, head_dim)``; ``cu_seq_lens_q`` holds the
+    sequences' start offsets and the total (FlashAttention's varlen convention, which transformers passes
+    through to the attention function). Returns ``(1, total_tokens, heads, head_dim)`` like
+    transformers' own attention functions. Example: ``cu_seq_lens_q = [0, 3, 5]`` -> tokens 0-2 and 3-4
+    are two sequences, and no query of one sees a key of the other.
+    """
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    if cu_seq_lens_q is None:  # padded batches: gold evaluation, scoring
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
+    sizes = torch.diff(cu_seq_lens_q).tolist()
+    out = [torch.nn.functional.scaled_dot_product_attention(q, k, v, dropout_p=dropout, scale=scaling)
+           for q, k, v in zip(query.split(sizes, 2), key.split(sizes, 2), value.split(sizes, 2))]
+    return torch.cat(out, dim=2).transpose(1, 2).contiguous(), None
+
+
+def _register_varlen_attention() -> None:
+    from transformers import AttentionInterface
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
+
+    AttentionInterface.register(VARLEN_ATTENTION, _varlen_sdpa)
+    ALL_MASK_ATTENTION_FUNCTIONS.register(VARLEN_ATTENTION, sdpa_mask)  # padded batches keep SDPA's mask
+
+
+def supports_padding_free(model: torch.nn.Module) -> bool:
+    """True for BERT-family sequence classifiers (MiniLM): an encoder with a pooler on the first token."""
+    from transformers import BertForSequenceClassification
+
+    return isinstance(model, BertForSequenceClassification)
+
+
+def pack_preference_batch(examples: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Collate pairs into one packed row: all chosen sequences, then all rejected ones, no padding.
+
+    The padding-free twin of TRL's ``DataCollatorForPreference`` (same order: chosen half, rejected half).
+    Example: ``[{"chosen_ids": [1, 2, 3], "rejected_ids": [4, 5]}]`` -> ``input_ids [[1, 2, 3, 4, 5]]``,
+    ``position_ids [[0, 1, 2, 0, 1]]``, ``cu_seq_lens_q [0, 3, 5]``.
+    """
+    seqs = [e["chosen_ids"] for e in examples] + [e["rejected_ids"] for e in examples]
+    sizes = [len(s) for s in seqs]
+    cu = torch.tensor([0, *np.cumsum(sizes)], dtype=torch.int32)
+    out: dict[str, Any] = {
+        "input_ids": torch.tensor([[t for s in seqs for t in s]]),
+        "position_ids": torch.cat([torch.arange(n) for n in sizes]).unsqueeze(0),
+        "attention_mask": torch.ones(1, cu[-1].item(), dtype=torch.long),  # real tokens only (TRL counts them)
+        "cu_seq_lens_q": cu, "cu_seq_lens_k": cu, "max_length_q": max(sizes), "max_length_k": max(sizes),
+    }
+    if "margin" in examples[0]:
+        out["margin"] = torch.tensor([e["margin"] for e in examples], dtype=torch.float)
+    return out
+
+
+def packed_rewards(model: torch.nn.Module, batch: dict[str, Any]) -> torch.Tensor:
+    """Rewards ``(n_sequences, 1)`` of a `pack_preference_batch` batch for a BERT-family classifier.
+
+    Runs the encoder once over the packed row, then the classifier's own pooler, dropout and head on each
+    sequence's first token: what ``BertForSequenceClassification`` computes on the padded batch.
+    The model's attention must be `VARLEN_ATTENTION` (``model.set_attn_implementation``).
+    """
+    cu = batch["cu_seq_lens_q"]
+    hidden = model.bert(input_ids=batch["input_ids"], position_ids=batch["position_ids"], cu_seq_lens_q=cu,
+                        cu_seq_lens_k=batch["cu_seq_lens_k"], max_length_q=batch["max_length_q"],
+                        max_length_k=batch["max_length_k"]).last_hidden_state
+    first = hidden[0, cu[:-1].long()].unsqueeze(1)  # (n, 1, hidden): each sequence's [CLS]
+    return model.classifier(model.dropout(model.bert.pooler(first)))
+
+
 # ---------------------------------------------------------------- fine-tuning with TRL
 
 
 def _make_trainer_class():
     from transformers import TrainerCallback
+    from transformers.modeling_outputs import SequenceClassifierOutput
     from transformers.trainer_pt_utils import LengthGroupedSampler
     from trl import RewardTrainer
 
@@ -189,6 +270,18 @@ def _make_trainer_class():
         def __init__(self, *args, lengths=None, gold_eval=None, **kwargs):
             self._lengths, self._gold_eval = lengths, gold_eval
             super().__init__(*args, **kwargs)
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if "cu_seq_lens_q" not in inputs:
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            # Packed batch: TRL's loss, margin, centering and metrics, over rewards of the packed forward.
+            accelerator = self.accelerator
+
+            def packed(**batch):
+                with accelerator.autocast():  # accelerate puts autocast on model.forward; we call model.bert
+                    return SequenceClassifierOutput(logits=packed_rewards(model, batch))
+
+            return super().compute_loss(packed, inputs, return_outputs, num_items_in_batch)
 
         def _get_train_sampler(self, train_dataset=None):
             if self._lengths is None:
@@ -296,12 +389,17 @@ def _finetune(train: PairFrame, gold: PairFrame | None, cfg: RMTrainConfig, outp
         center_rewards_coefficient=cfg.center_rewards or None, report_to="none", disable_tqdm=not progress,
         remove_unused_columns=False, dataloader_num_workers=0,
     )
+    pack = cfg.padding_free and peft_config is None and backend == "transformers" and supports_padding_free(model)
+    attn_before = model.config._attn_implementation
+    if pack:
+        _register_varlen_attention()
+        model.set_attn_implementation(VARLEN_ATTENTION)
     trainer_cls, eval_at_end = _make_trainer_class()
     # Trainer insists on an eval_dataset when evaluating; ours is ignored: `evaluate` scores the gold pairs.
     eval_dataset = dataset.select(range(min(2, len(dataset)))) if evaluator else None
     trainer = trainer_cls(model=model, args=args, train_dataset=dataset, eval_dataset=eval_dataset,
                           processing_class=tokenizer, peft_config=peft_config, lengths=lengths, gold_eval=evaluator,
-                          callbacks=[eval_at_end(), *callbacks])
+                          data_collator=pack_preference_batch if pack else None, callbacks=[eval_at_end(), *callbacks])
     t_train = time.time()
     trainer.train(resume_from_checkpoint=last)
     train_seconds = time.time() - t_train
@@ -314,6 +412,8 @@ def _finetune(train: PairFrame, gold: PairFrame | None, cfg: RMTrainConfig, outp
         final.save_pretrained(str(output_dir / "adapter"))
         final = final.merge_and_unload()
     _tie_token_type_embeddings(final)
+    if pack:
+        final.set_attn_implementation(attn_before)  # the saved model loads with plain transformers
     final.save_pretrained(str(model_dir))
     tokenizer.save_pretrained(str(model_dir))
 
@@ -326,7 +426,8 @@ def _finetune(train: PairFrame, gold: PairFrame | None, cfg: RMTrainConfig, outp
     metrics = {
         "kind": "finetune", "backend": backend, "n_train": len(train), "n_gold": 0 if gold is None else len(gold),
         "n_truncated": int((c_trunc | r_trunc).sum()), "steps": steps_done, "best_checkpoint": best_checkpoint,
-        "resumed_from": last, "train_seconds": round(train_seconds, 2), "total_seconds": round(time.time() - t_start, 2),
+        "resumed_from": last, "padding_free": pack,
+        "train_seconds": round(train_seconds, 2), "total_seconds": round(time.time() - t_start, 2),
         "pairs_per_second": round(steps_done * cfg.batch_size * cfg.grad_accum / max(train_seconds, 1e-9), 3),
         **best,
     }
