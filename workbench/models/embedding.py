@@ -10,6 +10,10 @@ sentence-transformers model name or path works. Two fast embedders for large poo
   ``benchmarks/bench_clustering.py``);
 - ``"hashing"``: lexical feature hashing (`HashingEmbedder`: no model at all).
 
+And ``"minilm-int8"``: the same MiniLM through OpenVINO, quantized to int8 by NNCF on real texts
+(`int8_calibration`; built once, cached in the user cache). Its vectors are close to MiniLM's but not equal:
+``tests/test_int8.py`` and ``benchmarks/bench_clustering.py`` measure how much of MiniLM's map it keeps.
+
 Embeddings are L2-normalised, so a dot product is a cosine similarity. Texts longer than the model's
 ``max_seq_length`` (256 tokens for MiniLM) are cut by sentence-transformers: embeddings describe the start of
 long texts.
@@ -32,7 +36,7 @@ from tqdm.auto import tqdm
 
 from workbench.data.files import cache_dir
 from workbench.models.device import autocast_for, resolve_device, resolved_dtype
-from workbench.models.runtime import AUTO_MODEL_TYPES, MeanPooled, OpenVINOModel, resolve_runtime
+from workbench.models.runtime import AUTO_MODEL_TYPES, Calibration, MeanPooled, OpenVINOModel, int8_fingerprint, resolve_runtime
 
 
 def default_embedder_path() -> str:
@@ -45,6 +49,11 @@ def default_embedder_path() -> str:
 HASHING = "hashing"
 MINILM_STATIC = "minilm-static"
 STATIC_PCA_DIMS = 256  # model2vec's default: PCA of the token vectors keeps the structure at 2/3 of the size
+MINILM_INT8 = "minilm-int8"
+INT8_CALIBRATION = ("helpful-rejection-sampled", 150)
+"""The int8 calibration texts: the first N topic texts and the first N chosen responses of this HH-RLHF test
+split (300 texts, short and long, as the error map and the RMs embed them; NNCF's default subset is 300). Not
+helpful-base / harmless-base, which the parity test and the benchmark's agreement set use."""
 
 
 class HashingEmbedder:
@@ -136,16 +145,43 @@ def distill_static_minilm(folder: Path | None = None) -> Path:
     return folder
 
 
+def int8_calibration(st_model: Any) -> Calibration:
+    """The `INT8_CALIBRATION` texts tokenized as ``st_model`` embeds them (cut at its max_seq_length), one per
+    input; read from the shared data only when called (i.e. when the int8 model is not cached yet)."""
+
+    def load() -> list[tuple[np.ndarray, np.ndarray]]:
+        from workbench.data import files as io
+        from workbench.data.schema import topic_text
+
+        split, n = INT8_CALIBRATION
+        pairs, _ = io.read_pairs(io.shared_data_dir() / "hh_rlhf" / split / "test.jsonl.gz", strict=False)
+        texts = [topic_text(p) for p in pairs["prompt"][:n]] + list(pairs["chosen"][:n])
+        features = [st_model.preprocess([t]) for t in texts]
+        return [(f["input_ids"].numpy().astype(np.int64), f["attention_mask"].numpy().astype(np.int64)) for f in features]
+
+    return load
+
+
+def int8_model_dir(st_model: Any) -> Path:
+    """Where the int8 MiniLM is kept: the user cache, per fingerprint (weights, calibration, NNCF / OpenVINO)."""
+    split, n = INT8_CALIBRATION
+    recipe = f"hh_rlhf/{split}/test:{n}topic+{n}chosen:len{st_model.max_seq_length}"
+    return cache_dir().parent / "models" / f"{MINILM_INT8}-{int8_fingerprint(st_model[0].auto_model, recipe)}"
+
+
 class OpenVINOSentenceEmbedder:
     """A sentence-transformers (Transformer, mean Pooling, Normalize) model with its transformer compiled by
-    OpenVINO: the same tokenizer, the same vectors (cosine >= 0.999 to sentence-transformers' in
-    ``tests/test_runtime.py``), ~2x the texts/s on a CPU (``benchmarks/bench_clustering.py``)."""
+    OpenVINO: the same tokenizer, the same vectors at fp32 / bf16 (cosine >= 0.999 to sentence-transformers' in
+    ``tests/test_runtime.py``), ~2x the texts/s on a CPU (``benchmarks/bench_clustering.py``). At ``int8``
+    the transformer is NNCF-quantized (`int8_calibration`, `int8_model_dir`): close vectors, not the same
+    (``tests/test_int8.py``)."""
 
     batches_itself = True  # several batches in flight at once: `_encode` hands over all texts
 
     def __init__(self, st_model: Any, dtype: str):
         self.st_model, self.device = st_model, torch.device("cpu")
-        self.compiled = OpenVINOModel(MeanPooled(st_model[0].auto_model), dtype)
+        int8 = {"calibration": int8_calibration(st_model), "int8_folder": int8_model_dir(st_model)} if dtype == "int8" else {}
+        self.compiled = OpenVINOModel(MeanPooled(st_model[0].auto_model), dtype, **int8)
 
     def get_embedding_dimension(self) -> int:
         return self.compiled.dim
@@ -185,7 +221,8 @@ def _mean_pooled_bert(st_model: Any) -> bool:
 @lru_cache(maxsize=4)
 def load_embedder(name: str = "", device: str = "auto", runtime: str = "auto") -> Any:
     """A SentenceTransformer, loaded once per process (``""`` = the offline MiniLM; ``"minilm-static"`` =
-    `StaticEmbedder`, distilled on first use; ``"hashing"`` = `HashingEmbedder`).
+    `StaticEmbedder`, distilled on first use; ``"hashing"`` = `HashingEmbedder`; ``"minilm-int8"`` = the
+    offline MiniLM quantized to int8 through OpenVINO, built on first use, a `RuntimeError` where it cannot run).
 
     ``runtime`` as in `workbench.models.scoring.ScoreConfig`: ``auto`` runs a mean-pooled BERT (MiniLM) through
     OpenVINO on a CPU (`OpenVINOSentenceEmbedder`, bf16 where native, as the PyTorch path's autocast), ``torch``
@@ -199,6 +236,10 @@ def load_embedder(name: str = "", device: str = "auto", runtime: str = "auto") -
         return StaticEmbedder(StaticModel.from_pretrained(str(distill_static_minilm())))
     from sentence_transformers import SentenceTransformer
 
+    if name == MINILM_INT8:  # int8 exists only as an OpenVINO model on the CPU
+        if runtime == "torch":
+            raise ValueError(f"{MINILM_INT8!r} runs through OpenVINO only; runtime='torch' is the fp32 / bf16 MiniLM (name '').")
+        return OpenVINOSentenceEmbedder(SentenceTransformer(default_embedder_path(), device="cpu"), "int8")
     model = SentenceTransformer(name or default_embedder_path(), device=str(resolve_device(device)))
     chosen = resolve_runtime(runtime, model.device if isinstance(model.device, torch.device) else torch.device(str(model.device)),
                              model[0].auto_model)

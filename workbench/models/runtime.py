@@ -4,13 +4,23 @@ Why OpenVINO: on a CPU the reward-model forward is compute-bound, and OpenVINO's
 kernels and its AMX bf16 paths are faster than eager PyTorch at the *same* dtype (`benchmarks/bench_rm.py`
 measures it; ONNX Runtime was slower than eager PyTorch here). Its rewards match PyTorch's to within
 `PARITY_TOLERANCE` (tested in ``tests/test_runtime.py``). Training never uses it: only fixed weights are compiled.
+
+``int8``: post-training quantization by NNCF (`quantized_model`): weights and activations of the matmuls in int8,
+calibrated on real texts, cached on disk per fingerprint of (weights, calibration recipe, NNCF / OpenVINO
+versions). It changes the outputs (unlike fp32 / bf16, which only round), so whoever uses it measures what it
+keeps (``tests/test_int8.py``, ``benchmarks/bench_clustering.py``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import os
+import shutil
+import tempfile
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,8 +39,26 @@ PARITY_TOLERANCE = {"fp32": 1e-4, "bf16": 0.05}
 (standard deviation) over the inputs; fp32 agrees to float rounding, bf16 to bf16 rounding of activations."""
 
 
+OPENVINO_DTYPES = ("fp32", "bf16", "int8")
+INT8_RECIPE = "nncf.quantize:TRANSFORMER:v1"
+"""Part of the int8 cache fingerprint: change it when the quantization settings in `quantized_model` change."""
+
+
 def openvino_available() -> bool:
     return importlib.util.find_spec("openvino") is not None
+
+
+def int8_problem() -> str:
+    """Why an int8 OpenVINO model cannot be built and run here, or "" when it can."""
+    if not openvino_available():
+        return "the openvino package is not installed (pip install openvino)"
+    if importlib.util.find_spec("nncf") is None:
+        return "the nncf package is not installed (pip install nncf; it quantizes the model)"
+    import openvino as ov
+
+    if "INT8" not in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        return "OpenVINO reports no INT8 support on this CPU (OPTIMIZATION_CAPABILITIES lacks INT8)"
+    return ""
 
 
 def resolve_runtime(runtime: str, device: torch.device, model: torch.nn.Module) -> str:
@@ -80,26 +108,104 @@ class MeanPooled(torch.nn.Module):
         return torch.nn.functional.normalize(mean, dim=-1)
 
 
+def _convert(module: torch.nn.Module) -> Any:
+    """The OpenVINO graph of an (input_ids, attention_mask) module, dynamic in batch and length."""
+    import openvino as ov
+
+    example = (torch.ones(2, 8, dtype=torch.long), torch.ones(2, 8, dtype=torch.long))
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # tracing warnings about Python control flow on shapes
+        return ov.convert_model(module.eval(), example_input=example,
+                                input=[("input_ids", [-1, -1], ov.Type.i64), ("attention_mask", [-1, -1], ov.Type.i64)])
+
+
+Calibration = Callable[[], list[tuple[np.ndarray, np.ndarray]]]
+"""Returns the calibration inputs, ``(input_ids, attention_mask)`` int64 arrays, one text each; called only
+when the quantized model is not cached yet."""
+
+
+def int8_fingerprint(module: torch.nn.Module, recipe: str) -> str:
+    """What the cached int8 model depends on: the weights, the calibration ``recipe`` (a name for the texts and
+    how they are cut), `INT8_RECIPE` and the NNCF / OpenVINO versions."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from workbench.models.device import fingerprint_model
+
+    def installed(package: str) -> str:  # a missing nncf is reported by `int8_problem`, not here
+        try:
+            return version(package)
+        except PackageNotFoundError:
+            return "missing"
+
+    parts = [fingerprint_model(module), recipe, INT8_RECIPE, installed("nncf"), installed("openvino")]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+def quantized_model(module: torch.nn.Module, calibration: Calibration, folder: Path) -> Path:
+    """``folder/model.xml``: ``module`` converted to OpenVINO and quantized to int8 by NNCF, built once.
+
+    ``nncf.quantize`` with ``ModelType.TRANSFORMER`` (NNCF's setting for BERT-like models: SmoothQuant, then the
+    matmuls' weights and activations in int8, the operations its transformer patterns exclude left in float;
+    symmetric weights, asymmetric activations) and fast bias correction, calibrated on every input
+    ``calibration()`` returns (NNCF's default subset is 300 inputs; the embedder gives 300 real texts).
+    Written aside and renamed, so a crash leaves no half-written model; a second call only checks the file.
+    """
+    if (folder / "model.xml").exists():
+        return folder / "model.xml"
+    problem = int8_problem()
+    if problem:
+        raise RuntimeError(f"int8 requested but {problem}.")
+    import nncf
+    import openvino as ov
+
+    samples = calibration()
+    dataset = nncf.Dataset(samples, lambda s: {"input_ids": s[0], "attention_mask": s[1]})
+    quantized = nncf.quantize(_convert(module), dataset, model_type=nncf.ModelType.TRANSFORMER, subset_size=len(samples))
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".quantizing-"))
+    try:
+        ov.save_model(quantized, str(tmp / "model.xml"), compress_to_fp16=False)
+        os.replace(tmp, folder)
+    except OSError:
+        if not (folder / "model.xml").exists():  # not "another process finished first"
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder / "model.xml"
+
+
 class OpenVINOModel:
-    """A (input_ids, attention_mask) -> (batch, d) module compiled by OpenVINO at one dtype ("fp32" | "bf16").
+    """A (input_ids, attention_mask) -> (batch, d) module compiled by OpenVINO at one dtype ("fp32" | "bf16" | "int8").
 
     Two streams of one thread each (``THROUGHPUT``): on a small model, two batches in flight keep the cores
-    busier than one batch on two threads (measured in ``benchmarks/bench_rm.py``).
+    busier than one batch on two threads (measured in ``benchmarks/bench_rm.py``). ``int8`` loads (or first
+    builds) the NNCF-quantized model in ``int8_folder`` from ``calibration`` (`quantized_model`); its
+    unquantized operations run at bf16 where the CPU has it natively, else fp32. It never falls back: a missing
+    ``nncf`` or a CPU without int8 is a `RuntimeError` that says which.
     """
 
-    def __init__(self, module: torch.nn.Module, dtype: str, *, threads: int | None = None):
+    def __init__(self, module: torch.nn.Module, dtype: str, *, threads: int | None = None,
+                 calibration: Calibration | None = None, int8_folder: Path | None = None):
         import openvino as ov
 
+        if dtype not in OPENVINO_DTYPES:
+            raise ValueError(f"dtype must be one of {list(OPENVINO_DTYPES)}, got {dtype!r}.")
         threads = threads or torch.get_num_threads()
-        example = (torch.ones(2, 8, dtype=torch.long), torch.ones(2, 8, dtype=torch.long))
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")  # tracing warnings about Python control flow on shapes
-            graph = ov.convert_model(module.eval(), example_input=example,
-                                     input=[("input_ids", [-1, -1], ov.Type.i64), ("attention_mask", [-1, -1], ov.Type.i64)])
+        core = ov.Core()
+        if dtype == "int8":
+            problem = int8_problem()
+            if problem:
+                raise RuntimeError(f"int8 requested but {problem}.")
+            if calibration is None or int8_folder is None:
+                raise ValueError("dtype='int8' needs calibration= (real inputs) and int8_folder= (where the quantized model is kept).")
+            graph = core.read_model(str(quantized_model(module, calibration, int8_folder)))
+            hint = "bf16" if "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES") else "f32"
+        else:
+            graph, hint = _convert(module), {"fp32": "f32", "bf16": "bf16"}[dtype]
         self.streams = max(1, min(2, threads))
-        config = {"INFERENCE_PRECISION_HINT": {"fp32": "f32", "bf16": "bf16"}[dtype], "INFERENCE_NUM_THREADS": threads,
+        config = {"INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": threads,
                   "PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": self.streams}
-        self.compiled = ov.Core().compile_model(graph, "CPU", config)
+        self.compiled = core.compile_model(graph, "CPU", config)
         self.dim = int(self.compiled.output(0).get_partial_shape()[1].get_length())
         self.dtype = dtype
         self._ov = ov
