@@ -69,6 +69,7 @@ budgets = list(C.budgets)     # the budget curve
 oracle_error_rate = C.oracle_error_rate
 judge_error_rate = C.judge_error_rate
 pool_sizes = list(C.pool_sizes)   # empty: doublings from 1,000 to the full pool
+workers = C.workers           # processes running the (noise, seed) blocks; 0 = one per core (results do not change)
 finetune = False              # also fine-tune the MiniLM on clean / raw / curated (a subset, one seed): a check on the
 #                               frozen student, ~10 min on a CPU
 
@@ -86,7 +87,7 @@ load_plugins(plugins)
 cfg = C(noise_models=tuple(noise_models), null_models=tuple(null_models), agreement=agreement, noise_rate=noise_rate,
         seeds=tuple(seeds), seed_size=seed_size, labels_per_iteration=labels_per_iteration, iterations=iterations,
         budgets=tuple(budgets), oracle_error_rate=oracle_error_rate, judge_error_rate=judge_error_rate,
-        pool_sizes=tuple(pool_sizes))
+        pool_sizes=tuple(pool_sizes), workers=workers)
 cfg = te.smoke_config(cfg) if smoke else cfg
 run = start_run(run_dir, cfg, step=STEP)
 result = te.run_teacher_experiment(cfg, run.path, data_dir=data_dir or None, finetune=finetune)

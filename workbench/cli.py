@@ -98,7 +98,7 @@ EXPERIMENT_FIELDS = ("noise_models", "noise_rate", "noise_concentration", "seeds
                      "judge_error_rate", "head_epochs", "cleanlab_folds", "min_clean_accuracy")
 TEACHER_FIELDS = ("noise_models", "noise_rate", "noise_concentration", "seeds", "seed_size", "labels_per_iteration",
                   "iterations", "oracle_error_rate", "judge_error_rate", "agreement", "null_models", "budgets",
-                  "secondary_seeds", "pool_sizes")
+                  "secondary_seeds", "pool_sizes", "workers")
 
 
 def _given(args: argparse.Namespace, fields: tuple[str, ...], truth: str) -> dict:
@@ -383,7 +383,8 @@ def build_parser() -> argparse.ArgumentParser:
                              ("null-noise", _names, "teacher: the null control's noise models (none, symmetric)"),
                              ("budgets", _ints, "teacher: review budgets of the budget curve"),
                              ("secondary-seeds", int, "teacher: seeds of the other noise models and the budget curve"),
-                             ("pool-sizes", _ints, "teacher: pool sizes of the learning curves")):
+                             ("pool-sizes", _ints, "teacher: pool sizes of the learning curves"),
+                             ("workers", int, "teacher: processes running the blocks, one torch thread each (0 = one per core)")):
         field = {"noise": "noise_models", "null-noise": "null_models"}.get(name, name.replace("-", "_"))
         owner = "TeacherExperimentConfig" if text.startswith("teacher") else "ExperimentConfig"
         exp.add_argument(f"--{name}", type=kind, default=None, dest=field,

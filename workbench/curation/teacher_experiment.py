@@ -146,7 +146,8 @@ def smoke_config(cfg: TeacherExperimentConfig = TeacherExperimentConfig()) -> Te
     return replace(cfg, testbed=tb, seeds=(0, 1), pool_sizes=(300, 600), seed_size=20, labels_per_iteration=20,
                    iterations=2, budgets=(30, 60), secondary_seeds=1, eps_grid=(0.2,), student_epochs=3, stage1_epochs=3,
                    noise_models=cfg.noise_models[:1], null_models=cfg.null_models[:1], cluster_groups=4,
-                   finetune_pool_pairs=200, finetune_test_pairs=80, finetune_max_length=64)
+                   finetune_pool_pairs=200, finetune_test_pairs=80, finetune_max_length=64,
+                   workers=1)  # blocks of seconds: starting worker processes would cost more than it saves
 
 
 # ---------------------------------------------------------------- the student on arrays
