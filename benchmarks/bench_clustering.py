@@ -14,7 +14,8 @@ Agreement (``--agreement N``): N real HH-RLHF test conversations (no suffixes), 
 OpenVINO at fp32 (the reference), MiniLM at the default bf16 and by each other embedder: the share of MiniLM's
 10 nearest neighbours an embedder finds (exact cosine search), and the adjusted Rand index of its error-map
 clusters (UMAP 5-D + fast_hdbscan, the workbench pipeline) against MiniLM's. The bar for a faster MiniLM
-(int8) to count as "the same map": ARI >= 0.7.
+(int8) to count as "the same map": ARI >= 0.7. A second row clusters fp32's own vectors with another UMAP seed:
+the ARI the pipeline itself reaches on unchanged vectors (0.67 at 4,000 texts on 2026-12-03).
 
 Run: .venv/bin/python benchmarks/bench_clustering.py [--sizes 10000 100000] [--embedders "" minilm-int8 minilm-static] [--agreement 4000]
 """
@@ -28,6 +29,7 @@ import subprocess
 import sys
 import time
 import warnings
+from dataclasses import replace
 
 warnings.filterwarnings("ignore")
 
@@ -79,8 +81,8 @@ def agreement(n: int, embedders: list[str]) -> list[dict]:
     texts = list(dict.fromkeys(real_texts()))[:n]
     cfg = ClusterConfig(min_cluster_size=15)
 
-    def clusters(emb):
-        return ErrorMap(cfg).fit(emb).clusters
+    def clusters(emb, seed=0):
+        return ErrorMap(replace(cfg, seed=seed)).fit(emb).clusters
 
     rows, reference = [], None
     for name in dict.fromkeys([FP32, "", *embedders]):
@@ -99,6 +101,11 @@ def agreement(n: int, embedders: list[str]) -> list[dict]:
         row["clusters"] = int(labels.max() + 1)
         rows.append(row)
         print(row, flush=True)
+        if name == FP32:  # the floor: the same vectors, another UMAP seed (HDBSCAN's clusters move with the layout)
+            floor = clusters(emb, seed=1)
+            rows.append({**row, "embedder": label(FP32) + ", UMAP seed 1", "texts_per_s": float("nan"),
+                         "ari": float(adjusted_rand_score(ref_labels, floor)), "clusters": int(floor.max() + 1)})
+            print(rows[-1], flush=True)
     return rows
 
 
@@ -184,9 +191,11 @@ def main() -> None:
         print("|---|---|---|---|---|---|")
         for r in table:
             print(f"| {r['embedder']} | {r['dim']} | {r['texts_per_s']:,.0f} | {r['recall@10']:.2f} | {r['clusters']} | {r['ari']:.2f} |")
+        floor = next(r["ari"] for r in table if r["embedder"].endswith("UMAP seed 1"))
         for r in table:
             if "int8" in r["embedder"]:
-                print(f"{r['embedder']}: ARI {r['ari']:.2f} vs the bar 0.7: {'kept' if r['ari'] >= 0.7 else 'NOT kept'}")
+                print(f"{r['embedder']}: ARI {r['ari']:.2f} vs the bar 0.7: {'kept' if r['ari'] >= 0.7 else 'NOT kept'} "
+                      f"(fp32's own vectors with another UMAP seed: {floor:.2f})")
 
 
 if __name__ == "__main__":
