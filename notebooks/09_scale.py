@@ -226,7 +226,7 @@ fig_plan
 # ## Conclusions
 
 # %%
-m = metrics
+m, check = metrics, proj.check_seconds()
 display(Markdown(
     f"- **{m['pairs']:,} pairs** in {m['shards']} shards curated in {m['wall_seconds_this_call']:.0f} s this call "
     f"({m['backend']} backend, `{m['embedder']}` embedder): {m['microseconds_per_pair']:.0f} µs per pair over all stages.\n"
@@ -234,11 +234,10 @@ display(Markdown(
     f"{m['curated_training_pairs']:,} pairs written for training.\n"
     f"- faiss `{m['retrieval_index']}` recall@8 **{m['retrieval_recall_at_8']:.3f}** at {m['retrieval_speedup']:.1f}x exact search "
     f"({m['retrieval_queries']} queries).\n"
-    f"- Cost model ({max(len(proj.points) - 1, 1)} measured run(s)): **{plan_pairs:,} pairs** on {plan_machines} x {cores} cores would take "
-    f"**{plan.wall_seconds / 3600:,.1f} h**, {plan.peak_memory_gb:.1f} GB peak, {plan.disk_gb:,.0f} GB of disk. "
-    f"It predicts this run's stages at {proj.predicted_check.wall_seconds:.0f} s; they took "
-    f"{sum(this_run.stage_seconds.values()):.0f} s (a run this small is dominated by fixed costs the model spreads "
-    f"per pair)."))
+    f"- Cost model ({max(len(proj.points) - 1, 1)} measured run(s)): **{plan_pairs:,} pairs** on {plan_machines} x "
+    f"{cores} cores would take **{plan.wall_seconds / 3600:,.1f} h**, {plan.peak_memory_gb:.1f} GB peak, {plan.disk_gb:,.0f} GB of disk. "
+    f"Fitted on the recorded runs, it predicts {check[0]:.0f} s for this run's stages; they took {check[1]:.0f} s "
+    f"({check[1] / check[0]:.2f}x the prediction)."))
 
 # %%
 # checks

@@ -114,6 +114,8 @@ def test_a_projection_checks_one_more_run_and_reads_a_folder_of_records(tmp_path
     assert [r.pairs for r in recorded] == [100_000, 1_000_000]
     proj = project(recorded, planted(300_000), Target(pairs=40_000_000))
     assert proj.predicted_check.wall_seconds == pytest.approx(planted(300_000).wall_seconds, rel=1e-6)
+    predicted, measured = proj.check_seconds()
+    assert predicted == pytest.approx(measured, rel=1e-6) and measured == pytest.approx(sum(planted(300_000).stage_seconds.values()))
     assert list(proj.points["note"])[-1] == "this run" and proj.curve["pairs"].max() == 40_000_000
     assert proj.curve["wall_hours"].is_monotonic_increasing
     (tmp_path / "empty").mkdir()

@@ -247,6 +247,13 @@ class Projection:
     points: pd.DataFrame  # `measured_points` of the recorded runs and the checked run
     curve: pd.DataFrame  # `projection` from the smallest measured size to the target
     predicted_check: Plan  # the plan for the checked run's size (on its cores), before comparing
+    points_run: MeasuredRun | None = None  # the checked run itself
+
+    def check_seconds(self) -> tuple[float, float]:
+        """(predicted, measured) wall seconds of the checked run, over the stages it measured (start-up excluded)."""
+        measured = {s: v for s, v in self.points_run.stage_seconds.items() if v > 0}
+        predicted = self.predicted_check.stages.set_index("stage")["wall_seconds"]
+        return float(predicted[list(measured)].sum()), float(sum(measured.values()))
 
 
 def project(recorded: Sequence[MeasuredRun], check: MeasuredRun, target: Target) -> Projection:
@@ -257,4 +264,5 @@ def project(recorded: Sequence[MeasuredRun], check: MeasuredRun, target: Target)
     points.loc[points.index[-1], "note"] = "this run"
     return Projection(plan=predict(basis, target), points=points,
                       curve=projection(basis, sizes, machines=target.machines, cores_per_machine=target.cores_per_machine),
-                      predicted_check=predict(basis, Target(pairs=check.pairs, cores_per_machine=check.cores)))
+                      predicted_check=predict(basis, Target(pairs=check.pairs, cores_per_machine=check.cores)),
+                      points_run=check)
