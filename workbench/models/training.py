@@ -301,12 +301,19 @@ def _make_trainer_class():
             return metrics
 
     class EvalAtEnd(TrainerCallback):
-        """Evaluate and checkpoint the last step too, so the best-checkpoint choice sees it."""
+        """Evaluate and checkpoint the last step too, so the best-checkpoint choice sees it.
+
+        ``save_last=False`` (no gold pairs, checkpoints not kept): the last step is not checkpointed at all;
+        the finished model is saved right after training and the checkpoint would only be deleted unread.
+        """
+
+        def __init__(self, save_last: bool = True):
+            self.save_last = save_last
 
         def on_step_end(self, args, state, control, **kwargs):
             if state.global_step >= state.max_steps:
                 control.should_evaluate = args.eval_strategy != "no"
-                control.should_save = True
+                control.should_save = self.save_last
             return control
 
     return WorkbenchRewardTrainer, EvalAtEnd
@@ -397,9 +404,11 @@ def _finetune(train: PairFrame, gold: PairFrame | None, cfg: RMTrainConfig, outp
     trainer_cls, eval_at_end = _make_trainer_class()
     # Trainer insists on an eval_dataset when evaluating; ours is ignored: `evaluate` scores the gold pairs.
     eval_dataset = dataset.select(range(min(2, len(dataset)))) if evaluator else None
+    save_last = evaluator is not None or cfg.keep_checkpoints
     trainer = trainer_cls(model=model, args=args, train_dataset=dataset, eval_dataset=eval_dataset,
                           processing_class=tokenizer, peft_config=peft_config, lengths=lengths, gold_eval=evaluator,
-                          data_collator=pack_preference_batch if pack else None, callbacks=[eval_at_end(), *callbacks])
+                          data_collator=pack_preference_batch if pack else None,
+                          callbacks=[eval_at_end(save_last=save_last), *callbacks])
     t_train = time.time()
     trainer.train(resume_from_checkpoint=last)
     train_seconds = time.time() - t_train
