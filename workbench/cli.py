@@ -314,9 +314,9 @@ def _count(text: str) -> int:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    from workbench.scale.plan import Prices, Target, load_measured_run, predict
+    from workbench.scale.plan import Prices, Target, load_measured_runs, predict
 
-    runs = [load_measured_run(p) for p in args.runs]
+    runs = load_measured_runs(args.runs)
     per_review = {"seconds_per_review": args.seconds_per_review} if args.seconds_per_review is not None else {}
     target = Target(pairs=args.pairs, machines=args.machines, cores_per_machine=args.cores, human_reviews=args.reviews,
                     **per_review)
@@ -475,7 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
     sca.set_defaults(func=_cmd_scale)
     pla = sub.add_parser("plan", help="predict wall time, memory, disk, LLM tokens, review hours (and money) for N pairs "
                          "from measured scale runs (workbench.scale.plan)")
-    pla.add_argument("runs", nargs="+", help="costs.json files (benchmarks/bench_scale.py writes one per size) or their folders")
+    pla.add_argument("runs", nargs="+", help="costs.json files (benchmarks/bench_scale.py writes one per size), their folders, or a folder of them (benchmarks/scale_costs)")
     pla.add_argument("--pairs", required=True, type=_count, help="pool size to plan for, e.g. 40M or 40000000")
     pla.add_argument("--machines", type=int, default=1)
     pla.add_argument("--cores", type=int, default=2, help="cores per machine")
