@@ -475,7 +475,8 @@ def build_parser() -> argparse.ArgumentParser:
     sca.set_defaults(func=_cmd_scale)
     pla = sub.add_parser("plan", help="predict wall time, memory, disk, LLM tokens, review hours (and money) for N pairs "
                          "from measured scale runs (workbench.scale.plan)")
-    pla.add_argument("runs", nargs="+", help="costs.json files (benchmarks/bench_scale.py writes one per size), their folders, or a folder of them (benchmarks/scale_costs)")
+    pla.add_argument("runs", nargs="+", help="costs.json files (bench_scale.py writes one per size), their folders, "
+                     "or a folder of them (benchmarks/scale_costs)")
     pla.add_argument("--pairs", required=True, type=_count, help="pool size to plan for, e.g. 40M or 40000000")
     pla.add_argument("--machines", type=int, default=1)
     pla.add_argument("--cores", type=int, default=2, help="cores per machine")
