@@ -69,7 +69,7 @@ budgets = list(C.budgets)     # the budget curve
 oracle_error_rate = C.oracle_error_rate
 judge_error_rate = C.judge_error_rate
 pool_sizes = list(C.pool_sizes)   # empty: doublings from 1,000 to the full pool
-workers = C.workers           # processes running the (noise, seed) blocks; 0 = one per core (results do not change)
+workers = C.workers           # processes running the (noise, seed) blocks; 0: one per core (results do not change)
 finetune = False              # also fine-tune the MiniLM on clean / raw / curated (a subset, one seed): a check on the
 #                               frozen student, ~10 min on a CPU
 

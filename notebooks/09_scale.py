@@ -77,7 +77,7 @@ map_points = 5000             # points drawn on the map (every Stage-1 RM error 
 cost_runs = "../benchmarks/scale_costs"   # measured runs for the cost model (costs.json files or a folder of them)
 plan_pairs = 40_000_000       # the pool to plan for (the paper's SynPref-40M)
 plan_machines = 1
-plan_cores = 0                # cores per machine; 0 = this machine's
+plan_cores = 0                # cores per machine; 0: this machine's
 
 # %%
 import time
