@@ -226,6 +226,24 @@ def _write_atomically(path: str | os.PathLike, write: Callable[[str], Any]) -> P
     return path
 
 
+def write_folder_atomic(folder: Path, write: Callable[[Path], Any], *, marker: str) -> Path:
+    """Call ``write(tmp_folder)`` on a temp folder beside ``folder``, then rename it into place: a crash leaves no
+    half-written folder. When another process renamed its own copy first (``folder/marker`` exists), that one is kept."""
+    import shutil
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    try:
+        write(tmp)
+        os.replace(tmp, folder)
+    except OSError:
+        if not (folder / marker).exists():  # not "another process finished first"
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
 def _umask() -> int:
     """The process umask: from /proc on Linux (no side effect), else by setting and restoring it."""
     try:

@@ -22,9 +22,6 @@ long texts.
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -34,7 +31,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from workbench.data.files import cache_dir
+from workbench.data.files import cache_dir, write_folder_atomic
 from workbench.models.device import autocast_for, resolve_device, resolved_dtype
 from workbench.models.runtime import AUTO_MODEL_TYPES, Calibration, MeanPooled, OpenVINOModel, int8_fingerprint, resolve_runtime
 
@@ -132,17 +129,7 @@ def distill_static_minilm(folder: Path | None = None) -> Path:
     from model2vec.distill import distill
 
     model = distill(model_name=default_embedder_path(), pca_dims=STATIC_PCA_DIMS)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".distilling-"))
-    try:  # written aside, then renamed: a crash leaves no half-written model behind
-        model.save_pretrained(str(tmp))
-        os.replace(tmp, folder)
-    except OSError:
-        if not (folder / "config.json").exists():  # not "another process finished first"
-            raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return folder
+    return write_folder_atomic(folder, lambda tmp: model.save_pretrained(str(tmp)), marker="config.json")
 
 
 def int8_calibration(st_model: Any) -> Calibration:

@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import os
-import shutil
-import tempfile
 import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -25,6 +22,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from workbench.data.files import write_folder_atomic
 
 RUNTIMES = ("auto", "torch", "openvino")
 OPENVINO_MAX_PARAMS = 1_000_000_000
@@ -161,16 +160,8 @@ def quantized_model(module: torch.nn.Module, calibration: Calibration, folder: P
     samples = calibration()
     dataset = nncf.Dataset(samples, lambda s: {"input_ids": s[0], "attention_mask": s[1]})
     quantized = nncf.quantize(_convert(module), dataset, model_type=nncf.ModelType.TRANSFORMER, subset_size=len(samples))
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".quantizing-"))
-    try:
-        ov.save_model(quantized, str(tmp / "model.xml"), compress_to_fp16=False)
-        os.replace(tmp, folder)
-    except OSError:
-        if not (folder / "model.xml").exists():  # not "another process finished first"
-            raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    write_folder_atomic(folder, lambda tmp: ov.save_model(quantized, str(tmp / "model.xml"), compress_to_fp16=False),
+                        marker="model.xml")
     return folder / "model.xml"
 
 
