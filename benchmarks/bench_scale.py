@@ -5,10 +5,11 @@ Per size, in a fresh process (peak memory = the whole process tree's RSS, polled
   curate   `workbench.scale.shards.curate_pool`, local backend: per parquet shard, the embedded tagger, the pair
            embedding, two fast-head RMs (Stage-1 + gold) and the Stage-2 rule; per-stage seconds summed
            from the shard summaries (resumable: a stopped run picks up at the next unfinished shard)
-  index    `build_index` with today's default (`IndexConfig()`: HNSW over float16), filled shard by shard
+  index    `build_index` with today's default (`IndexConfig()`: HNSW over float16) or ``--index-kind``, filled shard by
+           shard (HNSW's graph costs 784 bytes per pair: ~10 GB at 10M; ``--index-kind ivf`` 520)
   retrieve the paper's k-rule for 2,000 gold pairs against it
   search   at the largest size: the index vs exact search (streamed over the float16 shards) for 1,000 queries,
-           recall@8 and speed-up, at efSearch 64 / 128 / 256
+           recall@8 and speed-up, at efSearch 64 / 128 / 256 (HNSW) or nprobe 16 / 64 / 128 (IVF)
 Each size's measurement is written as ``<out>/costs.json`` (`workbench.scale.plan.MeasuredRun`): what
 ``workbench plan`` fits. With three or more sizes, the largest is also *predicted* from the smaller ones and the
 prediction printed beside the measurement. Cost per pair = stage seconds / pairs; flat means the largest size's
@@ -18,7 +19,8 @@ Embedder: the scale default (``minilm-static``); ``--embedder hashing`` or ``""`
 for comparison. ``--ray-size N`` also curates the N-pair pool on Ray (2 actors) and checks the outputs are equal.
 
 Run: .venv/bin/python benchmarks/bench_scale.py [--sizes 100000 1000000] [--work /tmp/wb-scale]
-     (10M: ``--sizes 100000 1000000 10000000``; run it again after a stop and it resumes)
+     (10M: ``--sizes 100000 1000000 10000000 --index-kind ivf``; run it again after a stop and it resumes;
+     an index kind other than the default gets its own output folders, ``out-<n>-local-<kind>``)
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ def child_pipeline(args: argparse.Namespace) -> dict:
     t = time.perf_counter()
     vectors = scale.ShardedVectors(args.out)
     index_path = Path(args.out) / "index.faiss"
-    index = scale.build_index(vectors, path=index_path, progress=False)  # IndexConfig(): HNSW, today's default
+    index = scale.build_index(vectors, scale.IndexConfig(kind=args.index_kind), path=index_path, progress=False)
     out["index_s"] = time.perf_counter() - t
     out["index_kind"] = index.cfg.kind
     out["index_gb"] = index_path.stat().st_size / 1e9
@@ -99,12 +101,13 @@ def child_pipeline(args: argparse.Namespace) -> dict:
         t = time.perf_counter()
         _, exact = scale.ShardedExactSearch(vectors).search(queries, 8)
         out["exact_search_s"] = time.perf_counter() - t
-        for ef in (64, 128, 256):
-            index.configure(replace(index.cfg, ef_search=ef))
+        knob, values = ("ef_search", (64, 128, 256)) if args.index_kind == "hnsw" else ("nprobe", (16, 64, 128))
+        for v in values:
+            index.configure(replace(index.cfg, **{knob: v}))
             t = time.perf_counter()
             _, approx = index.search(queries, 8)
-            out[f"ef{ef}_s"] = time.perf_counter() - t
-            out[f"recall8_ef{ef}"] = recall_at_k(approx, exact)
+            out[f"{knob}{v}_s"] = time.perf_counter() - t
+            out[f"recall8_{knob}{v}"] = recall_at_k(approx, exact)
     out["disk_gb"] = sum(p.stat().st_size for p in Path(args.out).rglob("*") if p.is_file()) / 1e9
     return out
 
@@ -190,16 +193,22 @@ def main() -> None:
     parser.add_argument("--backend", default="local")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--search", action="store_true")
+    parser.add_argument("--index-kind", default=None, help="hnsw (the default), ivf or ivf-refine")
     args = parser.parse_args()
     if args.embedder is None:
         from workbench.scale import SCALE_EMBEDDER
 
         args.embedder = SCALE_EMBEDDER
+    if args.index_kind is None:
+        from workbench.scale import IndexConfig
+
+        args.index_kind = IndexConfig().kind
     if args.child:
         print(json.dumps(child_pipeline(args)))
         return
 
     from workbench.data.synthetic import SyntheticConfig, write_synthetic_pool
+    from workbench.scale import IndexConfig
     from workbench.scale.plan import SHARD_STAGES, MeasuredRun, Target, load_measured_run, predict
 
     work = Path(args.work)
@@ -208,7 +217,7 @@ def main() -> None:
     runs = []
     for n in args.sizes:
         pool = work / f"pool-{n}"
-        out = work / f"out-{n}-local"
+        out = work / (f"out-{n}-local" + ("" if args.index_kind == IndexConfig().kind else f"-{args.index_kind}"))
         if (out / "costs.json").exists():  # measured by an earlier call: reuse it
             runs.append(load_measured_run(out))
             print(json.dumps({"pairs": n, "reused": str(out / "costs.json")}), flush=True)
@@ -220,7 +229,7 @@ def main() -> None:
         gen_s = time.perf_counter() - t
         resumed = (out / "done").exists() and any((out / "done").iterdir())
         res, peak, wall = run_child(["--pool", str(pool), "--out", str(out), "--rms", rms, "--embedder", args.embedder,
-                                     *(["--search"] if n == max(args.sizes) else [])])
+                                     "--index-kind", args.index_kind, *(["--search"] if n == max(args.sizes) else [])])
         res.update(embedder=args.embedder, resumed=resumed)
         record = MeasuredRun(**measured(res, peak, wall, n))
         record.save(out / "costs.json")
