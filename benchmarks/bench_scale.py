@@ -6,7 +6,7 @@ Per size, in a fresh process (peak memory = the whole process tree's RSS, polled
            embedding, two fast-head RMs (Stage-1 + gold) and the Stage-2 rule; per-stage seconds summed
            from the shard summaries (resumable: a stopped run picks up at the next unfinished shard)
   index    `build_index` with today's default (`IndexConfig()`: HNSW over float16) or ``--index-kind``, filled shard by
-           shard (HNSW's graph costs 784 bytes per pair: ~10 GB at 10M; ``--index-kind ivf`` 520)
+           shard (HNSW's graph costs 784 bytes per pair: ~8 GB at 10M; ``--index-kind ivf-sq8`` 264)
   retrieve the paper's k-rule for 2,000 gold pairs against it
   search   at the largest size: the index vs exact search (streamed over the float16 shards) for 1,000 queries,
            recall@8 and speed-up, at efSearch 64 / 128 / 256 (HNSW) or nprobe 16 / 64 / 128 (IVF)
@@ -19,7 +19,7 @@ Embedder: the scale default (``minilm-static``); ``--embedder hashing`` or ``""`
 for comparison. ``--ray-size N`` also curates the N-pair pool on Ray (2 actors) and checks the outputs are equal.
 
 Run: .venv/bin/python benchmarks/bench_scale.py [--sizes 100000 1000000] [--work /tmp/wb-scale]
-     (10M: ``--sizes 100000 1000000 10000000 --index-kind ivf``; run it again after a stop and it resumes;
+     (10M: ``--sizes 100000 1000000 10000000 --index-kind ivf-sq8``; run it again after a stop and it resumes;
      an index kind other than the default gets its own output folders, ``out-<n>-local-<kind>``)
 """
 
@@ -193,7 +193,7 @@ def main() -> None:
     parser.add_argument("--backend", default="local")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--search", action="store_true")
-    parser.add_argument("--index-kind", default=None, help="hnsw (the default), ivf or ivf-refine")
+    parser.add_argument("--index-kind", default=None, help="hnsw (the default), ivf, ivf-sq8 or ivf-refine")
     args = parser.parse_args()
     if args.embedder is None:
         from workbench.scale import SCALE_EMBEDDER

@@ -225,7 +225,7 @@ def test_sharded_exact_search_equals_brute_force_and_ivf_recall_is_high(world, t
     assert np.array_equal(reloaded.search(q, 8)[1], index.search(q, 8)[1])
 
 
-@pytest.mark.parametrize("kind", ["ivf-refine", "ivf", "hnsw"])
+@pytest.mark.parametrize("kind", ["ivf-refine", "ivf", "ivf-sq8", "hnsw"])
 def test_every_index_kind_finds_the_exact_neighbours(world, tmp_path, kind):
     """Parity of the approximate indexes with exact search (tolerance: recall@8 >= 0.95 at nprobe 16 / efSearch 64)."""
     vectors = scale.ShardedVectors(world[0] / "out")

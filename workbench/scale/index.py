@@ -82,7 +82,7 @@ class ShardedExactSearch:
         return best_s, best_i
 
 
-INDEX_KINDS = ("hnsw", "ivf", "ivf-refine")
+INDEX_KINDS = ("hnsw", "ivf", "ivf-sq8", "ivf-refine")
 
 
 @dataclass(frozen=True)
@@ -96,6 +96,9 @@ class IndexConfig:
     - ``ivf``: IVF with float16 codes over ``nprobe`` of ``nlist`` lists: 0.958 at 9x (nprobe 64); 2 min, 0.52 GB.
     - ``ivf-refine``: IVF with 8-bit codes, the best ``refine_factor * k`` re-ranked on float16 vectors: the
       same recall as ``ivf`` (its misses are lists not probed, which re-ranking cannot fix), 0.78 GB.
+    - ``ivf-sq8``: IVF with 8-bit codes and no re-rank: half of ``ivf``'s memory (264 bytes a 256-d vector, 2.6 GB
+      at 10M pairs, where HNSW needs 7.8 GB); what the 8-bit rounding costs in recall is measured by
+      ``benchmarks/bench_scale.py --index-kind ivf-sq8``.
     """
 
     kind: str = "hnsw"
@@ -146,7 +149,13 @@ class ShardedIndex:
         import faiss
 
         index = faiss.read_index(str(path))
-        kind = "hnsw" if hasattr(index, "hnsw") else "ivf-refine" if isinstance(index, faiss.IndexRefine) else "ivf"
+        if hasattr(index, "hnsw"):
+            kind = "hnsw"
+        elif isinstance(index, faiss.IndexRefine):
+            kind = "ivf-refine"
+        else:
+            codes = faiss.downcast_index(faiss.extract_index_ivf(index)).sq.qtype
+            kind = "ivf-sq8" if codes == faiss.ScalarQuantizer.QT_8bit else "ivf"
         return cls(index, index.ntotal, replace(cfg, kind=kind))
 
 
@@ -158,9 +167,9 @@ def empty_index(dim: int, n: int, cfg: IndexConfig) -> Any:
     if cfg.kind == "hnsw":
         return faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_fp16, 32, ip)
     nlist = cfg.nlist or max(1, min(int(4 * np.sqrt(n)), n // 39))  # faiss wants >= 39 training points per list
-    codes = faiss.ScalarQuantizer.QT_8bit if cfg.kind == "ivf-refine" else faiss.ScalarQuantizer.QT_fp16
+    codes = faiss.ScalarQuantizer.QT_8bit if cfg.kind in ("ivf-sq8", "ivf-refine") else faiss.ScalarQuantizer.QT_fp16
     ivf = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(dim), dim, nlist, codes, ip)
-    if cfg.kind == "ivf":
+    if cfg.kind != "ivf-refine":
         return ivf
     return faiss.IndexRefine(ivf, faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_fp16, ip))
 
@@ -187,8 +196,8 @@ def build_index(vectors: ShardedVectors, cfg: IndexConfig = IndexConfig(), *, pa
                     progress: bool = True) -> ShardedIndex:
     """Train on a sample, then add the vectors one shard at a time, in order (index row = global row).
 
-    Memory per vector: 2 bytes per dimension + 256 bytes of graph links for ``hnsw``, 2 for ``ivf``, 3 for
-    ``ivf-refine`` (8-bit codes + the float16 re-rank copy): ~0.8 GB for a million 256-d vectors with the default.
+    Memory per vector: 2 bytes per dimension + 256 bytes of graph links for ``hnsw``, 2 for ``ivf``, 1 for
+    ``ivf-sq8``, 3 for ``ivf-refine`` (8-bit codes + the float16 re-rank copy): ~0.8 GB for a million 256-d vectors with the default.
     """
     import faiss
 
