@@ -9,7 +9,7 @@ Per size, in a fresh process (peak memory = the whole process tree's RSS, polled
            shard (HNSW's graph costs 784 bytes per pair: ~8 GB at 10M; ``--index-kind ivf-sq8`` 264)
   retrieve the paper's k-rule for 2,000 gold pairs against it
   search   at the largest size: the index vs exact search (streamed over the float16 shards) for 1,000 queries,
-           recall@8 and speed-up, at efSearch 64 / 128 / 256 (HNSW) or nprobe 16 / 64 / 128 (IVF)
+           recall@8 and speed-up, at efSearch 64 / 128 / 256 (HNSW) or nprobe 16 / 64 / 128 / 256 (IVF)
 Each size's measurement is written as ``<out>/costs.json`` (`workbench.scale.plan.MeasuredRun`): what
 ``workbench plan`` fits. With three or more sizes, the largest is also *predicted* from the smaller ones and the
 prediction printed beside the measurement. Cost per pair = stage seconds / pairs; flat means the largest size's
@@ -101,7 +101,7 @@ def child_pipeline(args: argparse.Namespace) -> dict:
         t = time.perf_counter()
         _, exact = scale.ShardedExactSearch(vectors).search(queries, 8)
         out["exact_search_s"] = time.perf_counter() - t
-        knob, values = ("ef_search", (64, 128, 256)) if args.index_kind == "hnsw" else ("nprobe", (16, 64, 128))
+        knob, values = ("ef_search", (64, 128, 256)) if args.index_kind == "hnsw" else ("nprobe", (16, 64, 128, 256))
         for v in values:
             index.configure(replace(index.cfg, **{knob: v}))
             t = time.perf_counter()
