@@ -164,7 +164,7 @@ def measured(res: dict, peak_gb: float, wall_s: float, n: int) -> dict:
                       disk_gb=round(res["disk_gb"], 3), index_memory_gb=round(res["index_gb"], 3),
                       wall_seconds=round(wall_s if not res.get("resumed") else sum(stages.values()), 1),
                       note=f"bench_scale {time.strftime('%Y-%m-%d')}, embedder {res['embedder']}, index {res['index_kind']}"
-                           + (" (resumed: wall = the stages' sum)" if res.get("resumed") else ""))
+                           + (" (resumed: wall = the stages' sum)" if res.get("resumed") else ""), index_kind=res["index_kind"])
     return run.__dict__
 
 

@@ -76,6 +76,17 @@ def test_prices_turn_the_plan_into_money_and_assumptions_are_stated():
     assert predict(runs, Target(pairs=10)).money == {}  # unpriced
 
 
+def test_runs_with_different_index_kinds_are_not_fitted_together():
+    from dataclasses import replace
+
+    hnsw, ivf = replace(planted(100_000), index_kind="hnsw"), replace(planted(1_000_000), index_kind="ivf-sq8")
+    with pytest.raises(ValueError, match=r"different indexes \['hnsw', 'ivf-sq8'\]"):
+        predict([hnsw, ivf], Target(pairs=10_000_000))
+    plan = predict([hnsw, replace(planted(1_000_000), index_kind="hnsw")], Target(pairs=10_000_000))
+    assert any("the index (hnsw)" in a for a in plan.assumptions)
+    assert predict([planted(100_000), hnsw], Target(pairs=10)).wall_seconds > 0  # an old record without a kind fits
+
+
 def test_a_bad_costs_file_names_the_file_and_the_field(tmp_path):
     path = tmp_path / "costs.json"
     path.write_text(json.dumps({"pairs": 10, "cores": 2, "stage_seconds": {}, "peak_memory_gb": 1, "disk_gb": 0,

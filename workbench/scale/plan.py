@@ -49,6 +49,7 @@ class MeasuredRun:
     human_reviews: int = 0
     wall_seconds: float = 0.0  # the whole run as timed (stages + start-up): what a prediction is checked against
     note: str = ""
+    index_kind: str = ""  # the faiss index it built (`IndexConfig.kind`); "" = not recorded
 
     def __post_init__(self) -> None:
         if self.pairs <= 0 or self.cores <= 0:
@@ -153,6 +154,9 @@ def predict(runs: Sequence[MeasuredRun], target: Target, prices: Prices = Prices
     """Fit every stage on ``runs`` and project ``target`` (see the module docstring for the model)."""
     if not runs:
         raise ValueError("predict needs at least one measured run.")
+    kinds = sorted({r.index_kind for r in runs if r.index_kind})
+    if len(kinds) > 1:  # the index stage and its bytes per pair differ by kind: one fit over both predicts neither
+        raise ValueError(f"the measured runs built different indexes {kinds}; fit on runs with one index kind.")
     n, m, c = target.pairs, target.machines, target.cores_per_machine
     sizes = [r.pairs for r in runs]
     rows, notes = [], []
@@ -193,7 +197,8 @@ def predict(runs: Sequence[MeasuredRun], target: Target, prices: Prices = Prices
         f"({', '.join(sorted({f'{r.cores} cores' for r in runs}))})",
         "per-shard stages scale linearly with pairs and perfectly with cores and machines (shards are independent; "
         "each worker holds its own models)",
-        f"the index is built on one machine, cost ~ N log2 N ({per_item * 1e6:.3g} us per pair per doubling)",
+        f"the index ({kinds[0] if kinds else 'kind not recorded'}) is built on one machine, cost ~ N log2 N "
+        f"({per_item * 1e6:.3g} us per pair per doubling)",
         f"retrieval for the gold set: {retrieve:.1f} s as measured, whatever N",
         f"peak memory = the curation peak ({curation_peak:.2f} GB, one shard per worker) + the index "
         f"({idx_per * 1e9:.0f} bytes per pair), on the machine that builds the index",
