@@ -199,16 +199,15 @@ def main() -> None:
         from workbench.scale import SCALE_EMBEDDER
 
         args.embedder = SCALE_EMBEDDER
-    if args.index_kind is None:
-        from workbench.scale import IndexConfig
+    from workbench.scale import IndexConfig
 
-        args.index_kind = IndexConfig().kind
+    default_kind = IndexConfig().kind
+    args.index_kind = args.index_kind or default_kind
     if args.child:
         print(json.dumps(child_pipeline(args)))
         return
 
     from workbench.data.synthetic import SyntheticConfig, write_synthetic_pool
-    from workbench.scale import IndexConfig
     from workbench.scale.plan import SHARD_STAGES, MeasuredRun, Target, load_measured_run, predict
 
     work = Path(args.work)
@@ -217,7 +216,7 @@ def main() -> None:
     runs = []
     for n in args.sizes:
         pool = work / f"pool-{n}"
-        out = work / (f"out-{n}-local" + ("" if args.index_kind == IndexConfig().kind else f"-{args.index_kind}"))
+        out = work / (f"out-{n}-local" + ("" if args.index_kind == default_kind else f"-{args.index_kind}"))
         if (out / "costs.json").exists():  # measured by an earlier call: reuse it
             runs.append(load_measured_run(out))
             print(json.dumps({"pairs": n, "reused": str(out / "costs.json")}), flush=True)
