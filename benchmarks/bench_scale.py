@@ -16,7 +16,8 @@ prediction printed beside the measurement. Cost per pair = stage seconds / pairs
 within 1.2x of the smallest's.
 
 Embedder: the scale default (``minilm-static``); ``--embedder hashing`` or ``""`` (MiniLM, ~30 ms per pair here)
-for comparison. ``--ray-size N`` also curates the N-pair pool on Ray (2 actors) and checks the outputs are equal.
+for comparison. ``--ray-size N`` also curates the N-pair pool twice more, side by side in fresh folders: the local
+backend and Ray (2 actors), curation only; it prints both wall times and checks the outputs are equal.
 
 Run: .venv/bin/python benchmarks/bench_scale.py [--sizes 100000 1000000] [--work /tmp/wb-scale]
      (10M: ``--sizes 100000 1000000 10000000 --index-kind ivf-sq8``; run it again after a stop and it resumes;
@@ -72,7 +73,7 @@ def child_pipeline(args: argparse.Namespace) -> dict:
     for stage in ("read", "tag", "embed", "score", "filter", "write"):
         out[f"{stage}_s"] = float(summary[f"{stage}_s"].sum()) if f"{stage}_s" in summary else float("nan")
     out["decisions"] = {d: int(summary[d].sum()) for d in ("keep", "flip", "drop")}
-    if args.backend == "ray":
+    if args.curate_only:
         return out
     t = time.perf_counter()
     vectors = scale.ShardedVectors(args.out)
@@ -168,16 +169,22 @@ def measured(res: dict, peak_gb: float, wall_s: float, n: int) -> dict:
     return run.__dict__
 
 
-def ray_check(work: Path, n: int, pool: Path, out: Path, rms: str, embedder: str, local_curate_s: float) -> None:
-    """The same pool curated on Ray (2 actors): its wall time against the local backend's, and equal outputs."""
-    ray_out = work / f"out-{n}-ray"
-    ray_res, ray_peak, ray_wall = run_child(["--pool", str(pool), "--out", str(ray_out), "--rms", rms,
-                                            "--embedder", embedder, "--backend", "ray", "--workers", "2"])
-    print(json.dumps({"ray_vs_local_pairs": n, "local_curate_s": round(local_curate_s, 1),
-                      "ray_curate_s": round(ray_res["curate_s"], 1), "ray_process_wall_s": round(ray_wall, 1),
-                      "ray_peak_gb": round(ray_peak, 2),
-                      "overhead_ratio_ray_over_local": round(ray_res["curate_s"] / local_curate_s, 2),
-                      "identical_outputs": _same_outputs(out, ray_out)}), flush=True)
+def ray_check(work: Path, n: int, pool: Path, rms: str, embedder: str) -> None:
+    """The same pool curated by the local backend and on Ray (2 actors), one after the other in fresh folders (the same
+    hour of this machine, curation only): both wall times, their ratio, and whether the outputs are equal."""
+    import shutil
+
+    times = {}
+    for backend in ("local", "ray"):
+        out = work / f"out-{n}-{backend}-curate"
+        shutil.rmtree(out, ignore_errors=True)  # a fresh run, not a resumed one
+        res, peak, wall = run_child(["--pool", str(pool), "--out", str(out), "--rms", rms, "--embedder", embedder,
+                                     "--backend", backend, "--workers", "2", "--curate-only"])
+        times[backend] = {"curate_s": round(res["curate_s"], 1), "process_wall_s": round(wall, 1), "peak_gb": round(peak, 2)}
+    print(json.dumps({"ray_vs_local_pairs": n, **{f"{b}_{k}": v for b, t in times.items() for k, v in t.items()},
+                      "ratio_ray_over_local": round(times["ray"]["process_wall_s"] / times["local"]["process_wall_s"], 2),
+                      "identical_outputs": _same_outputs(work / f"out-{n}-local-curate", work / f"out-{n}-ray-curate")}),
+          flush=True)
 
 
 def main() -> None:
@@ -193,6 +200,7 @@ def main() -> None:
     parser.add_argument("--backend", default="local")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--search", action="store_true")
+    parser.add_argument("--curate-only", action="store_true", help="child: stop after curation (no index)")
     parser.add_argument("--index-kind", default=None, help="hnsw (the default), ivf, ivf-sq8 or ivf-refine")
     args = parser.parse_args()
     if args.embedder is None:
@@ -208,7 +216,7 @@ def main() -> None:
         return
 
     from workbench.data.synthetic import SyntheticConfig, write_synthetic_pool
-    from workbench.scale.plan import SHARD_STAGES, MeasuredRun, Target, load_measured_run, predict
+    from workbench.scale.plan import MeasuredRun, Target, load_measured_run, predict
 
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -221,7 +229,7 @@ def main() -> None:
             runs.append(load_measured_run(out))
             print(json.dumps({"pairs": n, "reused": str(out / "costs.json")}), flush=True)
             if n == args.ray_size:
-                ray_check(work, n, pool, out, rms, args.embedder, sum(runs[-1].stage_seconds[s] for s in SHARD_STAGES))
+                ray_check(work, n, pool, rms, args.embedder)
             continue
         t = time.perf_counter()
         write_synthetic_pool(pool, SyntheticConfig(n_pairs=n, shard_size=SHARD), progress=False)  # resumable
@@ -239,7 +247,7 @@ def main() -> None:
                                                               for k, v in res.items()}}
         print(json.dumps(row), flush=True)
         if n == args.ray_size:
-            ray_check(work, n, pool, out, rms, args.embedder, res["curate_s"])
+            ray_check(work, n, pool, rms, args.embedder)
     if len(runs) > 1:
         per_pair = [sum(r.stage_seconds.values()) / r.pairs for r in runs]
         print(json.dumps({"cost_per_pair_ratio_largest_over_smallest": round(per_pair[-1] / per_pair[0], 2)}))
