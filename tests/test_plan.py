@@ -14,6 +14,7 @@ from workbench.scale.plan import (
     Prices,
     Target,
     fit_linear,
+    index_work,
     load_measured_run,
     load_measured_runs,
     measured_run_from_folder,
@@ -85,6 +86,26 @@ def test_runs_with_different_index_kinds_are_not_fitted_together():
     plan = predict([hnsw, replace(planted(1_000_000), index_kind="hnsw")], Target(pairs=10_000_000))
     assert any("the index (hnsw)" in a for a in plan.assumptions)
     assert predict([planted(100_000), hnsw], Target(pairs=10)).wall_seconds > 0  # an old record without a kind fits
+
+
+def test_an_ivf_index_is_planned_by_its_list_count_not_n_log_n():
+    """IVF's lists grow as 4 sqrt N (`IndexConfig.nlist` = 0), so its build grows faster than HNSW's N log N."""
+    from dataclasses import replace
+
+    from workbench.scale.index import IndexConfig, empty_index
+
+    assert index_work("ivf-sq8", 1_000_000) == (10 * 156_000 + 1_000_000) * 4_000  # 4,000 lists, 39 points per list
+    assert empty_index(8, 1_000_000, IndexConfig(kind="ivf-sq8")).nlist == 4_000  # the lists the index really gets
+    assert index_work("hnsw", 1024) == index_work("", 1024) == 1024 * 10
+
+    def ivf_run(n: int) -> MeasuredRun:
+        run = replace(planted(n), index_kind="ivf-sq8")
+        return replace(run, stage_seconds={**run.stage_seconds, "index": 1e-8 * index_work("ivf-sq8", n) / CORES})
+
+    stages = predict([ivf_run(100_000), ivf_run(1_000_000)], Target(pairs=10_000_000)).stages.set_index("stage")
+    assert stages.at["index", "wall_seconds"] == pytest.approx(1e-8 * index_work("ivf-sq8", 10_000_000) / CORES, rel=1e-6)
+    assert index_work("ivf-sq8", 10_000_000) / index_work("ivf-sq8", 1_000_000) > 1.5 * 10 * math.log2(1e7) / math.log2(1e6)
+    assert "nlist = 4 sqrt N" in stages.at["index", "model"]
 
 
 def test_a_bad_costs_file_names_the_file_and_the_field(tmp_path):

@@ -166,12 +166,23 @@ def empty_index(dim: int, n: int, cfg: IndexConfig) -> Any:
     ip = faiss.METRIC_INNER_PRODUCT
     if cfg.kind == "hnsw":
         return faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_fp16, 32, ip)
-    nlist = cfg.nlist or max(1, min(int(4 * np.sqrt(n)), n // 39))  # faiss wants >= 39 training points per list
+    nlist = ivf_list_count(n, cfg)
     codes = faiss.ScalarQuantizer.QT_8bit if cfg.kind in ("ivf-sq8", "ivf-refine") else faiss.ScalarQuantizer.QT_fp16
     ivf = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(dim), dim, nlist, codes, ip)
     if cfg.kind != "ivf-refine":
         return ivf
     return faiss.IndexRefine(ivf, faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_fp16, ip))
+
+
+def ivf_list_count(n: int, cfg: IndexConfig) -> int:
+    """IVF's lists for ``n`` vectors: ``cfg.nlist``, else 4 sqrt(n), at most n / 39 (faiss wants >= 39 training
+    points per list)."""
+    return cfg.nlist or max(1, min(int(4 * np.sqrt(n)), n // 39))
+
+
+def ivf_training_points(nlist: int, cfg: IndexConfig) -> int:
+    """Vectors IVF's coarse quantizer is trained on: ``cfg.train_sample``, at least 39 per list."""
+    return max(cfg.train_sample, 39 * nlist)
 
 
 def make_index(x: np.ndarray, cfg: IndexConfig = IndexConfig()) -> ShardedIndex:
@@ -189,7 +200,7 @@ def _train(index: Any, cfg: IndexConfig, draw: Callable[[int], np.ndarray]) -> N
     import faiss
 
     if not index.is_trained:
-        index.train(draw(max(cfg.train_sample, 39 * faiss.extract_index_ivf(index).nlist)))
+        index.train(draw(ivf_training_points(faiss.extract_index_ivf(index).nlist, cfg)))
 
 
 def build_index(vectors: ShardedVectors, cfg: IndexConfig = IndexConfig(), *, path: str | Path | None = None,

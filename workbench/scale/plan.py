@@ -8,8 +8,10 @@ and projects a pool of N pairs on M machines with C cores each:
 
 * per-shard stages (read, tag, embed, score, filter, write): core-seconds linear in N (``fixed + per_pair * N``,
   least squares; through the origin with one run), spread over every core of every machine;
-* the index build: core-seconds ``per_item * N * log2(N)`` (HNSW inserts search a graph of depth ~ log N), on one
-  machine (a faiss index is built in one process);
+* the index build, on one machine (a faiss index is built in one process): core-seconds ``per_item * work(N)``, where
+  ``work`` follows the index kind the runs built (`index_work`): ``N log2 N`` for HNSW (inserts search a graph of
+  depth ~ log N); for the IVF kinds the distance computations of their training and assignment (``nlist`` grows as
+  sqrt N, so this grows as N^1.5);
 * retrieval for a fixed gold set: its measured seconds (HNSW queries grow as log N: negligible);
 * memory: the per-worker curation peak and the index (bytes per vector measured), on the machine that builds it;
   disk: bytes per pair; LLM tokens and human reviews: per pair, as measured (or the reviews given);
@@ -30,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.data import files as io
+from workbench.scale.index import IndexConfig, ivf_list_count, ivf_training_points
 
 SHARD_STAGES = ("read", "tag", "embed", "score", "filter", "write")  # `ShardWorker.process`'s clock laps
 
@@ -137,6 +140,31 @@ class Plan:
                 "llm_tokens": self.llm_tokens, "review_hours": self.review_hours, **self.money}
 
 
+IVF_KMEANS_ITERATIONS = 10  # faiss's IVF training default (``IndexIVF.cp.niter``)
+IVF_KINDS = ("ivf", "ivf-sq8", "ivf-refine")
+
+
+def index_work(kind: str, n: int) -> float:
+    """How the index build's cost grows with the pool, in units the fitted ``per_item`` multiplies.
+
+    HNSW (and a run that did not record its kind): ``N log2 N``. The IVF kinds, with `IndexConfig`'s defaults:
+    k-means over ``max(train_sample, 39 nlist)`` sampled vectors against ``nlist = 4 sqrt N`` centroids for
+    `IVF_KMEANS_ITERATIONS` passes, then every vector against every centroid to find its list; N log N would
+    under-predict it at 10M (the list count triples from 1M to 10M).
+    """
+    if kind not in IVF_KINDS:
+        return n * math.log2(n)
+    cfg = IndexConfig(kind=kind)
+    nlist = ivf_list_count(n, cfg)
+    return (IVF_KMEANS_ITERATIONS * min(n, ivf_training_points(nlist, cfg)) + n) * nlist
+
+
+def _index_work_label(kind: str) -> str:
+    if kind in IVF_KINDS:
+        return "IVF distance computations ((10 x sample + N) x nlist, nlist = 4 sqrt N)"
+    return "N log2 N"
+
+
 def fit_linear(sizes: Sequence[float], values: Sequence[float]) -> tuple[float, float]:
     """(fixed, per_unit) least squares of ``values ~ fixed + per_unit * sizes``, both kept >= 0: a negative intercept
     (two noisy points) is refitted through the origin, a negative slope as a constant; one point: through the origin."""
@@ -165,10 +193,10 @@ def predict(runs: Sequence[MeasuredRun], target: Target, prices: Prices = Prices
         core_s = fixed + per * n
         rows.append({"stage": stage, "model": f"{fixed:.3g} + {per * 1e6:.3g} us x N core-s", "core_seconds": core_s,
                      "wall_seconds": core_s / (m * c)})
-    nlogn = [r.pairs * math.log2(r.pairs) for r in runs]
-    _, per_item = fit_linear(nlogn, [r.stage_seconds.get("index", 0.0) * r.cores for r in runs])
-    index_core_s = per_item * n * math.log2(n)
-    rows.append({"stage": "index", "model": f"{per_item * 1e6:.3g} us x N log2 N core-s, one machine",
+    kind = kinds[0] if kinds else ""
+    _, per_item = fit_linear([index_work(kind, r.pairs) for r in runs], [r.stage_seconds.get("index", 0.0) * r.cores for r in runs])
+    index_core_s = per_item * index_work(kind, n)
+    rows.append({"stage": "index", "model": f"{per_item * 1e6:.3g} us x {_index_work_label(kind)} core-s, one machine",
                  "core_seconds": index_core_s, "wall_seconds": index_core_s / c})
     retrieve = float(np.mean([r.stage_seconds.get("retrieve", 0.0) for r in runs]))
     rows.append({"stage": "retrieve", "model": "measured seconds (fixed gold set)", "core_seconds": retrieve * c,
@@ -197,8 +225,8 @@ def predict(runs: Sequence[MeasuredRun], target: Target, prices: Prices = Prices
         f"({', '.join(sorted({f'{r.cores} cores' for r in runs}))})",
         "per-shard stages scale linearly with pairs and perfectly with cores and machines (shards are independent; "
         "each worker holds its own models)",
-        f"the index ({kinds[0] if kinds else 'kind not recorded'}) is built on one machine, cost ~ N log2 N "
-        f"({per_item * 1e6:.3g} us per pair per doubling)",
+        f"the index ({kind or 'kind not recorded'}) is built on one machine, cost ~ {_index_work_label(kind)} "
+        f"({per_item * 1e6:.3g} us per unit)",
         f"retrieval for the gold set: {retrieve:.1f} s as measured, whatever N",
         f"peak memory = the curation peak ({curation_peak:.2f} GB, one shard per worker) + the index "
         f"({idx_per * 1e9:.0f} bytes per pair), on the machine that builds the index",
