@@ -209,8 +209,8 @@ def test_shard_pair_file_streams_a_file_into_canonical_shards(tmp_path):
 def test_sharded_exact_search_equals_brute_force_and_ivf_recall_is_high(world, tmp_path):
     root, _, _ = world
     vectors = scale.ShardedVectors(root / "out")
-    assert len(vectors) == 1_200 and vectors.arrays[0].dtype == np.float16
-    everything = np.concatenate([np.asarray(a, dtype=np.float32) for a in vectors.arrays])
+    assert len(vectors) == 1_200 and vectors.shard(0).dtype == np.float16
+    everything = np.concatenate([np.asarray(vectors.shard(i), dtype=np.float32) for i in range(len(vectors.names))])
     queries = embed_texts(["how do I cook rice", "tell me about the war", "write a poem"], model_name="hashing",
                           progress=False)
     sims, idx = scale.ShardedExactSearch(vectors).search(queries, 8)
@@ -223,6 +223,28 @@ def test_sharded_exact_search_equals_brute_force_and_ivf_recall_is_high(world, t
     assert recall_at_k(index.search(q, 8)[1], exact) >= 0.9
     reloaded = scale.ShardedIndex.load(tmp_path / "ivf.faiss", scale.IndexConfig(nprobe=4))
     assert np.array_equal(reloaded.search(q, 8)[1], index.search(q, 8)[1])
+
+
+def test_the_index_is_filled_one_shard_at_a_time(world, tmp_path, monkeypatch):
+    """At 10M pairs a list of every block was the whole pool in float32 (10 GB): at most two blocks may be alive."""
+    import gc
+    import weakref
+
+    vectors = scale.ShardedVectors(world[0] / "out")
+    chunks, alive = vectors.chunks, []
+
+    def one_at_a_time():
+        refs = []
+        for start, block in chunks():
+            gc.collect()
+            alive.append(sum(r() is not None for r in refs))
+            refs.append(weakref.ref(block))
+            yield start, block
+
+    monkeypatch.setattr(vectors, "chunks", one_at_a_time)
+    index = scale.build_index(vectors, scale.IndexConfig(kind="ivf-sq8"), progress=False)
+    assert len(vectors.names) >= 3 and len(alive) == len(vectors.names) and max(alive) <= 1
+    assert index.index.ntotal == len(vectors)
 
 
 @pytest.mark.parametrize("kind", ["ivf-refine", "ivf", "ivf-sq8", "hnsw"])

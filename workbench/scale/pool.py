@@ -130,11 +130,11 @@ def map_whole_pool(out_dir: str | Path, reducer: Any, *, progress: bool = True) 
     out_dir = Path(out_dir)
     vectors = ShardedVectors(out_dir)
     paths = []
-    for name, block in tqdm(list(zip(vectors.names, vectors.arrays)), desc="mapping shards", unit="shard",
-                            disable=not progress):
+    for i, name in enumerate(tqdm(vectors.names, desc="mapping shards", unit="shard", disable=not progress)):
         path = out_dir / "map" / f"{name}.npy"
         if not path.exists():
-            io.write_array_atomic(np.asarray(reducer.transform(np.asarray(block, dtype=np.float32)), dtype=np.float32), path)
+            block = np.asarray(vectors.shard(i), dtype=np.float32)
+            io.write_array_atomic(np.asarray(reducer.transform(block), dtype=np.float32), path)
         paths.append(path)
     return paths
 
