@@ -174,16 +174,15 @@ def ray_check(work: Path, n: int, pool: Path, rms: str, embedder: str) -> None:
     hour of this machine, curation only): both wall times, their ratio, and whether the outputs are equal."""
     import shutil
 
-    times = {}
-    for backend in ("local", "ray"):
-        out = work / f"out-{n}-{backend}-curate"
+    times, outs = {}, {backend: work / f"out-{n}-{backend}-curate" for backend in ("local", "ray")}
+    for backend, out in outs.items():
         shutil.rmtree(out, ignore_errors=True)  # a fresh run, not a resumed one
         res, peak, wall = run_child(["--pool", str(pool), "--out", str(out), "--rms", rms, "--embedder", embedder,
                                      "--backend", backend, "--workers", "2", "--curate-only"])
         times[backend] = {"curate_s": round(res["curate_s"], 1), "process_wall_s": round(wall, 1), "peak_gb": round(peak, 2)}
     print(json.dumps({"ray_vs_local_pairs": n, **{f"{b}_{k}": v for b, t in times.items() for k, v in t.items()},
                       "ratio_ray_over_local": round(times["ray"]["process_wall_s"] / times["local"]["process_wall_s"], 2),
-                      "identical_outputs": _same_outputs(work / f"out-{n}-local-curate", work / f"out-{n}-ray-curate")}),
+                      "identical_outputs": _same_outputs(outs["local"], outs["ray"])}),
           flush=True)
 
 

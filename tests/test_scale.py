@@ -226,7 +226,8 @@ def test_sharded_exact_search_equals_brute_force_and_ivf_recall_is_high(world, t
 
 
 def test_the_index_is_filled_one_shard_at_a_time(world, tmp_path, monkeypatch):
-    """At 10M pairs a list of every block was the whole pool in float32 (10 GB): at most two blocks may be alive."""
+    """At 10M pairs a list of every block was the whole pool in float32 (10 GB): when a block is read, no earlier
+    block but the one just added may still be alive."""
     import gc
     import weakref
 

@@ -91,6 +91,7 @@ class ShardedExactSearch:
 
 
 INDEX_KINDS = ("hnsw", "ivf", "ivf-sq8", "ivf-refine")
+IVF_KINDS = tuple(k for k in INDEX_KINDS if k != "hnsw")  # inverted lists: nlist and nprobe apply
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.data import files as io
-from workbench.scale.index import IndexConfig, ivf_list_count, ivf_training_points
+from workbench.scale.index import IVF_KINDS, IndexConfig, ivf_list_count, ivf_training_points
 
 SHARD_STAGES = ("read", "tag", "embed", "score", "filter", "write")  # `ShardWorker.process`'s clock laps
 
@@ -141,7 +141,6 @@ class Plan:
 
 
 IVF_KMEANS_ITERATIONS = 10  # faiss's IVF training default (``IndexIVF.cp.niter``)
-IVF_KINDS = ("ivf", "ivf-sq8", "ivf-refine")
 
 
 def index_work(kind: str, n: int) -> float:
@@ -161,7 +160,7 @@ def index_work(kind: str, n: int) -> float:
 
 def _index_work_label(kind: str) -> str:
     if kind in IVF_KINDS:
-        return "IVF distance computations ((10 x sample + N) x nlist, nlist = 4 sqrt N)"
+        return f"IVF distance computations (({IVF_KMEANS_ITERATIONS} x sample + N) x nlist, nlist = 4 sqrt N)"
     return "N log2 N"
 
 
