@@ -195,8 +195,9 @@ metrics
 #
 # The cost model (`workbench plan`, `workbench.scale.plan`) fits each stage on measured runs: the per-shard
 # stages linear in pairs and spread over every core, the index on one machine (`N log N` for HNSW, ~N^1.5 for
-# IVF, whose lists grow as sqrt N), memory = one shard per worker + the index, disk per pair. The measured points are `benchmarks/bench_scale.py`'s runs on a 2-core machine
-# (`cost_runs`); this run is measured too, and the model predicts it from the others before it is compared.
+# IVF, whose lists grow as sqrt N), memory = one shard per worker + the index, disk per pair. The measured points
+# are `benchmarks/bench_scale.py`'s runs on a 2-core machine (`cost_runs`); this run is measured too, and the model
+# predicts it from the others before it is compared.
 # Change `plan_machines` / `plan_cores` to plan for your cluster.
 
 # %%
