@@ -112,8 +112,8 @@ def agreement(n: int, embedders: list[str], seeds: int = 1) -> list[dict]:
         row |= summary([adjusted_rand_score(r, x) for r, x in zip(ref_labels, labels)])
         row["clusters"] = int(np.mean([x.max() + 1 for x in labels]))
         if name == FP32:  # the floor: the same vectors, other UMAP seeds (HDBSCAN's clusters move with the layout)
-            row |= summary([adjusted_rand_score(a, b) for a, b in itertools.combinations(labels, 2)] or [1.0])
-            row["embedder"] += f", other UMAP seeds (floor, {row['ari_n']} pairs of seeds)"
+            row |= summary([adjusted_rand_score(a, b) for a, b in itertools.combinations(labels, 2)] or [float("nan")])
+            row["embedder"] += f", other UMAP seeds (floor, {seeds * (seeds - 1) // 2} pairs of seeds)"
         rows.append(row)
         print(row, flush=True)
     return rows

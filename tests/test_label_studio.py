@@ -199,15 +199,15 @@ def label_studio(tmp_path_factory):
     tokens = {"ann1": secrets.token_hex(20), "ann2": secrets.token_hex(20)}
     # `--password=VALUE`, not `--password VALUE`: token_urlsafe can start with "-", which argparse reads as a flag
     # (that made `init` exit 2 about one run in 64)
-    password = f"--password={secrets.token_urlsafe(12)}"
+    password_arg = f"--password={secrets.token_urlsafe(12)}"
     # annotator 2 first: `init` creates the organization, with legacy API tokens enabled; `start` adds annotator 1
-    init = subprocess.run([str(exe), "init", "--username", "ann2@example.com", password, "--user-token",
+    init = subprocess.run([str(exe), "init", "--username", "ann2@example.com", password_arg, "--user-token",
                            tokens["ann2"], "--enable-legacy-api-token"], env=env, capture_output=True, text=True, timeout=600)
     assert init.returncode == 0, f"label-studio init exited {init.returncode}:\n{(init.stdout + init.stderr)[-3000:]}"
     port = free_port()
     log = open(data / "server.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen([str(exe), "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(port),
-                             "--username", "ann1@example.com", password, "--user-token", tokens["ann1"],
+                             "--username", "ann1@example.com", password_arg, "--user-token", tokens["ann1"],
                              "--enable-legacy-api-token"], env=env, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
     url = f"http://127.0.0.1:{port}"
