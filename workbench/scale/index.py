@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from workbench.curation.retrieval import neighbours_to_pull, rank_candidates, recall_at_k, top_k
 from workbench.data import files as io
-from workbench.scale.shards import finished_shards, read_curated
+from workbench.scale.shards import finished_shards, read_curated, vectors_path
 
 
 class ShardedVectors:
@@ -34,7 +34,7 @@ class ShardedVectors:
 
     def shard(self, i: int) -> np.ndarray:
         """Shard ``i``'s float16 vectors, memory-mapped (let it go when done: the map holds its pages)."""
-        return np.load(self.out_dir / "vectors" / f"{self.names[i]}.npy", mmap_mode="r")
+        return np.load(vectors_path(self.out_dir, self.names[i]), mmap_mode="r")
 
     def __len__(self) -> int:
         return int(self.offsets[-1])
@@ -44,7 +44,7 @@ class ShardedVectors:
         a pass over every mapped shard leaves all of them resident in this process (5 GB at 10M pairs), which
         counts as its memory; a plain read is freed with the block."""
         for start, name in zip(self.offsets, self.names):
-            yield int(start), np.load(self.out_dir / "vectors" / f"{name}.npy").astype(np.float32)
+            yield int(start), np.load(vectors_path(self.out_dir, name)).astype(np.float32)
 
     def rows(self, index: np.ndarray) -> np.ndarray:
         """float32 vectors of global rows ``index``."""

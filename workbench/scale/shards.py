@@ -204,7 +204,7 @@ class ShardWorker:
         curated = result.stage2.curated
         if result.tags is not None:
             io.write_frame(result.tags, self.out_dir / "tags" / f"{shard.stem}.parquet")
-        io.write_array_atomic(np.asarray(result.vectors, dtype=np.float16), self.out_dir / "vectors" / f"{shard.stem}.npy")
+        io.write_array_atomic(np.asarray(result.vectors, dtype=np.float16), vectors_path(self.out_dir, shard.stem))
         io.write_frame(curated, self.out_dir / "curated" / f"{shard.stem}.parquet")
         clock.lap("write")
         counts = curated["stage2_decision"].value_counts()
@@ -216,6 +216,11 @@ class ShardWorker:
 
 def _done_path(out_dir: Path, shard: Path) -> Path:
     return out_dir / "done" / f"{shard.stem}.json"
+
+
+def vectors_path(out_dir: Path, name: str) -> Path:
+    """Where shard ``name``'s float16 embeddings live (written by the worker, read by the index)."""
+    return out_dir / "vectors" / f"{name}.npy"
 
 
 def finished_summary(out_dir: Path, shard: Path, key: str) -> dict[str, Any] | None:
